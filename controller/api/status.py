@@ -1,0 +1,63 @@
+"""Status and conditions, Flux style.
+
+Written by the engine (never in git): each resource carries conditions such
+as ``Ready``, ``Reconciling`` and ``Stalled`` with a CamelCase reason and a
+human message, plus the revisions it has seen and applied.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from controller.api.common import StrictModel
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Reason(StrEnum):
+    """Why a condition has its status; CamelCase as in Kubernetes."""
+
+    SUCCEEDED = "Succeeded"
+    PROGRESSING = "Progressing"
+    VALIDATION_FAILED = "ValidationFailed"
+    POLICY_DENIED = "PolicyDenied"
+    DATA_CONTRACT_FAILED = "DataContractFailed"
+    GATE_FAILED = "GateFailed"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    TRAINING = "Training"
+    CANARY_ROLLED_BACK = "CanaryRolledBack"
+    DEPENDENCY_NOT_READY = "DependencyNotReady"
+    RECONCILE_FAILED = "ReconcileFailed"
+
+
+class Condition(StrictModel):
+    type: ConditionType
+    status: ConditionStatus
+    reason: Reason
+    message: str = ""
+    observedGeneration: str | None = Field(default=None, description="The spec digest this condition was computed for.")
+    lastTransitionTime: datetime
+
+
+class ResourceStatus(StrictModel):
+    conditions: list[Condition] = Field(default_factory=list)
+    observedRevision: str | None = Field(default=None, description="The git revision last seen for this resource.")
+    lastAppliedRevision: str | None = Field(
+        default=None, description="The git revision whose spec was last applied successfully."
+    )
+
+    def condition(self, type_: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)

@@ -1,0 +1,22 @@
+"""Plain text for terminals: ``file:line:col: severity [rule] resource: message``."""
+
+from __future__ import annotations
+
+from controller.api.findings import Report
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render(report: Report) -> str:
+    lines = []
+    for f in report.sorted_findings():
+        who = f" {f.resource}:" if f.resource else ""
+        lines.append(f"{f.location}: {f.severity.value} [{f.rule}]{who} {f.message}")
+    summary = (
+        f"{_plural(len(report.files), 'file')}, {_plural(report.resources, 'resource')}: "
+        f"{_plural(len(report.errors), 'error')}, {_plural(len(report.warnings), 'warning')}"
+    )
+    lines.append(("FAIL " if report.exit_code else "OK ") + summary)
+    return "\n".join(lines) + "\n"
