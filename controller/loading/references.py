@@ -22,7 +22,8 @@ def check_references(resources: list[LoadedResource]) -> list[Finding]:
             findings.append(
                 Finding(
                     "duplicate-name",
-                    f"{item.ref} is already defined at {first.location(('metadata', 'name'))}",
+                    f"name '{item.resource.name}' is already used by the {item.resource.kind} at "
+                    f"{first.location(('metadata', 'name'))}; names are unique per kind",
                     item.location(("metadata", "name")),
                     resource=item.ref,
                     field="metadata.name",

@@ -101,30 +101,29 @@ class _Builder:
         self.file = file
         self.positions: dict[Path, Pos] = {}
         self.findings: list[Finding] = []
-        self._sizes: dict[int, int] = {}  # id(node) -> number of nodes below it
+        self._built: dict[int, tuple[Any, int]] = {}  # id(node) -> (value, number of nodes in it)
         self._in_progress: set[int] = set()
         self._expanded = 0
 
     def build(self, node: Node) -> Any:
         line, col = _mark(node)
         self.positions[()] = Pos(line, col, line, col)
-        value, _ = self._value(node, (), 0)
+        value, _ = self._value(node, (), 0, node)
         return value
 
-    def _value(self, node: Node, path: Path, depth: int) -> tuple[Any, int]:
+    def _value(self, node: Node, path: Path, depth: int, parent: Node) -> tuple[Any, int]:
+        """Build ``node``; ``parent`` is the collection holding it (where an alias is used)."""
         if depth > MAX_DEPTH:
             raise _Refused("too-deep", f"nesting is deeper than {MAX_DEPTH} levels", node)
         key = id(node)
         if key in self._in_progress:
-            raise _Refused("alias-bomb", "an alias refers to the value that contains it", node)
-        if key in self._sizes:  # seen before: an alias. Count what it expands to.
-            self._expanded += self._sizes[key]
+            raise _Refused("alias-bomb", "an alias refers to the value that contains it", parent)
+        if key in self._built:  # an alias: reuse the value, but count what it expands to
+            value, size = self._built[key]
+            self._expanded += size
             if self._expanded > MAX_ALIAS_EXPANSION:
-                raise _Refused(
-                    "alias-bomb",
-                    f"aliases expand to more than {MAX_ALIAS_EXPANSION} values",
-                    node,
-                )
+                raise _Refused("alias-bomb", f"aliases expand to more than {MAX_ALIAS_EXPANSION} values", parent)
+            return value, size
         self._in_progress.add(key)
         try:
             if isinstance(node, ScalarNode):
@@ -135,7 +134,7 @@ class _Builder:
                 value, size = self._mapping(node, path, depth)
         finally:
             self._in_progress.discard(key)
-        self._sizes[key] = size
+        self._built[key] = (value, size)
         return value, size
 
     def _check_tag(self, node: Node, allowed: set[str]) -> None:
@@ -160,7 +159,7 @@ class _Builder:
             item_path = (*path, i)
             line, col = _mark(item)
             self.positions.setdefault(item_path, Pos(line, col, line, col))
-            value, n = self._value(item, item_path, depth + 1)
+            value, n = self._value(item, item_path, depth + 1, node)
             out.append(value)
             size += n
         return out, size
@@ -192,7 +191,7 @@ class _Builder:
             value_path = (*path, key)
             line, col = _mark(value_node)
             self.positions.setdefault(value_path, Pos(key_line, key_col, line, col))
-            value, n = self._value(value_node, value_path, depth + 1)
+            value, n = self._value(value_node, value_path, depth + 1, node)
             out[key] = value
             size += n
         for merge in merges:  # '<<: *defaults' fills in keys not written here
@@ -200,7 +199,7 @@ class _Builder:
             for source in sources:
                 if not isinstance(source, MappingNode):
                     raise _Refused("yaml-syntax", "'<<' must merge a mapping", source)
-                merged, n = self._value(source, path, depth + 1)
+                merged, n = self._value(source, path, depth + 1, merge)
                 size += n
                 for k, v in merged.items():
                     out.setdefault(k, v)

@@ -1,0 +1,169 @@
+"""The loader on the real example and on edge cases of files and YAML."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from controller.api import Dataset, Model
+from controller.loading import UsageError, load, load_text
+
+DATASET = """\
+apiVersion: modelplane.io/v1alpha1
+kind: Dataset
+metadata:
+  name: iris
+spec:
+  source: {sklearn: iris}
+"""
+
+
+def test_example_specs_load_without_findings() -> None:
+    result = load(["specs", "chaos"])
+    assert result.findings == []
+    kinds = sorted(r.resource.kind for r in result.resources)
+    assert kinds == ["ChaosExperiment", "Dataset", "InferenceService", "Model", "PolicyException"]
+
+
+def test_example_model_is_typed_and_keeps_positions() -> None:
+    result = load(["specs"])
+    (model,) = result.by_kind("Model")
+    assert isinstance(model.resource, Model)
+    spec = model.resource.spec
+    assert spec.dataset == "breast-cancer"
+    gate = spec.gates[0]
+    assert (gate.metric.value, gate.operator.value, gate.threshold) == ("roc_auc", ">=", 0.92)
+    assert spec.promotion.production is not None and spec.promotion.production.approvals == 2
+    text = Path(model.document.file).read_text().splitlines()
+    loc = model.location(("spec", "gates", 0, "threshold"))
+    assert text[loc.line - 1][loc.column - 1 :].startswith("0.92")
+
+
+def test_default_paths_are_specs_and_chaos() -> None:
+    assert {Path(f).parts[0] for f in load().files} == {"specs", "chaos"}
+
+
+def test_missing_path_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"nope\.yaml: no such file or directory"):
+        load(["nope.yaml"])
+
+
+def test_directories_are_walked_recursively_skipping_hidden(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "iris.yml").write_text(DATASET)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.yaml").write_text("not: [valid")
+    (tmp_path / "notes.txt").write_text("ignored")
+    result = load([str(tmp_path)])
+    assert result.files == [str(tmp_path / "a" / "b" / "iris.yml")]
+    assert result.findings == []
+
+
+def test_stdin_is_read_with_dash() -> None:
+    result = load(["-"], stdin=io.BytesIO(DATASET.encode()))
+    assert result.files == ["<stdin>"]
+    assert [r.ref for r in result.resources] == ["Dataset/iris"]
+
+
+def test_file_over_size_limit_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text(DATASET + "#" * 2000 + "\n")
+    result = load([str(big)], max_file_bytes=1000)
+    assert [(f.rule, f.message) for f in result.findings] == [
+        ("file-too-large", "file is larger than the 1000-byte limit")
+    ]
+
+
+def test_unreadable_file_is_an_io_error() -> None:
+    result = load(["/proc/self/mem"])
+    assert [f.rule for f in result.findings] == ["io-error"]
+    assert result.findings[0].message.startswith("cannot read file: ")
+
+
+def test_invalid_utf8_is_reported_with_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(DATASET.encode() + b"# caf\xe9\n")
+    (finding,) = load([str(bad)]).findings
+    assert (finding.rule, finding.location.line, finding.message) == ("yaml-syntax", 7, "file is not valid UTF-8")
+
+
+def test_empty_file_holds_no_documents(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# only a comment\n")
+    assert [(f.rule, f.message) for f in load([str(empty)]).findings] == [
+        ("empty-document", "file holds no YAML documents")
+    ]
+
+
+def test_trailing_document_separator_is_fine() -> None:
+    result = load_text(DATASET + "---\n", "x.yaml")
+    assert result.findings == [] and len(result.resources) == 1
+
+
+def test_crlf_line_endings_keep_positions() -> None:
+    text = DATASET.replace("sklearn: iris", "sklearn: iriss").replace("\n", "\r\n")
+    (finding,) = load_text(text, "x.yaml").findings
+    assert (finding.location.line, finding.location.column) == (6, 21)
+
+
+def test_dates_stay_text_until_the_model_parses_them() -> None:
+    result = load_text(
+        """\
+apiVersion: modelplane.io/v1alpha1
+kind: PolicyException
+metadata: {name: w}
+spec:
+  rules: [models.gates_required]
+  resources: [{kind: Model, name: m}]
+  reason: r
+  approvedBy: a
+  expires: 2027-01-31
+""",
+        "w.yaml",
+    )
+    assert result.findings == []
+    assert result.resources[0].raw["spec"]["expires"] == "2027-01-31"
+    assert str(result.resources[0].resource.spec.expires) == "2027-01-31"
+
+
+def test_merge_keys_fill_in_missing_keys() -> None:
+    text = """\
+apiVersion: modelplane.io/v1alpha1
+kind: Dataset
+metadata:
+  name: iris
+  labels: &common {owner: ml-platform, team: vision}
+spec:
+  source: {sklearn: iris}
+---
+apiVersion: modelplane.io/v1alpha1
+kind: Dataset
+metadata:
+  name: wine
+  labels:
+    <<: {owner: ml-platform, team: vision}
+    team: tabular
+spec:
+  source: {sklearn: wine}
+"""
+    result = load_text(text, "x.yaml")
+    assert result.findings == []
+    wine = result.resources[1].resource
+    assert isinstance(wine, Dataset)
+    assert wine.metadata.labels == {"owner": "ml-platform", "team": "tabular"}
+
+
+def test_several_errors_in_one_document_are_all_reported() -> None:
+    text = DATASET.replace("source: {sklearn: iris}", "source: {sklearn: iris, format: xml}\n  colums: []")
+    rules = sorted(f.rule for f in load_text(text, "x.yaml").findings)
+    assert rules == ["invalid-value", "unknown-field"]
+
+
+def test_a_thousand_node_document_without_aliases_is_accepted() -> None:
+    columns = "\n".join(f"    - {{name: c{i}, type: float}}" for i in range(3000))
+    text = DATASET + f"  columns:\n{columns}\n"
+    result = load_text(text, "wide.yaml")
+    assert result.findings == []
+    assert len(result.resources[0].resource.spec.columns) == 3000
