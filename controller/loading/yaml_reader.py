@@ -9,7 +9,7 @@ and record a position for every path in the document.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -32,48 +32,103 @@ _NULL = "tag:yaml.org,2002:null"
 _MERGE = "tag:yaml.org,2002:merge"
 # Scalars are built by PyYAML's own safe constructors, except timestamps and
 # binary, which stay text (JSON has no such types; pydantic parses dates).
-_SCALAR_TAGS = {
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-}
 _TEXT_TAGS = {_STR, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _CONSTRUCTOR = SafeConstructor()
+_SCALARS = {
+    "tag:yaml.org,2002:bool": _CONSTRUCTOR.construct_yaml_bool,
+    "tag:yaml.org,2002:int": _CONSTRUCTOR.construct_yaml_int,
+    "tag:yaml.org,2002:float": _CONSTRUCTOR.construct_yaml_float,
+}
 
 
-@dataclass(frozen=True)
-class Pos:
-    """Where a value sits: the key's position (for mapping entries) and the value's."""
+class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
+    """libyaml's composer with a memoised tag resolver: resolving plain scalars
+    (the same keys and values again and again) is otherwise the costliest part."""
 
-    key_line: int
-    key_column: int
-    line: int
-    column: int
+    _cache: ClassVar[dict[tuple[Any, Any, Any], str]] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        key = (kind, value, implicit)
+        tag = self._cache.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key] = tag
+        return tag
+
+    # No path resolvers are registered: skip the per-node bookkeeping.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
 
 
 @dataclass
 class Document:
+    """One YAML document: its plain data, and its node graph for positions.
+
+    The node graph is not pickled (loading in worker processes ships documents
+    back); it is composed again from ``text`` the first time a position is asked.
+    """
+
     file: str
     index: int  # 0-based position in the stream
     data: Any
-    positions: dict[Path, Pos]
-    line: int
-    column: int
+    text: str = field(repr=False)
+    _node: Node | None = field(default=None, repr=False)
+
+    @property
+    def node(self) -> Node:
+        if self._node is None:
+            self._node = list(yaml.compose_all(self.text, Loader=_FastLoader))[self.index]
+        return self._node
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_node": None}
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    @property
+    def column(self) -> int:
+        return self.node.start_mark.column + 1
 
     def location(self, path: Path, *, at_key: bool = False) -> Location:
-        """The closest known position for ``path`` (walking up to the document)."""
-        probe = tuple(path)
-        while probe not in self.positions and probe:
-            probe = probe[:-1]
-            at_key = True  # the path does not exist: point at its parent's key
-        pos = self.positions.get(probe)
-        if pos is None:
-            return Location(self.file, self.line, self.column)
-        if at_key:
-            return Location(self.file, pos.key_line, pos.key_column)
-        return Location(self.file, pos.line, pos.column)
+        """Where ``path`` is written. For a path that does not exist, its closest
+        parent's key; with ``at_key``, the key of a mapping entry rather than its value."""
+        node, key = self.node, None
+        for part in path:
+            found = _child(node, part)
+            if found is None:
+                at_key = True  # point at the parent that lacks it
+                break
+            key, node = found
+        mark = (key if at_key and key is not None else node).start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1)
+
+
+def _child(node: Node, part: str | int) -> tuple[Node, Node] | None:
+    """(key node, value node) of ``part`` in a mapping, or (item, item) in a sequence."""
+    if isinstance(node, MappingNode):
+        merged: list[Node] = []
+        for key, value in node.value:
+            if key.tag == _MERGE:
+                merged.extend(value.value if isinstance(value, SequenceNode) else [value])
+            elif isinstance(key, ScalarNode) and key.value == part:
+                return key, value
+        for source in merged:
+            found = _child(source, part)
+            if found is not None:
+                return found
+    elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        item = node.value[part]
+        return item, item
+    return None
 
 
 @dataclass
@@ -90,120 +145,108 @@ class _Refused(Exception):
         self.node = node
 
 
-def _mark(node: Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+def _location(file: str, node: Node) -> Location:
+    return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 class _Builder:
-    """Builds one document's values from its node graph."""
+    """Builds one document's values from its node graph (the hot path of loading)."""
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.positions: dict[Path, Pos] = {}
         self.findings: list[Finding] = []
-        self._built: dict[int, tuple[Any, int]] = {}  # id(node) -> (value, number of nodes in it)
+        self._built: dict[int, Any] = {}  # id(collection node) -> value, to spot aliases
         self._in_progress: set[int] = set()
+        self._sizes: dict[int, int] = {}
         self._expanded = 0
 
     def build(self, node: Node) -> Any:
-        line, col = _mark(node)
-        self.positions[()] = Pos(line, col, line, col)
-        value, _ = self._value(node, (), 0, node)
-        return value
+        return self._value(node, 0, node)
 
-    def _value(self, node: Node, path: Path, depth: int, parent: Node) -> tuple[Any, int]:
+    def _value(self, node: Node, depth: int, parent: Node) -> Any:
         """Build ``node``; ``parent`` is the collection holding it (where an alias is used)."""
-        if depth > MAX_DEPTH:
+        cls = node.__class__
+        if cls is ScalarNode:
+            tag = node.tag
+            if tag in _TEXT_TAGS:
+                return node.value
+            if tag == _NULL:
+                return None
+            construct = _SCALARS.get(tag)
+            if construct is None:
+                raise _Refused("unsupported-tag", _tag_message(tag), node)
+            return construct(node)
+        if depth >= MAX_DEPTH:
             raise _Refused("too-deep", f"nesting is deeper than {MAX_DEPTH} levels", node)
         key = id(node)
-        if key in self._in_progress:
-            raise _Refused("alias-bomb", "an alias refers to the value that contains it", parent)
         if key in self._built:  # an alias: reuse the value, but count what it expands to
-            value, size = self._built[key]
-            self._expanded += size
+            self._expanded += self._size(node)
             if self._expanded > MAX_ALIAS_EXPANSION:
                 raise _Refused("alias-bomb", f"aliases expand to more than {MAX_ALIAS_EXPANSION} values", parent)
-            return value, size
+            return self._built[key]
+        if key in self._in_progress:
+            raise _Refused("alias-bomb", "an alias refers to the value that contains it", parent)
         self._in_progress.add(key)
-        try:
-            if isinstance(node, ScalarNode):
-                value, size = self._scalar(node), 1
-            elif isinstance(node, SequenceNode):
-                value, size = self._sequence(node, path, depth)
-            else:
-                value, size = self._mapping(node, path, depth)
-        finally:
-            self._in_progress.discard(key)
-        self._built[key] = (value, size)
-        return value, size
+        if cls is SequenceNode:
+            if node.tag != _SEQ:
+                raise _Refused("unsupported-tag", _tag_message(node.tag), node)
+            value: Any = [self._value(item, depth + 1, node) for item in node.value]
+        else:
+            value = self._mapping(node, depth)
+        self._in_progress.discard(key)
+        self._built[key] = value
+        return value
 
-    def _check_tag(self, node: Node, allowed: set[str]) -> None:
-        if node.tag not in allowed:
-            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            raise _Refused("unsupported-tag", f"YAML tag '{tag}' is not allowed; write a plain value", node)
-
-    def _scalar(self, node: ScalarNode) -> Any:
-        tag = node.tag
-        if tag in _TEXT_TAGS:
-            return node.value
-        if tag == _NULL:
-            return None
-        self._check_tag(node, _SCALAR_TAGS)
-        return _CONSTRUCTOR.construct_object(node)
-
-    def _sequence(self, node: SequenceNode, path: Path, depth: int) -> tuple[list[Any], int]:
-        self._check_tag(node, {_SEQ})
-        out: list[Any] = []
-        size = 1
-        for i, item in enumerate(node.value):
-            item_path = (*path, i)
-            line, col = _mark(item)
-            self.positions.setdefault(item_path, Pos(line, col, line, col))
-            value, n = self._value(item, item_path, depth + 1, node)
-            out.append(value)
-            size += n
-        return out, size
-
-    def _mapping(self, node: MappingNode, path: Path, depth: int) -> tuple[dict[str, Any], int]:
-        self._check_tag(node, {_MAP})
+    def _mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
+        if node.tag != _MAP:
+            raise _Refused("unsupported-tag", _tag_message(node.tag), node)
         out: dict[str, Any] = {}
-        first_seen: dict[str, int] = {}
         merges: list[Node] = []
-        size = 1
         for key_node, value_node in node.value:
+            if key_node.__class__ is not ScalarNode:
+                raise _Refused("yaml-syntax", "mapping keys must be plain strings", key_node)
             if key_node.tag == _MERGE:
                 merges.append(value_node)
                 continue
-            if not isinstance(key_node, ScalarNode):
-                raise _Refused("yaml-syntax", "mapping keys must be plain strings", key_node)
-            key = str(key_node.value)
-            key_line, key_col = _mark(key_node)
-            if key in first_seen:
+            key = key_node.value
+            if key in out:
+                first = next(k for k, _ in node.value if k.value == key)
                 self.findings.append(
                     Finding(
                         "duplicate-key",
-                        f"duplicate key '{key}' (first defined on line {first_seen[key]}); YAML keeps only one of them",
-                        Location(self.file, key_line, key_col),
+                        f"duplicate key '{key}' (first defined on line {first.start_mark.line + 1}); "
+                        "YAML keeps only one of them",
+                        _location(self.file, key_node),
                     )
                 )
                 continue
-            first_seen[key] = key_line
-            value_path = (*path, key)
-            line, col = _mark(value_node)
-            self.positions.setdefault(value_path, Pos(key_line, key_col, line, col))
-            value, n = self._value(value_node, value_path, depth + 1, node)
-            out[key] = value
-            size += n
+            out[key] = self._value(value_node, depth + 1, node)
         for merge in merges:  # '<<: *defaults' fills in keys not written here
             sources = merge.value if isinstance(merge, SequenceNode) else [merge]
             for source in sources:
                 if not isinstance(source, MappingNode):
                     raise _Refused("yaml-syntax", "'<<' must merge a mapping", source)
-                merged, n = self._value(source, path, depth + 1, merge)
-                size += n
-                for k, v in merged.items():
+                for k, v in self._value(source, depth + 1, merge).items():
                     out.setdefault(k, v)
-        return out, size
+        return out
+
+    def _size(self, node: Node) -> int:
+        """Number of values ``node`` expands to (memoised; aliases count in full)."""
+        key = id(node)
+        size = self._sizes.get(key)
+        if size is None:
+            if isinstance(node, MappingNode):
+                size = 1 + sum(self._size(v) for _, v in node.value)
+            elif isinstance(node, SequenceNode):
+                size = 1 + sum(self._size(v) for v in node.value)
+            else:
+                size = 1
+            self._sizes[key] = size
+        return size
+
+
+def _tag_message(tag: str) -> str:
+    return f"YAML tag '{tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed; write a plain value"
 
 
 def _syntax_finding(file: str, exc: yaml.MarkedYAMLError, text: str) -> Finding:
@@ -229,7 +272,7 @@ def parse(text: str, file: str) -> ParseResult:
     result = ParseResult()
     nodes: list[Node | None] = []
     try:
-        for node in yaml.compose_all(text, Loader=_Loader):
+        for node in yaml.compose_all(text, Loader=_FastLoader):
             nodes.append(node)
     except yaml.MarkedYAMLError as exc:
         result.findings.append(_syntax_finding(file, exc, text))
@@ -243,12 +286,11 @@ def parse(text: str, file: str) -> ParseResult:
         result.findings.append(Finding("empty-document", "file holds no YAML documents", Location(file, 1, 1)))
     for index, node in enumerate(nodes):
         if node is None or _is_empty(node):
-            line, col = _mark(node) if node is not None else (1, 1)
             result.findings.append(
                 Finding(
                     "empty-document",
                     f"document {index + 1} is empty; remove the extra '---' or add a resource",
-                    Location(file, line, col),
+                    _location(file, node) if node is not None else Location(file, 1, 1),
                 )
             )
             continue
@@ -256,12 +298,13 @@ def parse(text: str, file: str) -> ParseResult:
         try:
             data = builder.build(node)
         except _Refused as refused:
-            line, col = _mark(refused.node)
-            result.findings.append(Finding(refused.rule, refused.message, Location(file, line, col)))
+            result.findings.append(Finding(refused.rule, refused.message, _location(file, refused.node)))
+            continue
+        except RecursionError:  # pragma: no cover - MAX_DEPTH keeps well below the limit
+            result.findings.append(Finding("too-deep", "nesting is too deep", _location(file, node)))
             continue
         result.findings.extend(builder.findings)
-        line, col = _mark(node)
-        result.documents.append(Document(file, index, data, builder.positions, line, col))
+        result.documents.append(Document(file, index, data, text, node))
     return result
 
 

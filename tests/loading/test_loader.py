@@ -167,3 +167,25 @@ def test_a_thousand_node_document_without_aliases_is_accepted() -> None:
     result = load_text(text, "wide.yaml")
     assert result.findings == []
     assert len(result.resources[0].resource.spec.columns) == 3000
+
+
+def test_parallel_load_matches_serial_load(tmp_path: Path) -> None:
+    """Worker processes ship documents back without node graphs; positions still resolve."""
+    from controller.loading.loader import PARALLEL_MIN_FILES
+
+    good = Path("specs/datasets/breast-cancer.yaml").read_text()
+    for i in range(PARALLEL_MIN_FILES + 10):
+        text = good.replace("name: breast-cancer", f"name: breast-cancer-{i}")
+        if i % 50 == 7:  # a typo now and then, at a known place
+            text = text.replace("schemaMatch: exact", "schemaMach: exact")
+        (tmp_path / f"{i:04d}.yaml").write_text(text)
+    serial = load([str(tmp_path)], workers=1)
+    parallel = load([str(tmp_path)], workers=2)
+    assert parallel.files == serial.files
+    assert [r.ref for r in parallel.resources] == [r.ref for r in serial.resources]
+    assert parallel.findings == serial.findings
+    assert len(serial.findings) == 5 and {f.location.line for f in serial.findings} == {48}
+    first = parallel.resources[-1]
+    assert first.location(("spec", "contract", "schemaMatch")) == serial.resources[-1].location(
+        ("spec", "contract", "schemaMatch")
+    )
