@@ -88,14 +88,10 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved, so both see the same machine state
             for name, cmd in commands.items():
                 samples[name].append(timed(cmd))
-            out = subprocess.run(
-                [sys.executable, "-c", in_process, str(work), str(args.files)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            for name, value in zip(loader_names, out.stdout.split(), strict=True):
-                samples[name].append(float(value))
+            for workers, name in enumerate(loader_names, start=1):  # each in a fresh process
+                cmd = [sys.executable, "-c", in_process, str(work), str(args.files), str(workers)]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                samples[name].append(float(out.stdout))
     finally:
         shutil.rmtree(work)
 
