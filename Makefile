@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/validate_bench.py
 
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' | sort > requirements.lock.new && mv requirements.lock.new requirements.lock
+	{ echo '# Exact versions for every machine (make installs these, then the project with --no-deps).'; echo '# Regenerate: make lock'; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' | sort -f; } > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

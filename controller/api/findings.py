@@ -58,6 +58,21 @@ RULES: dict[str, Rule] = {
         Rule("dangling-reference", "Reference names no resource", "Create the referenced resource or fix the name."),
         Rule("reference-cycle", "References form a cycle", "Break the cycle; references must form a DAG."),
         Rule("io-error", "File cannot be read", "Check the path and its permissions."),
+        Rule(
+            "policy-engine-error",
+            "The policy engine failed; the decision is deny",
+            "Fix the engine or policy error named in the message; modelplane fails closed.",
+        ),
+        Rule(
+            "waiver-expired",
+            "A PolicyException has expired and no longer applies",
+            "Renew the waiver with a new approval and expiry, or fix the resource.",
+        ),
+        Rule(
+            "waiver-unknown-rule",
+            "A PolicyException names a rule no policy defines",
+            "Use a rule id '<package>.<rule>' that exists in policies/.",
+        ),
     )
 }
 
@@ -80,6 +95,7 @@ class Finding:
     severity: Severity = Severity.ERROR
     resource: str | None = None  # "Kind/name"
     field: str | None = None  # dotted path, e.g. "spec.gates[0].operator"
+    waived_by: str | None = None  # e.g. "PolicyException/retention-waiver (until 2027-06-30)"
 
     @property
     def help(self) -> str:
@@ -95,14 +111,23 @@ class Report:
     files: list[str] = field(default_factory=list)
     resources: int = 0
     fail_on_warn: bool = False
+    rules: dict[str, Rule] = field(default_factory=dict)  # rules beyond RULES, e.g. policy rules
+    skipped: int = 0  # resources that policies could not judge (they failed to load)
 
     @property
     def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == Severity.ERROR]
+        return [f for f in self.findings if f.severity == Severity.ERROR and not f.waived_by]
 
     @property
     def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == Severity.WARNING]
+        return [f for f in self.findings if f.severity == Severity.WARNING and not f.waived_by]
+
+    @property
+    def waived(self) -> list[Finding]:
+        return [f for f in self.findings if f.waived_by]
+
+    def rule(self, rule_id: str) -> Rule:
+        return self.rules.get(rule_id) or RULES.get(rule_id) or Rule(rule_id, rule_id, "")
 
     @property
     def exit_code(self) -> int:

@@ -6,7 +6,8 @@ from controller.loading.loader import (
     LoadResult,
     UsageError,
     load,
+    load_blobs,
     load_text,
 )
 
-__all__ = ["DEFAULT_PATHS", "LoadResult", "LoadedResource", "UsageError", "load", "load_text"]
+__all__ = ["DEFAULT_PATHS", "LoadResult", "LoadedResource", "UsageError", "load", "load_blobs", "load_text"]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -61,6 +61,7 @@ class LoadResult:
     resources: list[LoadedResource] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    rejected: int = 0  # documents that parsed but are not valid resources
 
     def report(self) -> Report:
         return Report(findings=list(self.findings), files=list(self.files), resources=len(self.resources))
@@ -69,6 +70,7 @@ class LoadResult:
         self.resources.extend(other.resources)
         self.findings.extend(other.findings)
         self.files.extend(other.files)
+        self.rejected += other.rejected
 
     def by_kind(self, kind: str) -> list[LoadedResource]:
         return [r for r in self.resources if r.resource.kind == kind]
@@ -84,7 +86,7 @@ def discover(paths: Iterable[str]) -> Iterator[str]:
         if raw == STDIN:
             yield STDIN_NAME
             continue
-        path = FsPath(raw)
+        path = Path(raw)
         if path.is_dir():
             found = sorted(
                 p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file() and not _hidden(p, path)
@@ -96,7 +98,7 @@ def discover(paths: Iterable[str]) -> Iterator[str]:
             raise UsageError(f"{raw}: no such file or directory")
 
 
-def _hidden(path: FsPath, root: FsPath) -> bool:
+def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
@@ -111,6 +113,10 @@ def _read(name: str, stdin: IO[Any] | None, max_bytes: int) -> tuple[str | None,
                 data = handle.read(max_bytes + 1)
     except OSError as exc:
         return None, Finding("io-error", f"cannot read file: {exc.strerror}", Location(name, 1, 1))
+    return _decode(name, data, max_bytes)
+
+
+def _decode(name: str, data: bytes, max_bytes: int) -> tuple[str | None, Finding | None]:
     if len(data) > max_bytes:
         return None, Finding("file-too-large", f"file is larger than the {max_bytes}-byte limit", Location(name, 1, 1))
     try:
@@ -189,6 +195,8 @@ def load_text(text: str, file: str) -> LoadResult:
         result.findings.extend(findings)
         if loaded is not None:
             result.resources.append(loaded)
+        else:
+            result.rejected += 1
     return result
 
 
@@ -202,6 +210,24 @@ def _load_files(names: list[str], stdin: IO[Any] | None, max_file_bytes: int) ->
             continue
         assert text is not None
         result.extend(load_text(text, name))
+    return result
+
+
+def load_blobs(blobs: Iterable[tuple[str, bytes]], *, max_file_bytes: int = MAX_FILE_BYTES) -> LoadResult:
+    """Load files given as (name, content), e.g. read from git at a revision."""
+    result = LoadResult()
+    with _no_gc():
+        for name, data in blobs:
+            if Path(name).suffix not in YAML_SUFFIXES:
+                continue
+            text, problem = _decode(name, data, max_file_bytes)
+            if problem is not None:
+                result.files.append(name)
+                result.findings.append(problem)
+                continue
+            assert text is not None
+            result.extend(load_text(text, name))
+        result.findings.extend(check_references(result.resources))
     return result
 
 

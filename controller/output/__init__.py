@@ -6,7 +6,7 @@ Called by the CLI; they format, they decide nothing (the report owns the exit co
 from collections.abc import Callable
 
 from controller.api.findings import Report
-from controller.output import github, json_format, junit, sarif, text
+from controller.output import github, json_format, junit, markdown, sarif, text
 
 FORMATTERS: dict[str, Callable[[Report], str]] = {
     "text": text.render,
@@ -14,6 +14,7 @@ FORMATTERS: dict[str, Callable[[Report], str]] = {
     "sarif": sarif.render,
     "junit": junit.render,
     "github": github.render,
+    "markdown": markdown.render,
 }
 
 __all__ = ["FORMATTERS"]

@@ -26,5 +26,7 @@ def render(report: Report) -> str:
             f"title={_prop('modelplane ' + f.rule)}"
         )
         who = f"{f.resource}: " if f.resource else ""
-        lines.append(f"::{_LEVEL[f.severity]} {props}::{_data(who + f.message)}")
+        level = "notice" if f.waived_by else _LEVEL[f.severity]
+        waived = f" (waived by {f.waived_by})" if f.waived_by else ""
+        lines.append(f"::{level} {props}::{_data(who + f.message + waived)}")
     return "".join(line + "\n" for line in lines)

@@ -14,6 +14,8 @@ def render(report: Report) -> str:
             "resources": report.resources,
             "errors": len(report.errors),
             "warnings": len(report.warnings),
+            "waived": len(report.waived),
+            "skipped": report.skipped,
             "passed": report.exit_code == 0,
         },
         "findings": [
@@ -26,7 +28,8 @@ def render(report: Report) -> str:
                 "column": f.location.column,
                 "resource": f.resource,
                 "field": f.field,
-                "help": f.help,
+                "help": report.rule(f.rule).help,
+                "waived_by": f.waived_by,
             }
             for f in report.sorted_findings()
         ],

@@ -13,7 +13,7 @@ def render(report: Report) -> str:
     for f in report.sorted_findings():
         by_file[f.location.file].append(f)
     files = list(dict.fromkeys([*report.files, *by_file]))
-    failed = sum(1 for name in files if any(f.severity == Severity.ERROR for f in by_file[name]))
+    failed = sum(1 for name in files if any(f.severity == Severity.ERROR and not f.waived_by for f in by_file[name]))
 
     suites = ET.Element("testsuites", name="modelplane", tests=str(len(files)), failures=str(failed))
     suite = ET.SubElement(
@@ -21,13 +21,15 @@ def render(report: Report) -> str:
     )
     for name in files:
         case = ET.SubElement(suite, "testcase", classname="modelplane.validate", name=name)
-        errors = [f for f in by_file[name] if f.severity == Severity.ERROR]
+        errors = [f for f in by_file[name] if f.severity == Severity.ERROR and not f.waived_by]
         if errors:
             failure = ET.SubElement(case, "failure", type=errors[0].rule, message=f"{len(errors)} finding(s) in {name}")
             failure.text = "\n".join(f"{f.location}: [{f.rule}] {f.message}" for f in errors)
-        others = [f for f in by_file[name] if f.severity != Severity.ERROR]
+        others = [f for f in by_file[name] if f not in errors]
         if others:
             out = ET.SubElement(case, "system-out")
-            out.text = "\n".join(f"{f.location}: {f.severity.value} [{f.rule}] {f.message}" for f in others)
+            out.text = "\n".join(
+                f"{f.location}: {'waived' if f.waived_by else f.severity.value} [{f.rule}] {f.message}" for f in others
+            )
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

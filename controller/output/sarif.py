@@ -6,7 +6,7 @@ import json
 from pathlib import PurePath
 
 from controller import __version__
-from controller.api.findings import RULES, Report, Rule, Severity
+from controller.api.findings import Report, Severity
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://modelplane.io/docs/spec-reference"
@@ -19,7 +19,7 @@ def _uri(file: str) -> str:
 def render(report: Report) -> str:
     findings = report.sorted_findings()
     used = list(dict.fromkeys(f.rule for f in findings))
-    rules = [RULES.get(rule_id) or Rule(rule_id, rule_id, "") for rule_id in used]
+    rules = [report.rule(rule_id) for rule_id in used]
     index = {rule.id: i for i, rule in enumerate(rules)}
     results = []
     for f in findings:
@@ -37,6 +37,8 @@ def render(report: Report) -> str:
                 }
             ],
         }
+        if f.waived_by:
+            result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": f.waived_by}]
         if f.resource:
             result["properties"] = {"resource": f.resource, **({"field": f.field} if f.field else {})}
         results.append(result)

@@ -76,4 +76,12 @@ def test_github_annotations_escape_message_and_properties() -> None:
 
 def test_json_summary_counts(report: Report) -> None:
     doc = json.loads(FORMATTERS["json"](report))
-    assert doc["summary"] == {"files": 3, "resources": 4, "errors": 3, "warnings": 0, "passed": False}
+    assert doc["summary"] == {
+        "files": 3,
+        "resources": 4,
+        "errors": 3,
+        "warnings": 0,
+        "waived": 0,
+        "skipped": 0,
+        "passed": False,
+    }

@@ -1,0 +1,1 @@
+"""The engine: load -> validate -> policy (-> plan -> execute, in later steps)."""

@@ -1,0 +1,56 @@
+"""Validation and policy checks of a whole tree, as one report.
+
+Called by the CLI's ``validate`` and ``audit``; the reconcile loop will call it
+before planning. Schema and reference findings come from the loader; policy
+findings from the chosen engine; the report decides the exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from controller.api.findings import Report
+from controller.loading import LoadResult
+from controller.policy import decision_log
+from controller.policy.embedded import EmbeddedEngine
+from controller.policy.engine import PolicyEngine
+from controller.policy.evaluate import Context, PolicyOutcome, evaluate
+from controller.policy.opa import OpaServerEngine
+from controller.policy.sources import PolicyFile, discover
+
+
+@dataclass
+class PolicySettings:
+    directory: str = "policies"
+    opa_url: str | None = None
+    decision_log: Path | None = None
+    today: date | None = None
+
+
+def open_engine(files: list[PolicyFile], opa_url: str | None = None) -> PolicyEngine:
+    """The embedded engine, or an OPA server when ``opa_url`` is given."""
+    if opa_url:
+        return OpaServerEngine(opa_url)
+    return EmbeddedEngine(files)
+
+
+def judge(
+    result: LoadResult, settings: PolicySettings | None, context: Context, files: list[PolicyFile] | None = None
+) -> Report:
+    """Merge the loader's findings with the policies' decisions into one report."""
+    report = result.report()
+    if settings is None:
+        return report
+    files = files if files is not None else discover(settings.directory)
+    engine = open_engine(files, settings.opa_url)
+    outcome: PolicyOutcome = evaluate(
+        engine, result.resources, context=context, today=settings.today, skipped=result.rejected
+    )
+    report.findings.extend(outcome.findings)
+    report.rules.update(outcome.rules)
+    report.skipped = outcome.skipped
+    if settings.decision_log is not None:
+        decision_log.append(settings.decision_log, outcome.decisions)
+    return report

@@ -1,0 +1,112 @@
+"""regorus, in-process: the default engine.
+
+Policies are parsed once; each evaluation only sets the input. One engine is
+not thread-safe: :meth:`EmbeddedEngine.clone` gives each thread its own copy
+of the compiled policies and data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import regorus
+
+from controller.policy.engine import EngineError, clean_error, to_json
+from controller.policy.sources import PolicyFile, PolicyLoadError, RuleInfo, rules_from_ast
+
+_LOCATION = re.compile(r"-->\s*(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+)\s*\n(?P<body>.*)", re.S)
+
+
+def _load_error(exc: BaseException, fallback_file: str) -> PolicyLoadError:
+    text = clean_error(exc)
+    match = _LOCATION.search(text)
+    if not match:
+        return PolicyLoadError(text, fallback_file, 1, 1)
+    body = match.group("body")
+    message = next((ln.split("error:", 1)[1].strip() for ln in body.splitlines() if "error:" in ln), body.strip())
+    return PolicyLoadError(message, match.group("file"), int(match.group("line")), int(match.group("col")))
+
+
+class EmbeddedEngine:
+    name = "regorus"
+
+    def __init__(self, files: list[PolicyFile], *, coverage: bool = False) -> None:
+        self._engine = regorus.Engine()
+        if coverage:
+            self._engine.set_enable_coverage(True)
+        for policy in files:
+            try:
+                self._engine.add_policy(policy.path, policy.text)
+            except RuntimeError as exc:
+                raise _load_error(exc, policy.path) from None
+        self._rules = rules_from_ast(self._engine.get_ast_as_json())
+        self._aggregates: dict[str, str] = {}
+
+    @classmethod
+    def _from(cls, engine: Any, rules: list[RuleInfo]) -> EmbeddedEngine:
+        self = cls.__new__(cls)
+        self._engine, self._rules, self._aggregates = engine, rules, {}
+        return self
+
+    def clone(self) -> EmbeddedEngine:
+        return EmbeddedEngine._from(self._engine.clone(), self._rules)
+
+    def rules(self) -> list[RuleInfo]:
+        return list(self._rules)
+
+    def set_data(self, data: dict[str, Any]) -> None:
+        """Replace ``data.modelplane``."""
+        self.load_data({"modelplane": data})
+
+    def load_data(self, data: dict[str, Any]) -> None:
+        """Replace the whole ``data`` document (policies stay)."""
+        try:
+            self._engine.clear_data()
+            self._engine.add_data_json(json.dumps(data))
+        except RuntimeError as exc:
+            raise EngineError(clean_error(exc)) from None
+
+    def _aggregate(self, package: str) -> str:
+        """A query for the package's finding and exception rules only: evaluating
+        ``data.<pkg>`` would also run its ``test_*`` rules and any decision rules."""
+        query = self._aggregates.get(package)
+        if query is None:
+            names = sorted(
+                {r.name for r in self._rules if r.package == package and (r.is_finding or r.name == "exception")}
+            )
+            query = "{" + ", ".join(f'"{n}": data.{package}.{n}' for n in names) + "}"
+            self._aggregates[package] = query
+        return query
+
+    def evaluate(self, package: str, input_doc: dict[str, Any]) -> dict[str, Any]:
+        value = self._eval(self._aggregate(package), input_doc)
+        return to_json(value) if isinstance(value, dict) else {}
+
+    def query(self, path: str, input_doc: Any) -> Any:
+        """``data.<path>`` (``data`` itself for an empty path); None when undefined."""
+        dotted = path.strip("/").replace("/", ".")
+        return to_json(self._eval("data." + dotted if dotted else "data", input_doc))
+
+    def _eval(self, query: str, input_doc: Any) -> Any:
+        try:
+            if input_doc is not None:
+                self._engine.set_input(input_doc)
+            result = self._engine.eval_query(query)
+        except RuntimeError as exc:
+            raise EngineError(clean_error(exc)) from None
+        rows = result.get("result") or []
+        if not rows:
+            return None  # undefined
+        return rows[0]["expressions"][0]["value"]
+
+    def eval_rule(self, path: str) -> Any:
+        """Evaluate one rule (used by ``policy test``); None when undefined."""
+        try:
+            return to_json(self._engine.eval_rule(path))
+        except RuntimeError as exc:
+            raise EngineError(clean_error(exc)) from None
+
+    def coverage(self) -> dict[str, Any]:
+        return json.loads(self._engine.get_coverage_report_as_json())

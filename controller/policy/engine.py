@@ -1,0 +1,55 @@
+"""The seam between modelplane and a Rego engine.
+
+Two implementations: :class:`~controller.policy.embedded.EmbeddedEngine`
+(regorus, in-process, the default) and :class:`~controller.policy.opa.OpaServerEngine`
+(an OPA server over its REST API). Evaluation code only sees this protocol.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+from controller.policy.sources import RuleInfo
+
+
+class EngineError(Exception):
+    """The engine failed (crashed, unreachable, bad answer). Callers fail closed."""
+
+
+class PolicyEngine(Protocol):
+    name: str
+
+    def rules(self) -> list[RuleInfo]:
+        """Every rule the loaded policies define."""
+
+    def set_data(self, data: dict[str, Any]) -> None:
+        """Replace ``data.modelplane`` (the revision's resources and context)."""
+
+    def evaluate(self, package: str, input_doc: dict[str, Any]) -> dict[str, Any]:
+        """The package's finding rules (``deny*``, ``warn*``, ``violation*``) and
+        ``exception`` for ``input_doc``: rule name -> JSON value. Sets come back
+        as sorted lists, as OPA's JSON does."""
+
+    def query(self, path: str, input_doc: Any) -> Any:
+        """The value at ``data.<path>`` for ``input_doc`` (None when undefined)."""
+
+
+def to_json(value: Any) -> Any:
+    """Rego values as JSON: sets become sorted lists (what OPA returns)."""
+    if isinstance(value, set | frozenset):
+        items = [to_json(v) for v in value]
+        return sorted(items, key=lambda v: (type(v).__name__, repr(v)))
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+_BACKTRACE = re.compile(r"\n+Stack backtrace:.*", re.S)
+
+
+def clean_error(exc: BaseException) -> str:
+    """An engine's error text without the native stack trace regorus appends."""
+    return _BACKTRACE.sub("", str(exc)).strip()

@@ -1,0 +1,117 @@
+"""Rego files of a policy directory, and what they define.
+
+Called by the engines (to load policies) and by the test runner (to find
+``test_*`` rules). Loading fails loudly: no policies is an error, not a pass.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DIR = "policies"
+FINDING_PREFIXES = ("deny", "warn", "violation")
+
+
+class PolicyLoadError(Exception):
+    """A policy cannot be loaded: a syntax error (with file and line) or no policies at all."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}: " if self.file and self.line else ""
+        return where + self.message
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    path: str  # as given, relative to the repo when possible
+    text: str
+
+    @property
+    def is_test(self) -> bool:
+        return self.path.endswith("_test.rego")
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    package: str  # e.g. "models"
+    name: str  # e.g. "deny_medical_min_auc"
+    file: str
+    line: int
+
+    @property
+    def is_test(self) -> bool:
+        return self.name.startswith("test_")
+
+    @property
+    def is_finding(self) -> bool:
+        return self.name.split("_", 1)[0] in FINDING_PREFIXES
+
+    @property
+    def rule_id(self) -> str:
+        """Id used in findings and waivers: ``<package>.<suffix>`` (``models.deny`` for a bare rule)."""
+        _, _, suffix = self.name.partition("_")
+        return f"{self.package}.{suffix or self.name}"
+
+
+def discover(directory: str | Path = DEFAULT_DIR) -> list[PolicyFile]:
+    root = Path(directory)
+    if not root.exists():
+        raise PolicyLoadError(f"policy directory '{directory}' does not exist")
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*.rego") if p.is_file())
+    files = [PolicyFile(str(p), p.read_text(encoding="utf-8")) for p in paths]
+    if not [f for f in files if not f.is_test]:
+        raise PolicyLoadError(f"no policies found in '{directory}' (expected *.rego files)")
+    return files
+
+
+def _dotted(ref: Any) -> str | None:
+    """Flatten a Rego AST reference (``Var`` or ``RefDot`` chain) to ``a.b.c``."""
+    if not isinstance(ref, dict):
+        return None
+    if "Var" in ref:
+        return ref["Var"]["value"]
+    if "RefDot" in ref:
+        base = _dotted(ref["RefDot"]["refr"])
+        field = ref["RefDot"]["field"]
+        name = field[1] if isinstance(field, list) else field
+        return f"{base}.{name}" if base else None
+    return None
+
+
+def _head_ref(node: Any) -> tuple[str, int] | None:
+    """The name and line of a rule head, wherever the AST variant keeps it."""
+    if isinstance(node, dict):
+        if "refr" in node and "span" in node:
+            name = _dotted(node["refr"])
+            if name:
+                return name, node["span"]["line"]
+        for value in node.values():
+            found = _head_ref(value)
+            if found:
+                return found
+    return None
+
+
+def rules_from_ast(ast_json: str) -> list[RuleInfo]:
+    """Every rule defined by the loaded policies, from regorus' AST."""
+    out: dict[tuple[str, str], RuleInfo] = {}
+    for module in json.loads(ast_json):
+        package = _dotted(module["ast"]["package"]["refr"]) or ""
+        file = module["source"]["file"]
+        for rule in module["ast"]["rules"]:
+            kind, body = next(iter(rule.items()))
+            head = body.get("head") if kind == "Spec" else body
+            found = _head_ref(head)
+            if found:
+                name, line = found
+                out.setdefault((package, name), RuleInfo(package, name, file, line))
+    return sorted(out.values(), key=lambda r: (r.package, r.file, r.line))

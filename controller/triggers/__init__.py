@@ -1,0 +1,1 @@
+"""Triggers: where revisions come from (git today; webhooks and the poller later)."""

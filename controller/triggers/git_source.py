@@ -1,0 +1,100 @@
+"""Read a platform repo at a git revision, with git itself.
+
+Called by the CLI (``audit --revision``) to load the resources and policies as
+they were at a commit, and to describe the commit for policies (``data.modelplane.context``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.loading import LoadResult, load_blobs
+from controller.policy.evaluate import Context
+from controller.policy.sources import PolicyFile, PolicyLoadError
+
+
+class GitError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    author: str
+    branch: str | None
+
+
+class GitRepo:
+    def __init__(self, root: str | Path = ".") -> None:
+        self.root = Path(root)
+
+    def _git(self, *args: str, data: bytes | None = None) -> bytes:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(self.root), *args], input=data, capture_output=True, check=True, timeout=120
+            )
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed") from exc
+        except subprocess.CalledProcessError as exc:
+            raise GitError(exc.stderr.decode(errors="replace").strip() or f"git {' '.join(args)} failed") from exc
+        return out.stdout
+
+    def is_repo(self) -> bool:
+        try:
+            self._git("rev-parse", "--git-dir")
+        except GitError:
+            return False
+        return True
+
+    def commit(self, revision: str = "HEAD") -> Commit:
+        sha = self._git("rev-parse", "--verify", f"{revision}^{{commit}}").decode().strip()
+        author = self._git("log", "-1", "--format=%an <%ae>", sha).decode().strip()
+        branch = self._git("rev-parse", "--abbrev-ref", "HEAD").decode().strip() if revision == "HEAD" else None
+        return Commit(sha, author, None if branch == "HEAD" else branch)
+
+    def files(self, revision: str, paths: list[str]) -> list[tuple[str, bytes]]:
+        """(path, content) of every file under ``paths`` at ``revision``, in path order."""
+        sha = self.commit(revision).sha
+        listing = self._git("ls-tree", "-r", "-z", "--full-tree", sha, "--", *paths).split(b"\0")
+        entries = []
+        for entry in filter(None, listing):
+            meta, _, path = entry.partition(b"\t")
+            _, kind, blob = meta.split()
+            if kind == b"blob":
+                entries.append((path.decode(), blob.decode()))
+        if not entries:
+            return []
+        batch = self._git("cat-file", "--batch", data="".join(f"{b}\n" for _, b in entries).encode())
+        out, pos = [], 0
+        for path, _ in entries:  # cat-file answers in the order it was asked
+            header_end = batch.index(b"\n", pos)
+            size = int(batch[pos:header_end].split()[2])
+            start = header_end + 1
+            out.append((path, batch[start : start + size]))
+            pos = start + size + 1
+        return sorted(out)
+
+
+def context_for(root: str = ".", revision: str | None = None) -> Context:
+    repo = GitRepo(root)
+    if not repo.is_repo():
+        return Context()
+    try:
+        commit = repo.commit(revision or "HEAD")
+    except GitError:  # an empty repository has no HEAD yet
+        return Context()
+    return Context(revision=commit.sha, branch=commit.branch, author=commit.author)
+
+
+def load_revision(
+    revision: str, paths: list[str], policies: str, root: str = "."
+) -> tuple[LoadResult, list[PolicyFile]]:
+    """Resources and policies exactly as committed at ``revision``."""
+    repo = GitRepo(root)
+    result = load_blobs(repo.files(revision, paths))
+    rego = [PolicyFile(p, b.decode("utf-8")) for p, b in repo.files(revision, [policies]) if p.endswith(".rego")]
+    if not [f for f in rego if not f.is_test]:
+        raise PolicyLoadError(f"no policies found in '{policies}' at revision {revision}")
+    return result, rego
