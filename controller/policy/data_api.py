@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from controller.policy.embedded import EmbeddedEngine
@@ -28,25 +30,75 @@ MAX_BODY_BYTES = 1 << 20
 log = logging.getLogger(__name__)
 
 Answer = tuple[int, dict[str, Any] | None]
+T = TypeVar("T")
 
 
 def _error(status: HTTPStatus, code: str, message: str) -> Answer:
     return status, {"code": code, "message": message}
 
 
+class _EngineThread:
+    """Owns one regorus engine on one thread.
+
+    A regorus engine may only be used, and dropped, by the thread that made it:
+    every call, every replacement and the final drop run on this thread.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="regorus")
+        self._engine: EmbeddedEngine | None = None  # touched only on the pool thread
+
+    def _run(self, task: Callable[[], T]) -> T:
+        """Run ``task`` on the engine thread. Errors are re-raised here without their
+        traceback, whose frames would otherwise drop an engine on this thread."""
+
+        def guarded() -> tuple[T | None, Exception | None]:
+            try:
+                return task(), None
+            except PolicyLoadError as exc:
+                return None, PolicyLoadError(exc.message, exc.file, exc.line, exc.column)
+            except EngineError as exc:
+                return None, EngineError(str(exc))
+
+        value, error = self._pool.submit(guarded).result()
+        if error is not None:
+            raise error
+        return value  # type: ignore[return-value]
+
+    def call(self, fn: Callable[[EmbeddedEngine], T]) -> T:
+        def task() -> T:
+            assert self._engine is not None
+            return fn(self._engine)
+
+        return self._run(task)
+
+    def replace(self, policies: list[PolicyFile], data: dict[str, Any]) -> None:
+        """Build a new engine; on a load error the old one stays."""
+
+        def task() -> None:
+            engine = EmbeddedEngine(policies)
+            engine.load_data(data)
+            self._engine = engine  # the old engine is dropped here, on its own thread
+
+        self._run(task)
+
+    def close(self) -> None:
+        self._pool.submit(setattr, self, "_engine", None).result()
+        self._pool.shutdown(wait=True)
+
+
 class DataApi:
-    """The Data and Policy APIs over one embedded engine (thread-safe)."""
+    """The Data and Policy APIs over one embedded engine; requests may come from any thread."""
 
     def __init__(self, files: list[PolicyFile], data: dict[str, Any] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._policies = {f.path: f for f in files}
+        self._lock = threading.Lock()  # one writer at a time for policies and data
+        self._policies = {f.path.strip("/"): PolicyFile(f.path.strip("/"), f.text) for f in files}
         self._data: dict[str, Any] = dict(data or {})
-        self._engine = self._build()
+        self._engine = _EngineThread()
+        self._engine.replace(list(self._policies.values()), self._data)
 
-    def _build(self) -> EmbeddedEngine:
-        engine = EmbeddedEngine(list(self._policies.values()))
-        engine.load_data(self._data)
-        return engine
+    def close(self) -> None:
+        self._engine.close()
 
     def handle(self, method: str, path: str, body: bytes) -> Answer:
         route = urlparse(path).path
@@ -73,12 +125,10 @@ class DataApi:
                 if not isinstance(doc, dict):
                     return _error(HTTPStatus.BAD_REQUEST, "invalid_parameter", 'body must be {"input": ...}')
                 input_doc = doc.get("input")
-            query = "data" + "".join(f".{part}" for part in data_path.split("/") if part)
-            with self._lock:
-                try:
-                    value = self._engine.query(query[len("data.") :] if data_path else "", input_doc)
-                except EngineError as exc:
-                    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", str(exc))
+            try:
+                value = self._engine.call(lambda engine: engine.query(data_path, input_doc))
+            except EngineError as exc:
+                return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", str(exc))
             return HTTPStatus.OK, ({} if value is None else {"result": value})
         if method == "PUT":
             try:
@@ -101,7 +151,7 @@ class DataApi:
                         )
                 node[parts[-1]] = value
             with self._lock:
-                self._engine.load_data(new)
+                self._engine.call(lambda engine: engine.load_data(new))
                 self._data = new
             return HTTPStatus.NO_CONTENT, None
         return _error(HTTPStatus.METHOD_NOT_ALLOWED, "invalid_method", f"{method} is not allowed on /v1/data")
@@ -125,11 +175,10 @@ class DataApi:
             with self._lock:
                 candidate = {**self._policies, policy_id: PolicyFile(policy_id, text)}
                 try:
-                    engine = EmbeddedEngine(list(candidate.values()))
-                    engine.load_data(self._data)
+                    self._engine.replace(list(candidate.values()), self._data)
                 except PolicyLoadError as exc:
                     return _error(HTTPStatus.BAD_REQUEST, "invalid_parameter", str(exc))
-                self._policies, self._engine = candidate, engine
+                self._policies = candidate
             return HTTPStatus.OK, {}
         return _error(HTTPStatus.METHOD_NOT_ALLOWED, "invalid_method", f"{method} is not allowed on /v1/policies")
 

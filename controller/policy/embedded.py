@@ -13,7 +13,7 @@ from typing import Any
 
 import regorus
 
-from controller.policy.engine import EngineError, clean_error, to_json
+from controller.policy.engine import EngineError, clean_error
 from controller.policy.sources import PolicyFile, PolicyLoadError, RuleInfo, rules_from_ast
 
 _LOCATION = re.compile(r"-->\s*(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+)\s*\n(?P<body>.*)", re.S)
@@ -82,18 +82,20 @@ class EmbeddedEngine:
 
     def evaluate(self, package: str, input_doc: dict[str, Any]) -> dict[str, Any]:
         value = self._eval(self._aggregate(package), input_doc)
-        return to_json(value) if isinstance(value, dict) else {}
+        return value if isinstance(value, dict) else {}
 
     def query(self, path: str, input_doc: Any) -> Any:
         """``data.<path>`` (``data`` itself for an empty path); None when undefined."""
         dotted = path.strip("/").replace("/", ".")
-        return to_json(self._eval("data." + dotted if dotted else "data", input_doc))
+        return self._eval("data." + dotted if dotted else "data", input_doc)
 
     def _eval(self, query: str, input_doc: Any) -> Any:
         try:
             if input_doc is not None:
                 self._engine.set_input(input_doc)
-            result = self._engine.eval_query(query)
+            # As JSON: sets come back as lists, as from OPA (and sets of arrays,
+            # which Python cannot hold in a set, survive).
+            result = json.loads(self._engine.eval_query_as_json(query))
         except RuntimeError as exc:
             raise EngineError(clean_error(exc)) from None
         rows = result.get("result") or []
@@ -104,7 +106,7 @@ class EmbeddedEngine:
     def eval_rule(self, path: str) -> Any:
         """Evaluate one rule (used by ``policy test``); None when undefined."""
         try:
-            return to_json(self._engine.eval_rule(path))
+            return json.loads(self._engine.eval_rule_as_json(path))
         except RuntimeError as exc:
             raise EngineError(clean_error(exc)) from None
 

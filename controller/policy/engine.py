@@ -35,18 +35,6 @@ class PolicyEngine(Protocol):
         """The value at ``data.<path>`` for ``input_doc`` (None when undefined)."""
 
 
-def to_json(value: Any) -> Any:
-    """Rego values as JSON: sets become sorted lists (what OPA returns)."""
-    if isinstance(value, set | frozenset):
-        items = [to_json(v) for v in value]
-        return sorted(items, key=lambda v: (type(v).__name__, repr(v)))
-    if isinstance(value, dict):
-        return {k: to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    return value
-
-
 _BACKTRACE = re.compile(r"\n+Stack backtrace:.*", re.S)
 
 

@@ -139,14 +139,6 @@ def evaluate(
     today = today or datetime.now(UTC).date()
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
     outcome = PolicyOutcome(skipped=skipped)
-    rules = [r for r in engine.rules() if r.is_finding]
-    outcome.rules = {
-        r.rule_id: Rule(r.rule_id, f"{r.package}: {r.name}", f"Defined at {r.file}:{r.line}.") for r in rules
-    }
-    by_package: dict[str, list[RuleInfo]] = {}
-    for rule in rules:
-        by_package.setdefault(rule.package, []).append(rule)
-    waivers = Waivers(resources, today)
 
     def decide(item: LoadedResource, rule_id: str, package: str, result: str, message: str, doc_digest: str) -> None:
         outcome.decisions.append(
@@ -154,12 +146,20 @@ def evaluate(
         )
 
     try:
+        rules = [r for r in engine.rules() if r.is_finding]
         engine.set_data(data_for(resources, context))
     except EngineError as exc:
         for item in resources:
             outcome.findings.append(_engine_failure(item, "*", str(exc)))
             decide(item, "*", "*", "error", str(exc), "")
         return outcome
+    outcome.rules = {
+        r.rule_id: Rule(r.rule_id, f"{r.package}: {r.name}", f"Defined at {r.file}:{r.line}.") for r in rules
+    }
+    by_package: dict[str, list[RuleInfo]] = {}
+    for rule in rules:
+        by_package.setdefault(rule.package, []).append(rule)
+    waivers = Waivers(resources, today)
 
     for item in resources:
         doc = input_for(item)

@@ -1,0 +1,154 @@
+"""OPA's Data API served from the embedded engine, used through opa-python-client,
+and the OPA-server engine giving the same decisions as the embedded one."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from opa_client import OpaClient
+
+from controller.loading import load
+from controller.policy.data_api import DataApi, make_server
+from controller.policy.embedded import EmbeddedEngine
+from controller.policy.evaluate import Context, data_for, evaluate
+from controller.policy.opa import OpaServerEngine
+from controller.policy.sources import PolicyFile
+
+TODAY = date(2026, 11, 22)
+
+
+@pytest.fixture
+def server(library: list[PolicyFile]) -> Iterator[tuple[str, int]]:
+    resources = load(["specs", "chaos"]).resources
+    api = DataApi(library, {"modelplane": data_for(resources, Context())})
+    httpd = make_server(api, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[0], httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        api.close()
+
+
+def request(addr: tuple[str, int], method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection(*addr, timeout=5)
+    conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    raw = response.read()
+    conn.close()
+    return response.status, json.loads(raw) if raw else {}
+
+
+def test_binds_loopback_by_default(library: list[PolicyFile]) -> None:
+    api = DataApi(library)
+    httpd = make_server(api, port=0)
+    try:
+        assert httpd.server_address[0] == "127.0.0.1"
+    finally:
+        httpd.server_close()
+        api.close()
+
+
+def test_runtime_access_decisions_through_opa_client(server: tuple[str, int]) -> None:
+    with OpaClient(host=server[0], port=server[1], retries=0) as client:
+        assert client.check_health()
+        alice = {
+            "method": "POST",
+            "path": "/models/production/breast-cancer-api/predict",
+            "user": "alice",
+            "groups": ["clinicians"],
+            "consent": True,
+        }
+        assert client.query_rule(alice, "access", "allow") == {"result": True}
+        no_consent = client.query_rule({**alice, "consent": False}, "access")["result"]
+        assert no_consent["allow"] is False and no_consent["reasons"]
+        wrong_env = client.query_rule({**alice, "path": "/models/staging/breast-cancer-api/predict"}, "access")
+        assert wrong_env["result"]["allow"] is False
+        assert wrong_env["result"]["reasons"] == [
+            "InferenceService breast-cancer-api runs in production, not in staging as the path says"
+        ]
+        outsider = client.query_rule({**alice, "groups": ["marketing"]}, "access", "allow")
+        assert outsider == {"result": False}
+
+
+def test_undefined_path_answers_without_result(server: tuple[str, int]) -> None:
+    assert request(server, "POST", "/v1/data/no/such/rule", b'{"input": {}}') == (200, {})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", "/v1/data/access/allow", b"{not json", 400, "invalid_parameter"),
+        ("POST", "/v1/data/access/allow", b"[1, 2]", 400, "invalid_parameter"),
+        ("GET", "/v2/nothing", None, 404, "resource_not_found"),
+        ("DELETE", "/v1/data/access", None, 405, "invalid_method"),
+        ("PUT", "/v1/policies/broken.rego", b"package broken\n\nallow if {", 400, "invalid_parameter"),
+        ("GET", "/v1/policies/missing.rego", None, 404, "resource_not_found"),
+    ],
+    ids=["bad-json", "not-an-object", "unknown-endpoint", "bad-method", "bad-policy", "missing-policy"],
+)
+def test_bad_requests_get_clear_errors(
+    server: tuple[str, int], method: str, path: str, body: bytes | None, status: int, code: str
+) -> None:
+    got_status, doc = request(server, method, path, body)
+    assert (got_status, doc["code"]) == (status, code)
+    assert doc["message"]
+
+
+def test_oversize_body_is_refused(server: tuple[str, int]) -> None:
+    status, doc = request(server, "POST", "/v1/data/access", b" " * ((1 << 20) + 1))
+    assert status == 413 and doc["code"] == "invalid_parameter"
+    assert request(server, "GET", "/health") == (200, {})  # still serving
+
+
+def test_policies_and_data_can_be_replaced(server: tuple[str, int]) -> None:
+    rego = b'package extra\n\ngreeting := sprintf("hello %s", [data.who])\n'
+    assert request(server, "PUT", "/v1/policies/extra.rego", rego) == (200, {})
+    assert request(server, "PUT", "/v1/data/who", b'"world"')[0] == 204
+    assert request(server, "POST", "/v1/data/extra/greeting", b"{}") == (200, {"result": "hello world"})
+    status, doc = request(server, "GET", "/v1/policies")
+    assert status == 200 and "extra.rego" in {p["id"] for p in doc["result"]}
+
+
+def _decisions(outcome) -> list[tuple[str, str, str, str, str | None]]:
+    return sorted((f.rule, f.resource or "", f.message, f.severity.value, f.waived_by) for f in outcome.findings)
+
+
+def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
+    server: tuple[str, int], library: list[PolicyFile], tmp_path: Path
+) -> None:
+    # The example, plus variants that make every package's rules fire.
+    example = load(["specs", "chaos"]).resources
+    variants = tmp_path / "variants"
+    variants.mkdir()
+    for src in [*Path("specs").rglob("*.yaml"), *Path("chaos").rglob("*.yaml")]:
+        text = src.read_text()
+        text = (
+            text.replace("threshold: 0.92", "threshold: 0.8")
+            .replace("approvals: 2", "approvals: 1")
+            .replace("    owner: ml-platform\n", "")
+            .replace("steps: [10, 50, 100]", "steps: [10, 50]")
+            .replace("pii: false", "pii: true")
+            .replace("  blastRadius:", "  blastRadiusX:")
+        )
+        (variants / src.name).write_text(text)
+    variant_result = load([str(variants)])
+    variant_resources = [r for r in variant_result.resources]
+    for resources in (example, variant_resources):
+        embedded = evaluate(EmbeddedEngine(library), resources, context=Context(revision="r1"), today=TODAY)
+        remote = evaluate(
+            OpaServerEngine(f"http://{server[0]}:{server[1]}"), resources, context=Context(revision="r1"), today=TODAY
+        )
+        assert _decisions(remote) == _decisions(embedded)
+        assert [(d.rule, d.resource, d.result) for d in remote.decisions] == [
+            (d.rule, d.resource, d.result) for d in embedded.decisions
+        ]
+    assert len({f.rule for f in embedded.findings}) >= 6  # the variants really exercise the library
