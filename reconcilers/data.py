@@ -1,0 +1,109 @@
+"""Reading a Dataset's data, and its content hash (the dataset's version).
+
+Called by the data gate and the train step (and by the engine, which needs the
+hash to plan). Paths are relative to the platform repo root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from controller.api import Dataset
+from controller.api.dataset import SKLEARN_DATASETS, DataFormat
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class DataError(Exception):
+    """The data cannot be read: a missing or broken file, an unknown format."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    frame: pd.DataFrame
+    content_hash: str
+
+
+def _format(dataset: Dataset, location: str) -> DataFormat:
+    if dataset.spec.source.format:
+        return dataset.spec.source.format
+    suffix = Path(location).suffix.lower().lstrip(".")
+    try:
+        return DataFormat(suffix)
+    except ValueError:
+        raise DataError(f"cannot tell the format of '{location}'; set spec.source.format") from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"data file '{path}' does not exist") from None
+    except OSError as exc:
+        raise DataError(f"cannot read '{path}': {exc.strerror}") from None
+
+
+def _parse(data: bytes, path: Path, fmt: DataFormat) -> pd.DataFrame:
+    import io
+
+    import pandas as pd
+
+    try:
+        if fmt == DataFormat.CSV:
+            return pd.read_csv(io.BytesIO(data))
+        if fmt == DataFormat.PARQUET:
+            return pd.read_parquet(io.BytesIO(data))
+        return pd.read_json(io.BytesIO(data))
+    except Exception as exc:  # pandas raises many parser error types
+        raise DataError(f"cannot read '{path}' as {fmt.value}: {exc}") from None
+
+
+def content_hash(dataset: Dataset, datasets: dict[str, Dataset], root: Path) -> str:
+    """The dataset's version without loading it when a file's bytes suffice."""
+    source = dataset.spec.source
+    if source.path or (source.uri and source.uri.startswith("file://")):
+        return _sha256(_read_bytes(_local_path(dataset, root)))
+    return load(dataset, datasets, root).content_hash
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _local_path(dataset: Dataset, root: Path) -> Path:
+    source = dataset.spec.source
+    if source.path:
+        return root / source.path
+    assert source.uri is not None
+    return Path(source.uri.removeprefix("file://"))
+
+
+def load(dataset: Dataset, datasets: dict[str, Dataset], root: Path, _seen: tuple[str, ...] = ()) -> Loaded:
+    """The dataset as a DataFrame, with its content hash."""
+    source = dataset.spec.source
+    if source.sklearn:
+        import sklearn.datasets
+
+        frame = getattr(sklearn.datasets, SKLEARN_DATASETS[source.sklearn])(as_frame=True).frame
+        return Loaded(frame, _sha256(frame.to_csv(index=False, lineterminator="\n").encode()))
+    if source.derivedFrom:
+        parent_name = source.derivedFrom.dataset
+        if parent_name in _seen or parent_name not in datasets:
+            raise DataError(f"Dataset '{parent_name}' (parent of {dataset.name}) is missing or cyclic")
+        parent = load(datasets[parent_name], datasets, root, (*_seen, dataset.name))
+        columns = source.derivedFrom.columns
+        missing = [c for c in columns or [] if c not in parent.frame.columns]
+        if missing:
+            raise DataError(f"parent Dataset '{parent_name}' has no column(s) {', '.join(missing)}")
+        frame = parent.frame[columns] if columns else parent.frame
+        return Loaded(frame, _sha256(f"{parent.content_hash}|{columns}".encode()))
+    if source.uri and not source.uri.startswith("file://"):
+        scheme = source.uri.split("://", 1)[0]
+        raise DataError(f"'{scheme}://' sources are not reachable by the embedded runner; use a file path")
+    path = _local_path(dataset, root)
+    data = _read_bytes(path)
+    return Loaded(_parse(data, path, _format(dataset, str(path))), _sha256(data))

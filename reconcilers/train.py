@@ -1,0 +1,202 @@
+"""The train step: the allow-listed estimator, a seeded split, optional search.
+
+Deterministic for a given spec and data: the split, the search and the
+estimator all take the declared seed. Every search trial is recorded. The
+estimator class is imported only from the allow-list in ``controller.api``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from controller import __version__
+from controller.api import Model
+from controller.api.estimators import ALLOWED_ESTIMATORS, Task
+from controller.api.model import Choice, FloatRange, IntRange, Metric
+from reconcilers.metrics import compute_metrics, scorer_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Progress = Callable[[str], None]
+
+
+class TrainError(Exception):
+    """Training cannot start or failed: a missing column, a bad parameter."""
+
+
+@dataclass
+class Trained:
+    estimator: Any
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    trials: list[dict[str, Any]]
+    test_frame: pd.DataFrame  # the held-out rows with the target, for fairness slices
+    y_test: Any
+    y_pred: Any
+    y_score: Any
+    duration_s: float
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+def environment() -> dict[str, Any]:
+    packages = {}
+    for name in ("scikit-learn", "numpy", "pandas", "scipy", "xgboost", "lightgbm", "skops"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "modelplane": __version__,
+        "packages": packages,
+    }
+
+
+def code_version(model: Model) -> str:
+    """What besides the spec and the data decides a training result."""
+    framework = ALLOWED_ESTIMATORS[model.spec.estimator.className][0].value
+    package = {"sklearn": "scikit-learn"}.get(framework, framework)
+    try:
+        framework_version = version(package)
+    except PackageNotFoundError:
+        framework_version = "missing"
+    return f"modelplane={__version__};{package}={framework_version}"
+
+
+def estimator_class(path: str) -> type:
+    if path not in ALLOWED_ESTIMATORS:  # the model layer already refuses these; never import them
+        raise TrainError(f"estimator '{path}' is not on the allow-list")
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise TrainError(f"estimator '{path}' needs a package that is not installed: {exc.name}") from None
+
+
+def _features(model: Model, frame: pd.DataFrame, target: str) -> list[str]:
+    features = model.spec.features or [c for c in frame.columns if c != target]
+    missing = [c for c in [*features, target] if c not in frame.columns]
+    if missing:
+        raise TrainError(f"column(s) {', '.join(missing)} are not in the dataset")
+    return features
+
+
+def _search_space(model: Model) -> tuple[Any, int]:
+    from scipy import stats
+    from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+    search = model.spec.search
+    assert search is not None
+    seed = model.spec.split.seed
+    if search.strategy == "grid":
+        grid = {}
+        for name, p in search.space.items():
+            grid[name] = list(range(p.low, p.high + 1)) if isinstance(p, IntRange) else list(p.values)  # type: ignore[union-attr]
+        candidates = list(ParameterGrid(grid))[: search.trials]
+        return candidates, len(candidates)
+    distributions: dict[str, Any] = {}
+    for name, p in search.space.items():
+        if isinstance(p, IntRange):
+            distributions[name] = stats.randint(p.low, p.high + 1)
+        elif isinstance(p, FloatRange):
+            distributions[name] = stats.loguniform(p.low, p.high) if p.log else stats.uniform(p.low, p.high - p.low)
+        elif isinstance(p, Choice):
+            distributions[name] = list(p.values)
+    candidates = list(ParameterSampler(distributions, n_iter=search.trials, random_state=seed))
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in c.items()} for c in candidates], search.trials
+
+
+def train(model: Model, frame: pd.DataFrame, target: str, progress: Progress = lambda _msg: None) -> Trained:
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, train_test_split
+
+    started = time.perf_counter()
+    spec = model.spec
+    task = spec.estimator.task
+    features = _features(model, frame, target)
+    x, y = frame[features], frame[target]
+    stratify = y if (task == Task.CLASSIFICATION and spec.split.stratify) else None
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=spec.split.testSize, random_state=spec.split.seed, stratify=stratify
+        )
+    except ValueError as exc:
+        raise TrainError(f"cannot split the data: {exc}") from None
+
+    cls = estimator_class(spec.estimator.className)
+    params = dict(spec.estimator.params)
+    try:
+        base = cls(**params)
+    except TypeError as exc:
+        raise TrainError(f"bad estimator params for {spec.estimator.className}: {exc}") from None
+    if "random_state" in base.get_params() and "random_state" not in params:
+        params["random_state"] = spec.split.seed
+        base.set_params(random_state=spec.split.seed)
+
+    trials: list[dict[str, Any]] = []
+    best = dict(params)
+    if spec.search:
+        search = spec.search
+        candidates, total = _search_space(model)
+        folds = (StratifiedKFold if task == Task.CLASSIFICATION else KFold)(
+            n_splits=search.cv, shuffle=True, random_state=spec.split.seed
+        )
+        best_score = None
+        for i, candidate in enumerate(candidates, start=1):
+            t0 = time.perf_counter()
+            estimator = clone(base).set_params(**candidate)
+            try:
+                scores = cross_val_score(estimator, x_train, y_train, cv=folds, scoring=scorer_name(search.metric))
+            except ValueError as exc:
+                raise TrainError(f"search trial {i} with {candidate} failed: {exc}") from None
+            score = float(scores.mean())
+            if search.metric in (Metric.LOG_LOSS, Metric.RMSE, Metric.MAE):
+                score = -score  # sklearn scorers negate losses
+            trials.append(
+                {
+                    "trial": i,
+                    "params": candidate,
+                    "score": score,
+                    "std": float(scores.std()),
+                    "duration_s": round(time.perf_counter() - t0, 4),
+                }
+            )
+            better = best_score is None or (
+                score > best_score if search.direction == "maximize" else score < best_score
+            )
+            if better:
+                best_score, best = score, {**params, **candidate}
+            progress(f"trial {i}/{total}: {search.metric.value}={score:.4f} (best {best_score:.4f}) {candidate}")
+
+    estimator = clone(base).set_params(**best)
+    try:
+        estimator.fit(x_train, y_train)
+    except ValueError as exc:
+        raise TrainError(f"training failed: {exc}") from None
+    y_pred = estimator.predict(x_test)
+    y_score = estimator.predict_proba(x_test) if hasattr(estimator, "predict_proba") else None
+    wanted = set(spec.metrics) | {g.metric for g in spec.gates}
+    if spec.fairness:
+        wanted.add(spec.fairness.metric)
+    metrics = compute_metrics(task, sorted(wanted, key=lambda m: m.value), y_test, y_pred, y_score)
+    test_frame = x_test.assign(**{target: y_test})
+    return Trained(
+        estimator,
+        best,
+        metrics,
+        trials,
+        test_frame,
+        y_test,
+        y_pred,
+        y_score,
+        round(time.perf_counter() - started, 3),
+        environment(),
+    )
