@@ -15,8 +15,18 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# The whole loop on the bundled example: validate -> policy -> plan -> apply (data gate,
+# train, metric gate, Staging, model card) -> two approvals -> apply (Production) -> audit.
 demo: $(STAMP)
-	$(BIN)/modelplane validate specs chaos
+	$(BIN)/modelplane validate
+	$(BIN)/modelplane plan
+	$(BIN)/modelplane apply
+	$(BIN)/modelplane approve breast-cancer-classifier $$($(BIN)/modelplane registry list breast-cancer-classifier | sed -n 's/^breast-cancer-classifier v\([0-9]*\): Staging.*/\1/p' | tail -1 | grep . || echo 1) --as alice
+	$(BIN)/modelplane approve breast-cancer-classifier $$($(BIN)/modelplane registry list breast-cancer-classifier | sed -n 's/^breast-cancer-classifier v\([0-9]*\): Staging.*/\1/p' | tail -1 | grep . || echo 1) --as bob
+	$(BIN)/modelplane apply
+	$(BIN)/modelplane status
+	$(BIN)/modelplane registry list
+	$(BIN)/modelplane audit verify
 
 test: $(STAMP)
 	$(BIN)/ruff check .

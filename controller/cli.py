@@ -68,6 +68,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    if args.paths == ["verify"]:  # `modelplane audit verify`: check the audit log's hash chain
+        return _audit_verify(args)
     from controller.engine.checks import judge
     from controller.loading import DEFAULT_PATHS, UsageError, load
     from controller.policy.engine import EngineError
@@ -88,6 +90,212 @@ def _audit(args: argparse.Namespace) -> int:
     code = _emit(report, args)
     print(f"decisions appended to {settings.decision_log}", file=sys.stderr)
     return code
+
+
+def _open_store(args: argparse.Namespace):
+    from controller.state.store import Store
+
+    return Store(Path(args.state_dir).resolve())
+
+
+def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
+    import dataclasses
+    import os
+    import tempfile
+
+    from controller.engine.reconcile import reconcile
+    from controller.loading import DEFAULT_PATHS, UsageError, load
+    from controller.output import plan_format
+    from controller.policy.engine import EngineError
+    from controller.policy.sources import PolicyLoadError
+    from controller.state.lock import LockHeld
+    from controller.triggers.git_source import GitError, GitRepo, context_for
+
+    store = _open_store(args)
+    try:
+        context = context_for(revision=args.revision)
+        if args.revision:  # work on the tree as committed, not the work tree
+            checkout = Path(tempfile.mkdtemp(prefix="checkout-", dir=store.state_dir))
+            GitRepo(".").export(args.revision, checkout)
+            os.chdir(checkout)
+        context = dataclasses.replace(context, approvals=store.all_approvals())
+        paths = [p for p in DEFAULT_PATHS if Path(p).exists()]
+        result = load(paths) if paths else None
+        if result is None:
+            return _fail(f"nothing to reconcile: none of {', '.join(DEFAULT_PATHS)} exists")
+        progress = (lambda msg: print(msg, flush=True)) if do_apply else (lambda _msg: None)
+        outcome = reconcile(
+            result,
+            root=Path("."),
+            store=store,
+            policy=_policy_settings(args),
+            context=context,
+            do_apply=do_apply,
+            wait=getattr(args, "wait", False),
+            progress=progress,
+        )
+    except (UsageError, GitError, PolicyLoadError, EngineError) as exc:
+        return _fail(str(exc))
+    except LockHeld as exc:
+        return _fail(str(exc))
+    finally:
+        store.close()
+    if outcome.plan is None:  # validation or policy stopped it
+        sys.stdout.write(FORMATTERS["text"](outcome.report))
+        return EXIT_FINDINGS
+    if not do_apply:
+        if outcome.report.errors or outcome.report.warnings:
+            sys.stderr.write(FORMATTERS["text"](outcome.report))
+        sys.stdout.write(plan_format.render(outcome.plan.to_dict(), args.format))
+        return EXIT_OK
+    failed = [e for e in outcome.executed if e.result is not None and not e.result.ok]
+    skipped = [e for e in outcome.executed if e.result is None]
+    if not outcome.executed:
+        print("Nothing to do: every resource is up to date.")
+    else:
+        print(
+            f"Applied {len(outcome.executed) - len(failed) - len(skipped)} action(s), {len(failed)} failed, "
+            f"{len(skipped)} skipped. See 'modelplane status'."
+        )
+    return EXIT_FINDINGS if failed else EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    return _reconcile(args, do_apply=False)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    return _reconcile(args, do_apply=True)
+
+
+def _approve(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        new = store.approve(args.model, args.version, args.approver)
+        count = len(store.approvals(args.model, args.version))
+    except KeyError as exc:
+        return _fail(str(exc.args[0]))
+    finally:
+        store.close()
+    if new:
+        print(
+            f"{args.approver} approved {args.model} v{args.version} ({count} approval(s)); "
+            "the next apply promotes it once enough are in."
+        )
+    else:
+        print(f"{args.approver} had already approved {args.model} v{args.version}; still {count} approval(s).")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        statuses = store.statuses()
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps({f"{k}/{n}": v for (k, n), v in sorted(statuses.items())}, indent=2))
+        return EXIT_OK
+    if not statuses:
+        print("No status yet: run 'modelplane apply'.")
+        return EXIT_OK
+    for (kind, name), status in sorted(statuses.items()):
+        conditions = {c["type"]: c for c in status["conditions"]}
+        ready = conditions["Ready"]
+        state = (
+            "Stalled"
+            if conditions["Stalled"]["status"] == "True"
+            else (
+                "Reconciling"
+                if conditions["Reconciling"]["status"] == "True"
+                else ("Ready" if ready["status"] == "True" else "NotReady")
+            )
+        )
+        applied = (status.get("lastAppliedRevision") or "-")[:12]
+        print(f"{kind}/{name}: {state} ({ready['reason']}) {ready['message']} [applied {applied}]")
+    return EXIT_OK
+
+
+def _runs(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        if args.runs_command == "list":
+            runs = store.runs(args.model)
+            for r in runs:
+                metric = ", ".join(f"{k}={v:.4f}" for k, v in sorted(r["metrics"].items())[:3])
+                print(
+                    f"{r['id']}  {r['model']:28s} {r['status']:11s} {r['started_at'][:19]}  "
+                    f"data {r['dataset_hash'][7:15]}  {metric}"
+                )
+            if not runs:
+                print("No runs yet.")
+            return EXIT_OK
+        ids = [args.run] if args.runs_command == "show" else [args.a, args.b]
+        found = [store.run(i) for i in ids]
+        missing = [i for i, r in zip(ids, found, strict=True) if r is None]
+        if missing:
+            return _fail(f"no run (or more than one) matches {', '.join(missing)}")
+        if args.runs_command == "show":
+            print(json.dumps(found[0], indent=2))
+            return EXIT_OK
+        a, b = found
+        rows = [
+            ("model", a["model"], b["model"]),
+            ("status", a["status"], b["status"]),
+            ("revision", a["revision"], b["revision"]),
+            ("dataset", a["dataset_hash"][:19], b["dataset_hash"][:19]),
+        ]
+        for key in sorted(set(a["params"]) | set(b["params"])):
+            rows.append((f"param {key}", a["params"].get(key), b["params"].get(key)))
+        for key in sorted(set(a["metrics"]) | set(b["metrics"])):
+            va, vb = a["metrics"].get(key), b["metrics"].get(key)
+            delta = f"{vb - va:+.4f}" if isinstance(va, float) and isinstance(vb, float) else ""
+            rows.append((f"metric {key}", va, f"{vb} {delta}".strip()))
+        rows.append(("duration s", a["duration_s"], b["duration_s"]))
+        rows.append(("trials", len(a["trials"]), len(b["trials"])))
+        print(f"{'':24s} {a['id']:>24s} {b['id']:>24s}")
+        for label, va, vb in rows:
+            print(f"{label:24s} {va!s:>24s} {vb!s:>24s}")
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def _registry(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        if args.registry_command == "history":
+            history = store.history(args.model)
+            for p in history:
+                print(f"{p.at[:19]}  v{p.version}  {p.from_stage} -> {p.to_stage}  by {p.actor}: {p.reason}")
+            if not history:
+                print(f"No promotions for {args.model}.")
+            return EXIT_OK
+        models = [args.model] if args.model else sorted({r["model"] for r in store.runs()})
+        for model in models:
+            for v in store.versions(model):
+                approvals = store.approvals(model, v.version)
+                card = store.card(model, v.version)
+                print(
+                    f"{model} v{v.version}: {v.stage}  run {v.run_id}  artifact {v.artifact_digest[:19]}  "
+                    f"approvals {len(approvals)}" + (f"  card {card['html']}" if card else "")
+                )
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        result = store.verify_audit()
+    finally:
+        store.close()
+    if result.ok:
+        print(f"audit log intact: {result.checked} records, hash chain verified")
+        return EXIT_OK
+    print(f"audit log BROKEN at record {result.seq}: {result.problem} ({result.checked} records verified before it)")
+    return EXIT_FINDINGS
 
 
 def _policy_test(args: argparse.Namespace) -> int:
@@ -223,6 +431,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _policy_flags(audit)
     audit.set_defaults(func=_audit)
+
+    audit.add_argument("--state-dir", default=".modelplane", metavar="DIR", help="state directory (for 'audit verify')")
+
+    def stateful(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("--state-dir", default=".modelplane", metavar="DIR", help="state directory")
+        return parser
+
+    for name, func, text in (
+        ("plan", _plan, "show what apply would do, and why"),
+        ("apply", _apply, "run the plan: data gate, train, metric gate, promote, model cards"),
+    ):
+        cmd = stateful(commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + "."))
+        cmd.add_argument("--revision", metavar="REV", help="a git revision (default: the work tree)")
+        _policy_flags(cmd)
+        cmd.add_argument("--no-policy", action="store_true", help="skip the policies")
+        if name == "plan":
+            cmd.add_argument("--format", "-o", choices=["text", "markdown", "json"], default="text")
+        else:
+            cmd.add_argument("--wait", action="store_true", help="wait for another apply instead of refusing")
+        cmd.set_defaults(func=func)
+
+    approve = stateful(commands.add_parser("approve", help="approve a model version for Production"))
+    approve.add_argument("model")
+    approve.add_argument("version", type=int)
+    approve.add_argument("--as", dest="approver", required=True, metavar="NAME", help="who approves")
+    approve.set_defaults(func=_approve)
+
+    status = stateful(commands.add_parser("status", help="each resource's conditions"))
+    status.add_argument("--format", "-o", choices=["text", "json"], default="text")
+    status.set_defaults(func=_status)
+
+    runs = stateful(commands.add_parser("runs", help="training runs: list, show, compare"))
+    runs_commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
+    runs_list = stateful(runs_commands.add_parser("list", help="every run"))
+    runs_list.add_argument("--model", metavar="MODEL")
+    stateful(runs_commands.add_parser("show", help="one run in full")).add_argument("run", metavar="RUN_ID")
+    compare = stateful(runs_commands.add_parser("compare", help="two runs side by side"))
+    compare.add_argument("a", metavar="RUN_A")
+    compare.add_argument("b", metavar="RUN_B")
+    runs.set_defaults(func=_runs)
+
+    registry = stateful(commands.add_parser("registry", help="model versions and their promotion history"))
+    registry_commands = registry.add_subparsers(dest="registry_command", metavar="COMMAND", required=True)
+    stateful(registry_commands.add_parser("list", help="versions, stages, cards")).add_argument("model", nargs="?")
+    stateful(registry_commands.add_parser("history", help="every stage transition")).add_argument("model")
+    registry.set_defaults(func=_registry)
 
     policy = commands.add_parser("policy", help="test and serve Rego policies")
     policy_commands = policy.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)

@@ -67,12 +67,12 @@ def test_directory_without_yaml_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_validate_reads_stdin() -> None:
-    text = Path("specs/datasets/breast-cancer.yaml").read_text().replace("breast_cancer", "breast_cancr")
-    out = run("validate", "--format", "json", "-", stdin=text)
+    text = Path("specs/datasets/breast-cancer.yaml").read_text().replace("format: csv", "format: cvs")
+    out = run("validate", "--no-policy", "--format", "json", "-", stdin=text)
     assert out.returncode == 1
     (finding,) = json.loads(out.stdout)["findings"]
-    assert (finding["file"], finding["line"], finding["rule"]) == ("<stdin>", 13, "invalid-value")
-    assert "did you mean 'breast_cancer'?" in finding["message"]
+    assert (finding["file"], finding["line"], finding["column"], finding["rule"]) == ("<stdin>", 15, 13, "invalid-value")
+    assert "did you mean 'csv'?" in finding["message"]
 
 
 def test_schemas_check_passes_on_the_committed_tree() -> None:

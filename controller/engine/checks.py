@@ -44,7 +44,7 @@ def judge(
     if settings is None:
         return report
     files = files if files is not None else discover(settings.directory)
-    engine = open_engine(files, settings.opa_url)
+    engine = open_engine([f for f in files if not f.is_test], settings.opa_url)
     outcome: PolicyOutcome = evaluate(
         engine, result.resources, context=context, today=settings.today, skipped=result.rejected
     )

@@ -80,6 +80,8 @@ class Document:
     data: Any
     text: str = field(repr=False)
     _node: Node | None = field(default=None, repr=False)
+    line: int = 1  # where the document starts (1-based), known without the node graph
+    column: int = 1
 
     @property
     def node(self) -> Node:
@@ -89,14 +91,6 @@ class Document:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_node": None}
-
-    @property
-    def line(self) -> int:
-        return self.node.start_mark.line + 1
-
-    @property
-    def column(self) -> int:
-        return self.node.start_mark.column + 1
 
     def location(self, path: Path, *, at_key: bool = False) -> Location:
         """Where ``path`` is written. For a path that does not exist, its closest
@@ -304,7 +298,9 @@ def parse(text: str, file: str) -> ParseResult:
             result.findings.append(Finding("too-deep", "nesting is too deep", _location(file, node)))
             continue
         result.findings.extend(builder.findings)
-        result.documents.append(Document(file, index, data, text, node))
+        result.documents.append(
+            Document(file, index, data, text, node, node.start_mark.line + 1, node.start_mark.column + 1)
+        )
     return result
 
 

@@ -42,12 +42,12 @@ class EmbeddedEngine:
             except RuntimeError as exc:
                 raise _load_error(exc, policy.path) from None
         self._rules = rules_from_ast(self._engine.get_ast_as_json())
-        self._aggregates: dict[str, str] = {}
+        self._query: str | None = None
 
     @classmethod
     def _from(cls, engine: Any, rules: list[RuleInfo]) -> EmbeddedEngine:
         self = cls.__new__(cls)
-        self._engine, self._rules, self._aggregates = engine, rules, {}
+        self._engine, self._rules, self._query = engine, rules, None
         return self
 
     def clone(self) -> EmbeddedEngine:
@@ -68,20 +68,24 @@ class EmbeddedEngine:
         except RuntimeError as exc:
             raise EngineError(clean_error(exc)) from None
 
-    def _aggregate(self, package: str) -> str:
-        """A query for the package's finding and exception rules only: evaluating
-        ``data.<pkg>`` would also run its ``test_*`` rules and any decision rules."""
-        query = self._aggregates.get(package)
-        if query is None:
-            names = sorted(
-                {r.name for r in self._rules if r.package == package and (r.is_finding or r.name == "exception")}
-            )
-            query = "{" + ", ".join(f'"{n}": data.{package}.{n}' for n in names) + "}"
-            self._aggregates[package] = query
-        return query
+    def _decision_query(self) -> str:
+        """One query for every package's finding and exception rules, so a decision
+        sets the input once and evaluates once (``data.<pkg>`` would also run the
+        ``test_*`` rules). One line per rule: regorus refuses very long lines."""
+        if self._query is None:
+            by_package: dict[str, set[str]] = {}
+            for r in self._rules:
+                if r.is_finding or r.name == "exception":
+                    by_package.setdefault(r.package, set()).add(r.name)
+            lines = []
+            for package, names in sorted(by_package.items()):
+                rules = ",\n".join(f'    "{n}": data.{package}.{n}' for n in sorted(names))
+                lines.append(f'  "{package}": {{\n{rules}\n  }}')
+            self._query = "{\n" + ",\n".join(lines) + "\n}"
+        return self._query
 
-    def evaluate(self, package: str, input_doc: dict[str, Any]) -> dict[str, Any]:
-        value = self._eval(self._aggregate(package), input_doc)
+    def decide(self, input_doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        value = self._eval(self._decision_query(), input_doc)
         return value if isinstance(value, dict) else {}
 
     def query(self, path: str, input_doc: Any) -> Any:

@@ -26,10 +26,10 @@ class PolicyEngine(Protocol):
     def set_data(self, data: dict[str, Any]) -> None:
         """Replace ``data.modelplane`` (the revision's resources and context)."""
 
-    def evaluate(self, package: str, input_doc: dict[str, Any]) -> dict[str, Any]:
-        """The package's finding rules (``deny*``, ``warn*``, ``violation*``) and
-        ``exception`` for ``input_doc``: rule name -> JSON value. Sets come back
-        as sorted lists, as OPA's JSON does."""
+    def decide(self, input_doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Every package's finding rules (``deny*``, ``warn*``, ``violation*``) and
+        ``exception`` for ``input_doc``: package -> rule name -> JSON value (sets
+        come back as lists, as in OPA's JSON)."""
 
     def query(self, path: str, input_doc: Any) -> Any:
         """The value at ``data.<path>`` for ``input_doc`` (None when undefined)."""

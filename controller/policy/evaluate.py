@@ -79,8 +79,8 @@ class PolicyOutcome:
 
 
 def input_for(item: LoadedResource) -> dict[str, Any]:
-    loc = item.document.location(())
-    return {**item.raw, "_source": {"file": loc.file, "line": loc.line, "column": loc.column}}
+    doc = item.document
+    return {**item.raw, "_source": {"file": doc.file, "line": doc.line, "column": doc.column}}
 
 
 def data_for(resources: list[LoadedResource], context: Context) -> dict[str, Any]:
@@ -164,15 +164,16 @@ def evaluate(
     for item in resources:
         doc = input_for(item)
         doc_digest = digest(doc)
-        secrets = secret_values(item.raw)
+        secrets: set[str] | None = None  # found only if a message needs scrubbing
         outcome.evaluated += 1
+        try:
+            results = engine.decide(doc)
+        except EngineError as exc:
+            outcome.findings.append(_engine_failure(item, "*", str(exc)))
+            decide(item, "*", "*", "error", str(exc), doc_digest)
+            continue
         for package, package_rules in sorted(by_package.items()):
-            try:
-                result = engine.evaluate(package, doc)
-            except EngineError as exc:
-                outcome.findings.append(_engine_failure(item, package, str(exc)))
-                decide(item, package, package, "error", str(exc), doc_digest)
-                continue
+            result = results.get(package, {})
             excepted = _exception_names(result.get("exception"))
             for rule in package_rules:
                 fired = _messages(result.get(rule.name))
@@ -186,6 +187,8 @@ def evaluate(
                     f"exception rule in package {package}" if suffix in excepted else waiver.label() if waiver else None
                 )
                 for message, field_text in fired:
+                    if secrets is None:
+                        secrets = secret_values(item.raw)
                     message = scrub(message, secrets)
                     path = _field_path(field_text) if isinstance(field_text, str) else ()
                     outcome.findings.append(

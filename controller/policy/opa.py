@@ -65,12 +65,17 @@ class OpaServerEngine:
     def set_data(self, data: dict[str, Any]) -> None:
         self._call("writing data.modelplane", self._client.update_or_create_data, data, "modelplane")
 
-    def evaluate(self, package: str, input_doc: dict[str, Any]) -> dict[str, Any]:
-        names = {r.name for r in self.rules() if r.package == package and (r.is_finding or r.name == "exception")}
-        value = self.query(package.replace(".", "/"), input_doc)
-        if not isinstance(value, dict):
-            return {}
-        return {k: v for k, v in value.items() if k in names}
+    def decide(self, input_doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """One ``POST /v1/data/<package>`` per package with finding rules."""
+        by_package: dict[str, set[str]] = {}
+        for r in self.rules():
+            if r.is_finding or r.name == "exception":
+                by_package.setdefault(r.package, set()).add(r.name)
+        out = {}
+        for package, names in sorted(by_package.items()):
+            value = self.query(package.replace(".", "/"), input_doc)
+            out[package] = {k: v for k, v in value.items() if k in names} if isinstance(value, dict) else {}
+        return out
 
     def query(self, path: str, input_doc: Any) -> Any:
         answer = self._call(f"querying {path}", self._client.query_rule, input_doc, path.strip("/").replace("/", "."))

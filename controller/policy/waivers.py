@@ -26,9 +26,6 @@ class Waiver:
         assert isinstance(resource, PolicyException)
         return resource.spec
 
-    def covers(self, rule_id: str, resource_ref: str) -> bool:
-        return rule_id in self.spec.rules and any(f"{r.kind}/{r.name}" == resource_ref for r in self.spec.resources)
-
     def active_on(self, day: date) -> bool:
         return self.spec.active_on(day)
 
@@ -40,9 +37,15 @@ class Waivers:
     def __init__(self, resources: list[LoadedResource], today: date) -> None:
         self.today = today
         self.all = [Waiver(r) for r in resources if r.resource.kind == "PolicyException"]
+        self._index: dict[tuple[str, str], Waiver] = {}  # (rule id, "Kind/name") -> first active waiver
+        for waiver in self.all:
+            if waiver.active_on(today):
+                for rule_id in waiver.spec.rules:
+                    for ref in waiver.spec.resources:
+                        self._index.setdefault((rule_id, f"{ref.kind}/{ref.name}"), waiver)
 
     def waiver_for(self, rule_id: str, resource_ref: str) -> Waiver | None:
-        return next((w for w in self.all if w.active_on(self.today) and w.covers(rule_id, resource_ref)), None)
+        return self._index.get((rule_id, resource_ref))
 
     def problems(self, known_rule_ids: set[str]) -> list[Finding]:
         """Expired waivers, and waivers naming rules no policy defines."""

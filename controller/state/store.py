@@ -99,6 +99,27 @@ class Store:
             self._audit(event, subject, payload, actor=actor, revision=revision)
         self._write_head()
 
+    def audit_once(
+        self,
+        event: str,
+        subject: str,
+        payload: dict[str, Any],
+        *,
+        actor: str = "modelplane",
+        revision: str | None = None,
+    ) -> bool:
+        """Record an event unless one with the same ``payload['key']`` is already there."""
+        with transaction(self.conn):
+            seen = self.conn.execute(
+                "SELECT 1 FROM audit_log WHERE event = ? AND subject = ? AND json_extract(payload, '$.key') = ?",
+                (event, subject, payload["key"]),
+            ).fetchone()
+            if seen:
+                return False
+            self._audit(event, subject, payload, actor=actor, revision=revision)
+        self._write_head()
+        return True
+
     def _write_head(self) -> None:
         """Remember the chain's head outside the database: truncation shows."""
         row = self.conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
@@ -252,6 +273,29 @@ class Store:
                 revision=revision,
             )
         self._write_head()
+
+    def record_gates(
+        self, key: str, *, passed: bool, gates: list[dict[str, Any]], fairness: dict[str, Any], revision: str | None
+    ) -> bool:
+        """Record the metric gate's decision on a trained run, once."""
+        with transaction(self.conn):
+            row = self.conn.execute("SELECT id, model, status FROM runs WHERE key = ?", (key,)).fetchone()
+            if row is None or row["status"] != "trained":
+                return False
+            status = "passed" if passed else "gate-failed"
+            self.conn.execute(
+                "UPDATE runs SET status = ?, gates = ?, fairness = ? WHERE key = ?",
+                (status, json.dumps(gates), json.dumps(fairness), key),
+            )
+            self._audit(
+                "metric-gate",
+                f"Model/{row['model']}",
+                {"run": row["id"], "passed": passed, "gates": gates, "fairness": fairness},
+                actor="modelplane",
+                revision=revision,
+            )
+        self._write_head()
+        return True
 
     # -- registry ------------------------------------------------------------
     def versions(self, model: str) -> list[Version]:

@@ -54,6 +54,18 @@ class GitRepo:
         branch = self._git("rev-parse", "--abbrev-ref", "HEAD").decode().strip() if revision == "HEAD" else None
         return Commit(sha, author, None if branch == "HEAD" else branch)
 
+    def export(self, revision: str, destination: Path) -> str:
+        """Write the tree at ``revision`` into ``destination``; returns the commit sha."""
+        import io
+        import tarfile
+
+        sha = self.commit(revision).sha
+        archive = self._git("archive", "--format=tar", sha)
+        destination.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(destination, filter="data")
+        return sha
+
     def files(self, revision: str, paths: list[str]) -> list[tuple[str, bytes]]:
         """(path, content) of every file under ``paths`` at ``revision``, in path order."""
         sha = self.commit(revision).sha

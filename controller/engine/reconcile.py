@@ -1,0 +1,153 @@
+"""The reconcile loop on one machine: load -> validate -> policy -> plan -> apply -> status.
+
+Called by the CLI's ``plan`` and ``apply`` (and later by the webhook-driven
+controller). Validation errors stop everything; a policy denial stalls the
+denied resource (and what depends on it) with ``PolicyDenied``; everything
+else goes through the planner and the local executor under the apply lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from controller.api import Dataset, Model
+from controller.api.findings import Report, Severity
+from controller.engine import apply as executor
+from controller.engine.checks import PolicySettings, judge
+from controller.engine.desired import desired_state, digest, observed_state
+from controller.engine.plan import Plan, plan
+from controller.loading import LoadResult
+from controller.policy.evaluate import Context as PolicyContext
+from controller.state import lock
+from controller.state.store import Store, now
+
+
+@dataclass
+class Reconciliation:
+    report: Report
+    plan: Plan | None = None
+    executed: list[executor.Executed] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        failed = any(e.result is not None and not e.result.ok for e in self.executed)
+        return self.report.exit_code == 0 and not failed
+
+
+def _policy_view(report: Report) -> tuple[dict[str, str], dict[str, list[dict[str, str]]]]:
+    """Denied resources (with why), and every resource's policy decisions."""
+    denied: dict[str, list[str]] = {}
+    decisions: dict[str, list[dict[str, str]]] = {}
+    for f in report.findings:
+        if not f.resource or "." not in f.rule:
+            continue
+        result = "waived" if f.waived_by else ("deny" if f.severity == Severity.ERROR else "warn")
+        decisions.setdefault(f.resource, []).append({"rule": f.rule, "result": result})
+        if result == "deny":
+            denied.setdefault(f.resource, []).append(f"{f.rule}: {f.message}")
+    return {k: "; ".join(v) for k, v in denied.items()}, decisions
+
+
+def _loader_errors(report: Report) -> bool:
+    return any(f.severity == Severity.ERROR and "." not in f.rule for f in report.findings)
+
+
+def reconcile(
+    result: LoadResult,
+    *,
+    root: Path,
+    store: Store,
+    policy: PolicySettings | None,
+    context: PolicyContext,
+    do_apply: bool,
+    wait: bool = False,
+    progress: executor.Progress = lambda _msg: None,
+    today: date | None = None,
+) -> Reconciliation:
+    if policy is not None and today is not None:
+        policy.today = today
+    report = judge(result, policy, context)
+    if _loader_errors(report):
+        return Reconciliation(report)
+    denied, decisions = _policy_view(report)
+    desired = desired_state(result.resources, root, context.revision, denied)
+    if not do_apply:
+        return Reconciliation(report, plan(desired, observed_state(store)))
+
+    with lock.exclusive(store.state_dir, wait=wait):
+        current = plan(desired, observed_state(store))  # plan again under the lock: state may have moved
+        ctx = executor.Context(
+            store=store,
+            root=root,
+            revision=context.revision,
+            datasets={r.resource.name: r.resource for r in result.resources if isinstance(r.resource, Dataset)},
+            models={r.resource.name: r.resource for r in result.resources if isinstance(r.resource, Model)},
+            policy=decisions,
+            progress=progress,
+        )
+        for ref in sorted({a.resource for a in current.actions}):
+            store.audit_once(
+                "policy",
+                ref,
+                {
+                    "decisions": decisions.get(ref, []),
+                    "key": digest("policy", ref, decisions.get(ref, []), context.revision),
+                },
+                revision=context.revision,
+            )
+        executed = executor.execute(current, ctx)
+        update_statuses(store, plan(desired, observed_state(store)), context.revision)
+    return Reconciliation(report, current, executed)
+
+
+def update_statuses(store: Store, after: Plan, revision: str | None) -> None:
+    """Conditions per resource, from where the plan says it stands."""
+    pending = {a.resource: a for a in after.actions}
+    for ref in sorted(set(after.notes) | set(pending)):
+        kind, name = ref.split("/", 1)
+        previous = store.status(kind, name) or {}
+        if ref in pending:
+            note_type, status, reason, message = "Reconciling", True, "Progressing", pending[ref].describe()
+        else:
+            note = after.notes[ref]
+            note_type, status, reason, message = note.condition, note.status, note.reason, note.message
+        conditions = _conditions(note_type, status, reason, message, previous.get("conditions", []))
+        ready = note_type == "Ready" and status
+        store.set_status(
+            kind,
+            name,
+            {
+                "conditions": conditions,
+                "observedRevision": revision,
+                "lastAppliedRevision": revision if ready else previous.get("lastAppliedRevision"),
+            },
+        )
+
+
+def _conditions(
+    kind: str, status: bool, reason: str, message: str, previous: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    values = {
+        "Ready": (status if kind == "Ready" else False),
+        "Reconciling": kind == "Reconciling",
+        "Stalled": kind == "Stalled",
+    }
+    before = {c["type"]: c for c in previous}
+    out = []
+    for ctype, value in values.items():
+        text = "True" if value else "False"
+        old = before.get(ctype)
+        changed = old is None or old["status"] != text or old["reason"] != reason
+        out.append(
+            {
+                "type": ctype,
+                "status": text,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": now() if changed else old["lastTransitionTime"],
+            }
+        )
+    return out
