@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/modelplane validate
 	$(BIN)/modelplane plan
 	$(BIN)/modelplane apply
-	$(BIN)/modelplane approve breast-cancer-classifier $$($(BIN)/modelplane registry list breast-cancer-classifier | sed -n 's/^breast-cancer-classifier v\([0-9]*\): Staging.*/\1/p' | tail -1 | grep . || echo 1) --as alice
-	$(BIN)/modelplane approve breast-cancer-classifier $$($(BIN)/modelplane registry list breast-cancer-classifier | sed -n 's/^breast-cancer-classifier v\([0-9]*\): Staging.*/\1/p' | tail -1 | grep . || echo 1) --as bob
+	$(BIN)/modelplane approve breast-cancer-classifier Staging --as alice || echo "(no version waiting in Staging)"
+	$(BIN)/modelplane approve breast-cancer-classifier Staging --as bob || echo "(no version waiting in Staging)"
 	$(BIN)/modelplane apply
 	$(BIN)/modelplane status
 	$(BIN)/modelplane registry list

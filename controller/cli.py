@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     approve = stateful(commands.add_parser("approve", help="approve a model version for Production"))
     approve.add_argument("model")
-    approve.add_argument("version", type=int)
+    approve.add_argument("version", help="a version number, or a stage (e.g. Staging) for the version in it")
     approve.add_argument("--as", dest="approver", required=True, metavar="NAME", help="who approves")
     approve.set_defaults(func=_approve)
 

@@ -71,7 +71,12 @@ def test_validate_reads_stdin() -> None:
     out = run("validate", "--no-policy", "--format", "json", "-", stdin=text)
     assert out.returncode == 1
     (finding,) = json.loads(out.stdout)["findings"]
-    assert (finding["file"], finding["line"], finding["column"], finding["rule"]) == ("<stdin>", 15, 13, "invalid-value")
+    assert (finding["file"], finding["line"], finding["column"], finding["rule"]) == (
+        "<stdin>",
+        15,
+        13,
+        "invalid-value",
+    )
     assert "did you mean 'csv'?" in finding["message"]
 
 

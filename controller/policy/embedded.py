@@ -16,6 +16,9 @@ import regorus
 from controller.policy.engine import EngineError, clean_error
 from controller.policy.sources import PolicyFile, PolicyLoadError, RuleInfo, rules_from_ast
 
+DECISION_PACKAGE = "modelplane_internal_decision"
+DECISION_RULE = f"data.{DECISION_PACKAGE}.decision"
+
 _LOCATION = re.compile(r"-->\s*(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+)\s*\n(?P<body>.*)", re.S)
 
 
@@ -27,6 +30,18 @@ def _load_error(exc: BaseException, fallback_file: str) -> PolicyLoadError:
     body = match.group("body")
     message = next((ln.split("error:", 1)[1].strip() for ln in body.splitlines() if "error:" in ln), body.strip())
     return PolicyLoadError(message, match.group("file"), int(match.group("line")), int(match.group("col")))
+
+
+def _decision_module(rules: list[RuleInfo]) -> str:
+    by_package: dict[str, set[str]] = {}
+    for r in rules:
+        if r.is_finding or r.name == "exception":
+            by_package.setdefault(r.package, set()).add(r.name)
+    entries = []
+    for package, names in sorted(by_package.items()):
+        fields = ",\n".join(f'    "{n}": data.{package}.{n}' for n in sorted(names))
+        entries.append(f'  "{package}": {{\n{fields}\n  }}')
+    return f"package {DECISION_PACKAGE}\n\ndecision := {{\n" + ",\n".join(entries) + "\n}\n"
 
 
 class EmbeddedEngine:
@@ -42,12 +57,15 @@ class EmbeddedEngine:
             except RuntimeError as exc:
                 raise _load_error(exc, policy.path) from None
         self._rules = rules_from_ast(self._engine.get_ast_as_json())
-        self._query: str | None = None
+        # One rule gathers every package's finding and exception rules, so a decision
+        # sets the input once and evaluates one compiled rule (a query would be parsed
+        # on every call, and ``data.<pkg>`` would also run ``test_*`` rules).
+        self._engine.add_policy(f"<{DECISION_PACKAGE}>", _decision_module(self._rules))
 
     @classmethod
     def _from(cls, engine: Any, rules: list[RuleInfo]) -> EmbeddedEngine:
         self = cls.__new__(cls)
-        self._engine, self._rules, self._query = engine, rules, None
+        self._engine, self._rules = engine, rules
         return self
 
     def clone(self) -> EmbeddedEngine:
@@ -68,24 +86,12 @@ class EmbeddedEngine:
         except RuntimeError as exc:
             raise EngineError(clean_error(exc)) from None
 
-    def _decision_query(self) -> str:
-        """One query for every package's finding and exception rules, so a decision
-        sets the input once and evaluates once (``data.<pkg>`` would also run the
-        ``test_*`` rules). One line per rule: regorus refuses very long lines."""
-        if self._query is None:
-            by_package: dict[str, set[str]] = {}
-            for r in self._rules:
-                if r.is_finding or r.name == "exception":
-                    by_package.setdefault(r.package, set()).add(r.name)
-            lines = []
-            for package, names in sorted(by_package.items()):
-                rules = ",\n".join(f'    "{n}": data.{package}.{n}' for n in sorted(names))
-                lines.append(f'  "{package}": {{\n{rules}\n  }}')
-            self._query = "{\n" + ",\n".join(lines) + "\n}"
-        return self._query
-
     def decide(self, input_doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        value = self._eval(self._decision_query(), input_doc)
+        try:
+            self._engine.set_input_json(json.dumps(input_doc))
+            value = json.loads(self._engine.eval_rule_as_json(DECISION_RULE))
+        except RuntimeError as exc:
+            raise EngineError(clean_error(exc)) from None
         return value if isinstance(value, dict) else {}
 
     def query(self, path: str, input_doc: Any) -> Any:

@@ -312,6 +312,17 @@ class Store:
         row = self.conn.execute("SELECT * FROM model_versions WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else _version(row)
 
+    def resolve_version(self, model: str, ref: str | int) -> int:
+        """A version number from ``3``, ``v3`` or a stage name such as ``Staging``."""
+        text = str(ref)
+        if text.lstrip("v").isdigit():
+            return int(text.lstrip("v"))
+        stage = text.capitalize()
+        found = self.in_stage(model, stage) if stage in STAGES else None
+        if found is None:
+            raise KeyError(f"{model} has no version {'in ' + stage if stage in STAGES else text!r}")
+        return found.version
+
     def in_stage(self, model: str, stage: str) -> Version | None:
         row = self.conn.execute(
             "SELECT * FROM model_versions WHERE model = ? AND stage = ? ORDER BY version DESC LIMIT 1", (model, stage)

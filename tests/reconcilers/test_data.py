@@ -1,0 +1,46 @@
+"""The example data file is scikit-learn's bundled data; the data layer reads and hashes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from controller.loading import load
+from reconcilers import data
+
+
+def test_example_csv_is_the_bundled_breast_cancer_data() -> None:
+    bundled = load_breast_cancer(as_frame=True).frame
+    exported = pd.read_csv("data/breast-cancer.csv")
+    pd.testing.assert_frame_equal(exported, bundled, check_dtype=False)
+
+
+def _datasets() -> dict:
+    return {r.resource.name: r.resource for r in load(["specs"]).by_kind("Dataset")}
+
+
+def test_content_hash_changes_with_the_file(tmp_path: Path) -> None:
+    datasets = _datasets()
+    (tmp_path / "data").mkdir()
+    target = tmp_path / "data" / "breast-cancer.csv"
+    target.write_bytes(Path("data/breast-cancer.csv").read_bytes())
+    before = data.content_hash(datasets["breast-cancer"], datasets, tmp_path)
+    assert before == data.load(datasets["breast-cancer"], datasets, tmp_path).content_hash
+    target.write_text(target.read_text().replace("17.99", "18.00", 1))
+    assert data.content_hash(datasets["breast-cancer"], datasets, tmp_path) != before
+
+
+def test_missing_and_broken_files_are_clear_errors(tmp_path: Path) -> None:
+    datasets = _datasets()
+    with pytest.raises(data.DataError, match=r"data file '.*breast-cancer\.csv' does not exist"):
+        data.load(datasets["breast-cancer"], datasets, tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "breast-cancer.csv").write_bytes(b'mean radius,target\n"17.99,0\n')
+    with pytest.raises(data.DataError, match=r"as csv: Error tokenizing data\. C error: EOF inside string"):
+        data.load(datasets["breast-cancer"], datasets, tmp_path)
+    (tmp_path / "data" / "breast-cancer.csv").write_bytes(b"")
+    with pytest.raises(data.DataError, match="No columns to parse"):
+        data.load(datasets["breast-cancer"], datasets, tmp_path)
