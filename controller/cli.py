@@ -171,19 +171,20 @@ def _apply(args: argparse.Namespace) -> int:
 def _approve(args: argparse.Namespace) -> int:
     store = _open_store(args)
     try:
-        new = store.approve(args.model, args.version, args.approver)
-        count = len(store.approvals(args.model, args.version))
+        version = store.resolve_version(args.model, args.version)
+        new = store.approve(args.model, version, args.approver)
+        count = len(store.approvals(args.model, version))
     except KeyError as exc:
         return _fail(str(exc.args[0]))
     finally:
         store.close()
     if new:
         print(
-            f"{args.approver} approved {args.model} v{args.version} ({count} approval(s)); "
+            f"{args.approver} approved {args.model} v{version} ({count} approval(s)); "
             "the next apply promotes it once enough are in."
         )
     else:
-        print(f"{args.approver} had already approved {args.model} v{args.version}; still {count} approval(s).")
+        print(f"{args.approver} had already approved {args.model} v{version}; still {count} approval(s).")
     return EXIT_OK
 
 

@@ -1,0 +1,164 @@
+"""The reconcile loop end to end, through the CLI, on the real example and data."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import jsonschema
+from loop_helpers import DATA, MODEL, git, modelplane
+
+
+def counts(repo: Path) -> dict[str, int]:
+    conn = sqlite3.connect(repo / ".modelplane" / "state.db")
+    try:
+        return {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("runs", "model_versions", "promotions", "approvals", "data_checks", "audit_log")
+        }
+    finally:
+        conn.close()
+
+
+def test_example_reaches_production_after_two_approvals(repo: Path, upstream: Path) -> None:
+    plan = modelplane(repo, "plan")
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.splitlines()[1:6] == [
+        f"  1. data-gate breast-cancer: first check of content {plan.stdout.split('content ')[1][:8]}…",
+        "  2. train breast-cancer-classifier: first training",
+        "  3. metric-gate breast-cancer-classifier: evaluate gates on the held-out split",
+        "  4. promote breast-cancer-classifier -> Staging: after the gates pass",
+        "  5. model-card breast-cancer-classifier: card for the new Staging version",
+    ]
+    first = modelplane(repo, "apply")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "trial 2/2: roc_auc=" in first.stdout  # search progress is shown
+    status = modelplane(repo, "status").stdout
+    assert "Model/breast-cancer-classifier: NotReady (AwaitingApproval) v1 is in Staging with 0/2 approvals" in status
+
+    assert modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", "alice").returncode == 0
+    again = modelplane(repo, "approve", "breast-cancer-classifier", "1", "--as", "alice")
+    assert "had already approved" in again.stdout
+    assert "NotReady (AwaitingApproval) v1 is in Staging with 1/2 approvals" in modelplane(repo, "plan").stdout
+    modelplane(repo, "approve", "breast-cancer-classifier", "1", "--as", "bob")
+    second = modelplane(repo, "apply")
+    assert "ok: v1 -> Production" in second.stdout
+    head = git(repo, "rev-parse", "HEAD").strip()
+    status = json.loads(modelplane(repo, "status", "--format", "json").stdout)
+    ready = next(c for c in status["Model/breast-cancer-classifier"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == ("True", "Succeeded", "v1 is in Production")
+    assert status["Model/breast-cancer-classifier"]["lastAppliedRevision"] == head
+
+    # The model card: MCT JSON against the real schema, HF front matter, self-contained HTML.
+    cards = repo / ".modelplane" / "cards"
+    card = json.loads((cards / "breast-cancer-classifier-v1.json").read_text())
+    schema = json.loads((upstream / "model-card-toolkit" / "model_card.schema.v0.0.2.json").read_text())
+    jsonschema.validate(card, schema)
+    assert f"git revision: {head}" in card["model_details"]["documentation"]
+    assert "approvals: alice, bob" in card["model_details"]["documentation"]
+    markdown = (cards / "breast-cancer-classifier-v1.md").read_text()
+    assert markdown.startswith('---\nlicense: "bsd-3-clause"') and "model-index:" in markdown
+    html = (cards / "breast-cancer-classifier-v1.html").read_text()
+    assert "<svg" in html and "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
+
+    # A second apply is a no-op and writes nothing.
+    before = counts(repo)
+    third = modelplane(repo, "apply")
+    assert third.stdout.strip() == "Nothing to do: every resource is up to date."
+    assert counts(repo) == before
+    assert modelplane(repo, "audit", "verify").stdout.startswith("audit log intact: ")
+    history = modelplane(repo, "registry", "history", "breast-cancer-classifier").stdout.splitlines()
+    assert [line.split("  ")[1:3] for line in history] == [["v1", "None -> Staging"], ["v1", "Staging -> Production"]]
+
+
+def test_editing_data_retrains_and_archives_the_old_production_version(repo: Path) -> None:
+    modelplane(repo, "apply")
+    modelplane(repo, "approve", "breast-cancer-classifier", "1", "--as", "alice")
+    modelplane(repo, "approve", "breast-cancer-classifier", "1", "--as", "bob")
+    modelplane(repo, "apply")
+    data = repo / DATA
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join(lines[:-20]) + "\n")  # drop 20 rows
+    plan = modelplane(repo, "plan").stdout
+    assert "data-gate breast-cancer: dataset content changed" in plan
+    assert "train breast-cancer-classifier: dataset content changed" in plan
+    assert plan.count("\n  ") >= 5 and "1 resource" not in plan
+    out = modelplane(repo, "apply")
+    assert out.returncode == 0, out.stdout
+    modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", "alice")
+    modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", "carol")
+    modelplane(repo, "apply")
+    listing = modelplane(repo, "registry", "list").stdout
+    assert "breast-cancer-classifier v1: Archived" in listing
+    assert "breast-cancer-classifier v2: Production" in listing
+    runs = modelplane(repo, "runs", "list").stdout.splitlines()
+    assert len(runs) == 2
+    compare = modelplane(repo, "runs", "compare", runs[0].split()[0], runs[1].split()[0])
+    assert compare.returncode == 0 and "metric roc_auc" in compare.stdout and "dataset" in compare.stdout
+
+
+def test_failed_data_contract_stalls_the_chain_with_gx_evidence(repo: Path) -> None:
+    data = repo / DATA
+    rows = data.read_text().splitlines()
+    broken = [rows[0]] + [("99.0" + row[row.index(",") :]) if i < 40 else row for i, row in enumerate(rows[1:])]
+    data.write_text("\n".join(broken) + "\n")
+    out = modelplane(repo, "apply")
+    assert out.returncode == 1
+    assert (
+        "FAILED: 5/6 expectations met; failed: expect_column_values_to_be_between[mean radius] (40 unexpected"
+        in out.stdout
+    )
+    assert "train breast-cancer-classifier" in out.stdout and "(skipped: an earlier step did not succeed)" in out.stdout
+    status = modelplane(repo, "status").stdout
+    assert "Dataset/breast-cancer: Stalled (DataContractFailed)" in status
+    assert "Model/breast-cancer-classifier: Stalled (DependencyNotReady)" in status
+    assert counts(repo)["runs"] == 0
+    # The evidence is in the audit log with the GX run id.
+    import sqlite3 as db
+
+    conn = db.connect(repo / ".modelplane" / "state.db")
+    payload = json.loads(conn.execute("SELECT payload FROM audit_log WHERE event = 'data-gate'").fetchone()[0])
+    assert payload["success"] is False and payload["gx_run_id"]
+    # Nothing retries until the data changes.
+    assert modelplane(repo, "apply").stdout.strip() == "Nothing to do: every resource is up to date."
+
+
+def test_removed_column_trips_the_schema_circuit_breaker(repo: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(repo / DATA).drop(columns=["mean area"])
+    frame.to_csv(repo / DATA, index=False)
+    out = modelplane(repo, "apply")
+    assert "FAILED: schema changed: missing column(s) mean area" in out.stdout
+
+
+def test_failing_gate_stalls_with_gate_failed(repo: Path) -> None:
+    model = repo / MODEL
+    model.write_text(model.read_text().replace("threshold: 0.9\n", "threshold: 0.999\n"))
+    out = modelplane(repo, "apply")
+    assert out.returncode == 1
+    assert "FAILED: recall " in out.stdout and ">= 0.999 is false" in out.stdout
+    status = modelplane(repo, "status").stdout
+    assert "Model/breast-cancer-classifier: Stalled (GateFailed) recall" in status
+    assert counts(repo)["model_versions"] == 0
+
+
+def test_policy_denial_stalls_the_resource(repo: Path) -> None:
+    model = repo / MODEL
+    model.write_text(model.read_text().replace("threshold: 0.92", "threshold: 0.80"))
+    plan = modelplane(repo, "plan")
+    assert "Model/breast-cancer-classifier: NotStalled" not in plan.stdout
+    assert "Stalled (PolicyDenied) models.medical_min_auc:" in plan.stdout
+    assert "train breast-cancer-classifier" not in plan.stdout
+    assert "data-gate breast-cancer" in plan.stdout
+
+
+def test_plan_at_a_revision_ignores_the_work_tree(repo: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD").strip()
+    (repo / MODEL).write_text((repo / MODEL).read_text().replace("threshold: 0.92", "threshold: 0.80"))
+    assert "PolicyDenied" in modelplane(repo, "plan").stdout
+    at_rev = modelplane(repo, "plan", "--revision", first, "--format", "json")
+    plan = json.loads(at_rev.stdout)
+    assert plan["revision"] == first
+    assert [a["action"] for a in plan["actions"]][:2] == ["data-gate", "train"]
