@@ -100,6 +100,7 @@ def _open_store(args: argparse.Namespace):
 
 def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     import dataclasses
+    import gc
     import os
     import tempfile
 
@@ -123,6 +124,7 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
         result = load(paths) if paths else None
         if result is None:
             return _fail(f"nothing to reconcile: none of {', '.join(DEFAULT_PATHS)} exists")
+        gc.freeze()  # a short-lived process: keep the collector off the loaded resources
         progress = (lambda msg: print(msg, flush=True)) if do_apply else (lambda _msg: None)
         outcome = reconcile(
             result,

@@ -7,6 +7,7 @@ estimator class is imported only from the allow-list in ``controller.api``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import platform
 import time
@@ -60,15 +61,19 @@ def environment() -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _package_version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "missing"
+
+
 def code_version(model: Model) -> str:
     """What besides the spec and the data decides a training result."""
     framework = ALLOWED_ESTIMATORS[model.spec.estimator.className][0].value
     package = {"sklearn": "scikit-learn"}.get(framework, framework)
-    try:
-        framework_version = version(package)
-    except PackageNotFoundError:
-        framework_version = "missing"
-    return f"modelplane={__version__};{package}={framework_version}"
+    return f"modelplane={__version__};{package}={_package_version(package)}"
 
 
 def estimator_class(path: str) -> type:

@@ -110,7 +110,11 @@ def observed_state(store: Store) -> Observed:
         observed.data_checks[row["key"]] = bool(row["success"])
         observed.data_summaries[row["key"]] = json.loads(row["evidence"]).get("summary", "")
         observed.last_data_hash[row["dataset"]] = row["dataset_hash"]
-    for run in store.runs():
+    query = "SELECT id, key, model, status, dataset_hash, spec_digest, gates, error FROM runs ORDER BY started_at, id"
+    for row in conn.execute(query):
+        run = dict(row)
+        # Only a failed gate's evidence is needed to plan; decode the rest never.
+        run["gates"] = json.loads(run["gates"]) if run["status"] == "gate-failed" else []
         observed.runs[run["key"]] = run
         observed.last_run[run["model"]] = run
     for row in conn.execute("SELECT * FROM model_versions ORDER BY model, version"):

@@ -88,10 +88,7 @@ def _train_reason(model: DesiredModel, content_hash: str, observed: Observed) ->
         reasons.append("spec changed")
     if last["status"] == "running":
         reasons.append("the last run was interrupted")
-    environment = last.get("environment") or {}
-    if not reasons and environment:
-        reasons.append("code version changed")
-    return "; ".join(reasons) or "inputs changed"
+    return "; ".join(reasons) or "code version changed"
 
 
 def plan(desired: Desired, observed: Observed) -> Plan:
