@@ -16,7 +16,7 @@ from typing import Any
 
 from controller.api import Dataset, Model
 from controller.loading import LoadedResource
-from controller.state.store import Store, Version
+from controller.state.store import Store, Version, version_from_row
 from reconcilers import data
 from reconcilers.train import code_version
 
@@ -118,17 +118,7 @@ def observed_state(store: Store) -> Observed:
         observed.runs[run["key"]] = run
         observed.last_run[run["model"]] = run
     for row in conn.execute("SELECT * FROM model_versions ORDER BY model, version"):
-        observed.versions.setdefault(row["model"], []).append(
-            Version(
-                row["model"],
-                row["version"],
-                row["run_id"],
-                row["stage"],
-                row["artifact_digest"],
-                row["revision"],
-                row["created_at"],
-            )
-        )
+        observed.versions.setdefault(row["model"], []).append(version_from_row(row))
     for row in conn.execute("SELECT model, version, count(*) AS n FROM approvals GROUP BY model, version"):
         observed.approvals[(row["model"], row["version"])] = row["n"]
     observed.cards = {(r["model"], r["version"]) for r in conn.execute("SELECT model, version FROM cards")}

@@ -89,7 +89,7 @@ def reconcile(
             progress=progress,
         )
         for ref in sorted({a.resource for a in current.actions}):
-            store.audit_once(
+            store.audit(
                 "policy",
                 ref,
                 {
@@ -97,6 +97,7 @@ def reconcile(
                     "key": digest("policy", ref, decisions.get(ref, []), context.revision),
                 },
                 revision=context.revision,
+                once=True,
             )
         executed = executor.execute(current, ctx)
         update_statuses(store, plan(desired, observed_state(store)), context.revision)

@@ -200,16 +200,19 @@ def load_text(text: str, file: str) -> LoadResult:
     return result
 
 
+def _add(result: LoadResult, name: str, text: str | None, problem: Finding | None) -> None:
+    if problem is not None:
+        result.files.append(name)
+        result.findings.append(problem)
+    else:
+        assert text is not None
+        result.extend(load_text(text, name))
+
+
 def _load_files(names: list[str], stdin: IO[Any] | None, max_file_bytes: int) -> LoadResult:
     result = LoadResult()
     for name in names:
-        text, problem = _read(name, stdin, max_file_bytes)
-        if problem is not None:
-            result.files.append(name)
-            result.findings.append(problem)
-            continue
-        assert text is not None
-        result.extend(load_text(text, name))
+        _add(result, name, *_read(name, stdin, max_file_bytes))
     return result
 
 
@@ -218,15 +221,8 @@ def load_blobs(blobs: Iterable[tuple[str, bytes]], *, max_file_bytes: int = MAX_
     result = LoadResult()
     with _no_gc():
         for name, data in blobs:
-            if Path(name).suffix not in YAML_SUFFIXES:
-                continue
-            text, problem = _decode(name, data, max_file_bytes)
-            if problem is not None:
-                result.files.append(name)
-                result.findings.append(problem)
-                continue
-            assert text is not None
-            result.extend(load_text(text, name))
+            if Path(name).suffix in YAML_SUFFIXES:
+                _add(result, name, *_decode(name, data, max_file_bytes))
         result.findings.extend(check_references(result.resources))
     return result
 

@@ -50,7 +50,7 @@ class Promotion:
     at: str
 
 
-def _version(row: sqlite3.Row) -> Version:
+def version_from_row(row: sqlite3.Row) -> Version:
     return Version(
         row["model"],
         row["version"],
@@ -93,28 +93,18 @@ class Store:
         *,
         actor: str = "modelplane",
         revision: str | None = None,
-    ) -> None:
-        """Record an event that changes nothing else (e.g. a failed gate)."""
-        with transaction(self.conn):
-            self._audit(event, subject, payload, actor=actor, revision=revision)
-        self._write_head()
-
-    def audit_once(
-        self,
-        event: str,
-        subject: str,
-        payload: dict[str, Any],
-        *,
-        actor: str = "modelplane",
-        revision: str | None = None,
+        once: bool = False,
     ) -> bool:
-        """Record an event unless one with the same ``payload['key']`` is already there."""
+        """Record an event that changes nothing else (e.g. a set of policy decisions).
+        With ``once``, skip it if an event with the same ``payload['key']`` is there."""
         with transaction(self.conn):
-            seen = self.conn.execute(
-                "SELECT 1 FROM audit_log WHERE event = ? AND subject = ? AND json_extract(payload, '$.key') = ?",
-                (event, subject, payload["key"]),
-            ).fetchone()
-            if seen:
+            if (
+                once
+                and self.conn.execute(
+                    "SELECT 1 FROM audit_log WHERE event = ? AND subject = ? AND json_extract(payload, '$.key') = ?",
+                    (event, subject, payload["key"]),
+                ).fetchone()
+            ):
                 return False
             self._audit(event, subject, payload, actor=actor, revision=revision)
         self._write_head()
@@ -300,17 +290,17 @@ class Store:
     # -- registry ------------------------------------------------------------
     def versions(self, model: str) -> list[Version]:
         rows = self.conn.execute("SELECT * FROM model_versions WHERE model = ? ORDER BY version", (model,))
-        return [_version(r) for r in rows]
+        return [version_from_row(r) for r in rows]
 
     def version(self, model: str, version: int) -> Version | None:
         row = self.conn.execute(
             "SELECT * FROM model_versions WHERE model = ? AND version = ?", (model, version)
         ).fetchone()
-        return None if row is None else _version(row)
+        return None if row is None else version_from_row(row)
 
     def version_for_run(self, run_id: str) -> Version | None:
         row = self.conn.execute("SELECT * FROM model_versions WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else _version(row)
+        return None if row is None else version_from_row(row)
 
     def resolve_version(self, model: str, ref: str | int) -> int:
         """A version number from ``3``, ``v3`` or a stage name such as ``Staging``."""
@@ -327,14 +317,14 @@ class Store:
         row = self.conn.execute(
             "SELECT * FROM model_versions WHERE model = ? AND stage = ? ORDER BY version DESC LIMIT 1", (model, stage)
         ).fetchone()
-        return None if row is None else _version(row)
+        return None if row is None else version_from_row(row)
 
     def register(self, model: str, run_id: str, artifact_digest: str, revision: str | None) -> tuple[Version, bool]:
         """The version for ``run_id`` (stage None), creating it once. Returns (version, created)."""
         with transaction(self.conn):
             row = self.conn.execute("SELECT * FROM model_versions WHERE run_id = ?", (run_id,)).fetchone()
             if row is not None:
-                return _version(row), False
+                return version_from_row(row), False
             number = self.conn.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = ?", (model,)
             ).fetchone()[0]
