@@ -59,7 +59,12 @@ def _name(action: Action) -> str:
 
 def data_gate(action: Action, ctx: Context) -> StepResult:
     name = action.params["dataset"]
-    loaded = ctx.frame(name)
+    try:
+        loaded = ctx.frame(name)
+    except data.DataError as exc:  # unreadable content fails its gate, recorded, until the content changes
+        evidence = {"summary": str(exc), "error": str(exc)}
+        ctx.store.record_data_check(action.key, name, action.params["hash"], ctx.revision, False, None, evidence)
+        return StepResult(False, str(exc))
     if loaded.content_hash != action.params["hash"]:
         return StepResult(False, f"the data changed while planning ({loaded.content_hash}); run again")
     ctx.progress(f"  running the data contract of {name} ({len(loaded.frame)} rows)")

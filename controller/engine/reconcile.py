@@ -99,6 +99,15 @@ def reconcile(
                 revision=context.revision,
                 once=True,
             )
+        for ref, note in sorted(current.notes.items()):
+            if note.reason == "DataUnavailable":  # unreadable data never reaches a step: record it here
+                store.audit(
+                    "data-unavailable",
+                    ref,
+                    {"error": note.message, "key": digest(ref, note.message)},
+                    revision=context.revision,
+                    once=True,
+                )
         executed = executor.execute(current, ctx)
         update_statuses(store, plan(desired, observed_state(store)), context.revision)
     return Reconciliation(report, current, executed)

@@ -162,3 +162,55 @@ def test_plan_at_a_revision_ignores_the_work_tree(repo: Path) -> None:
     plan = json.loads(at_rev.stdout)
     assert plan["revision"] == first
     assert [a["action"] for a in plan["actions"]][:2] == ["data-gate", "train"]
+
+
+def audit_events(repo: Path) -> list[tuple[str, str, dict]]:
+    conn = sqlite3.connect(repo / ".modelplane" / "state.db")
+    try:
+        rows = conn.execute("SELECT event, subject, payload FROM audit_log ORDER BY seq").fetchall()
+        return [(e, s, json.loads(p)) for e, s, p in rows]
+    finally:
+        conn.close()
+
+
+def test_broken_data_file_is_a_clear_error_in_status_and_audit(repo: Path) -> None:
+    (repo / DATA).write_bytes(b'mean radius,target\n"17.99,0\n')
+    out = modelplane(repo, "apply")
+    assert out.returncode == 1
+    status = modelplane(repo, "status").stdout
+    assert "Dataset/breast-cancer: Stalled (DataContractFailed) cannot read 'data/breast-cancer.csv' as csv" in status
+    gate = [p for e, _, p in audit_events(repo) if e == "data-gate"]
+    assert len(gate) == 1 and gate[0]["success"] is False
+    assert modelplane(repo, "apply").stdout.strip() == "Nothing to do: every resource is up to date."
+    assert counts(repo)["runs"] == 0
+
+
+def test_missing_data_file_is_recorded_once(repo: Path) -> None:
+    (repo / DATA).unlink()
+    assert modelplane(repo, "apply").returncode == 0  # nothing can run; nothing failed half-way
+    status = modelplane(repo, "status").stdout
+    assert (
+        "Dataset/breast-cancer: Stalled (DataUnavailable) data file 'data/breast-cancer.csv' does not exist" in status
+    )
+    assert "Model/breast-cancer-classifier: Stalled (DependencyNotReady)" in status
+    modelplane(repo, "apply")
+    events = [(e, s) for e, s, _ in audit_events(repo)]
+    assert events.count(("data-unavailable", "Dataset/breast-cancer")) == 1
+
+
+def test_missing_feature_column_fails_the_run_with_the_reason(repo: Path) -> None:
+    model = repo / MODEL
+    model.write_text(
+        model.read_text().replace("  target: target\n", "  target: target\n  features: [mean radius, tumour grade]\n")
+    )
+    out = modelplane(repo, "apply")
+    assert out.returncode == 1
+    assert "FAILED: column(s) tumour grade are not in the dataset" in out.stdout
+    status = modelplane(repo, "status").stdout
+    assert (
+        "Model/breast-cancer-classifier: Stalled (ReconcileFailed) column(s) tumour grade are not in the dataset"
+        in status
+    )
+    train = [p for e, _, p in audit_events(repo) if e == "train"]
+    assert train and train[-1]["status"] == "failed" and "tumour grade" in train[-1]["error"]
+    assert counts(repo)["model_versions"] == 0
