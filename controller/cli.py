@@ -420,9 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser(
         "audit",
-        help="evaluate every policy over the repo (at a revision) and write a report",
+        help="evaluate every policy over the repo (at a revision); 'audit verify' checks the audit log",
         description="Evaluate every policy over the resources, at a git revision or in the work tree, "
-        "write a report and append every decision to the decision log.",
+        "write a report and append every decision to the decision log. "
+        "'modelplane audit verify' instead checks the audit log's hash chain (exit 1 when broken).",
     )
     audit.add_argument("paths", nargs="*", metavar="PATH", help="resource paths (default: specs/ and chaos/)")
     audit.add_argument("--revision", metavar="REV", help="a git revision (default: the work tree)")

@@ -83,3 +83,20 @@ def test_approval_by_the_same_person_counts_once(tmp_path: Path) -> None:
     ]
     with pytest.raises(KeyError, match="m has no version 7"):
         s.approve("m", 7, "bob")
+
+
+def test_cli_audit_verify_passes_then_names_the_edited_record(store: Store) -> None:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("modelplane")
+    state_dir = str(store.state_dir)
+    ok = subprocess.run([str(exe), "audit", "verify", "--state-dir", state_dir], capture_output=True, text=True)
+    assert (ok.returncode, ok.stdout) == (0, "audit log intact: 5 records, hash chain verified\n")
+    store.conn.execute("UPDATE audit_log SET revision = 'forged' WHERE seq = 4")
+    bad = subprocess.run([str(exe), "audit", "verify", "--state-dir", state_dir], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert bad.stdout == (
+        "audit log BROKEN at record 4: record 4 was edited: its content does not match its hash "
+        "(3 records verified before it)\n"
+    )
