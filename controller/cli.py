@@ -11,11 +11,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller import __version__
-from controller.api.findings import Report
-from controller.engine.checks import PolicySettings
 from controller.output import FORMATTERS
+
+if TYPE_CHECKING:
+    from controller.api.findings import Report
+    from controller.engine.checks import PolicySettings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -26,6 +29,8 @@ def _fail(message: str) -> int:
 
 
 def _policy_settings(args: argparse.Namespace) -> PolicySettings | None:
+    from controller.engine.checks import PolicySettings
+
     if getattr(args, "no_policy", False):
         return None
     log = Path(args.decision_log) if getattr(args, "decision_log", None) else None
@@ -43,6 +48,8 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    import gc
+
     from controller.engine.checks import judge
     from controller.loading import DEFAULT_PATHS, UsageError, load
     from controller.policy.engine import EngineError
@@ -58,6 +65,7 @@ def _validate(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not result.files:
         return _fail(f"no .yaml or .yml files under {', '.join(paths)}")
+    gc.freeze()  # a short-lived process: keep the collector off the loaded resources
     try:
         report = judge(result, _policy_settings(args), context_for())
     except PolicyLoadError as exc:

@@ -17,7 +17,6 @@ from controller.policy import decision_log
 from controller.policy.embedded import EmbeddedEngine
 from controller.policy.engine import PolicyEngine
 from controller.policy.evaluate import Context, PolicyOutcome, evaluate
-from controller.policy.opa import OpaServerEngine
 from controller.policy.sources import PolicyFile, discover
 
 
@@ -32,6 +31,8 @@ class PolicySettings:
 def open_engine(files: list[PolicyFile], opa_url: str | None = None) -> PolicyEngine:
     """The embedded engine, or an OPA server when ``opa_url`` is given."""
     if opa_url:
+        from controller.policy.opa import OpaServerEngine  # requests and opa-client: only when asked for
+
         return OpaServerEngine(opa_url)
     return EmbeddedEngine(files)
 
