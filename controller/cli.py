@@ -110,6 +110,7 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     import dataclasses
     import gc
     import os
+    import shutil
     import tempfile
 
     from controller.engine.reconcile import reconcile
@@ -121,6 +122,8 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     from controller.triggers.git_source import GitError, GitRepo, context_for
 
     store = _open_store(args)
+    checkout: Path | None = None
+    home = Path.cwd()
     try:
         context = context_for(revision=args.revision)
         if args.revision:  # work on the tree as committed, not the work tree
@@ -150,6 +153,9 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
         return _fail(str(exc))
     finally:
         store.close()
+        if checkout is not None:
+            os.chdir(home)
+            shutil.rmtree(checkout, ignore_errors=True)
     if outcome.plan is None:  # validation or policy stopped it
         sys.stdout.write(FORMATTERS["text"](outcome.report))
         return EXIT_FINDINGS

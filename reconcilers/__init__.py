@@ -1,7 +1,8 @@
-"""Reconcilers: one module per step of the loop (data gate, train, metric gate,
-promote, deploy, chaos, model card).
+"""Reconcilers: one module per step of the loop: the data gate (``datagate``),
+training (``train``), the metric gate (``metricgate``) and model cards
+(``modelcard``), with ``data`` and ``metrics`` shared by them.
 
-Each step splits a pure decision, ``plan(desired, observed) -> actions``, from an
-idempotent effect, ``apply(action, ctx) -> outcome`` (DESIGN.md section 4). The
-engine calls them; they never parse HTTP or read CLI flags.
+They decide and compute; they do not touch the state store, parse HTTP or read
+CLI flags. The pure plan lives in ``controller.engine.plan``; the idempotent
+effects (recording results under each action's key) in ``controller.engine.apply``.
 """

@@ -1,8 +1,8 @@
 """regorus, in-process: the default engine.
 
-Policies are parsed once; each evaluation only sets the input. One engine is
-not thread-safe: :meth:`EmbeddedEngine.clone` gives each thread its own copy
-of the compiled policies and data.
+Policies are parsed once; each decision only sets the input. A regorus engine
+may only be used (and dropped) by the thread that made it: see
+:mod:`controller.policy.data_api` for serving it to many threads.
 """
 
 from __future__ import annotations
@@ -61,15 +61,6 @@ class EmbeddedEngine:
         # sets the input once and evaluates one compiled rule (a query would be parsed
         # on every call, and ``data.<pkg>`` would also run ``test_*`` rules).
         self._engine.add_policy(f"<{DECISION_PACKAGE}>", _decision_module(self._rules))
-
-    @classmethod
-    def _from(cls, engine: Any, rules: list[RuleInfo]) -> EmbeddedEngine:
-        self = cls.__new__(cls)
-        self._engine, self._rules = engine, rules
-        return self
-
-    def clone(self) -> EmbeddedEngine:
-        return EmbeddedEngine._from(self._engine.clone(), self._rules)
 
     def rules(self) -> list[RuleInfo]:
         return list(self._rules)
