@@ -40,6 +40,7 @@ class Reason(StrEnum):
     TRAINING = "Training"
     CANARY_ROLLED_BACK = "CanaryRolledBack"
     DEPENDENCY_NOT_READY = "DependencyNotReady"
+    DATA_UNAVAILABLE = "DataUnavailable"
     RECONCILE_FAILED = "ReconcileFailed"
 
 

@@ -9,12 +9,12 @@ else goes through the planner and the local executor under the apply lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from controller.api import Dataset, Model
 from controller.api.findings import Report, Severity
+from controller.api.status import Condition, ConditionStatus, ConditionType, Reason, ResourceStatus
 from controller.engine import apply as executor
 from controller.engine.checks import PolicySettings, judge
 from controller.engine.desired import desired_state, digest, observed_state
@@ -22,7 +22,7 @@ from controller.engine.plan import Plan, plan
 from controller.loading import LoadResult
 from controller.policy.evaluate import Context as PolicyContext
 from controller.state import lock
-from controller.state.store import Store, now
+from controller.state.store import Store
 
 
 @dataclass
@@ -88,6 +88,21 @@ def reconcile(
             policy=decisions,
             progress=progress,
         )
+        if current.actions:  # what was validated, once per revision and outcome
+            summary = {
+                "files": len(report.files),
+                "resources": report.resources,
+                "errors": len(report.errors),
+                "warnings": len(report.warnings),
+                "waived": len(report.waived),
+            }
+            store.audit(
+                "validate",
+                "revision",
+                {**summary, "key": digest("validate", summary, context.revision)},
+                revision=context.revision,
+                once=True,
+            )
         for ref in sorted({a.resource for a in current.actions}):
             store.audit(
                 "policy",
@@ -114,50 +129,43 @@ def reconcile(
 
 
 def update_statuses(store: Store, after: Plan, revision: str | None) -> None:
-    """Conditions per resource, from where the plan says it stands."""
+    """Conditions per resource, from where the plan says it stands (typed by ``controller.api.status``)."""
     pending = {a.resource: a for a in after.actions}
     for ref in sorted(set(after.notes) | set(pending)):
         kind, name = ref.split("/", 1)
-        previous = store.status(kind, name) or {}
+        previous = ResourceStatus.model_validate(store.status(kind, name) or {})
         if ref in pending:
-            note_type, status, reason, message = "Reconciling", True, "Progressing", pending[ref].describe()
+            condition, value, reason, message = "Reconciling", True, "Progressing", pending[ref].describe()
         else:
             note = after.notes[ref]
-            note_type, status, reason, message = note.condition, note.status, note.reason, note.message
-        conditions = _conditions(note_type, status, reason, message, previous.get("conditions", []))
-        ready = note_type == "Ready" and status
-        store.set_status(
-            kind,
-            name,
-            {
-                "conditions": conditions,
-                "observedRevision": revision,
-                "lastAppliedRevision": revision if ready else previous.get("lastAppliedRevision"),
-            },
+            condition, value, reason, message = note.condition, note.status, note.reason, note.message
+        ready = condition == "Ready" and value
+        status = ResourceStatus(
+            conditions=_conditions(condition, value, Reason(reason), message, previous),
+            observedRevision=revision,
+            lastAppliedRevision=revision if ready else previous.lastAppliedRevision,
         )
+        store.set_status(kind, name, status.model_dump(mode="json"))
 
 
-def _conditions(
-    kind: str, status: bool, reason: str, message: str, previous: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def _conditions(kind: str, value: bool, reason: Reason, message: str, previous: ResourceStatus) -> list[Condition]:
     values = {
-        "Ready": (status if kind == "Ready" else False),
-        "Reconciling": kind == "Reconciling",
-        "Stalled": kind == "Stalled",
+        ConditionType.READY: value if kind == "Ready" else False,
+        ConditionType.RECONCILING: kind == "Reconciling",
+        ConditionType.STALLED: kind == "Stalled",
     }
-    before = {c["type"]: c for c in previous}
     out = []
-    for ctype, value in values.items():
-        text = "True" if value else "False"
-        old = before.get(ctype)
-        changed = old is None or old["status"] != text or old["reason"] != reason
+    for ctype, holds in values.items():
+        status = ConditionStatus.TRUE if holds else ConditionStatus.FALSE
+        old = previous.condition(ctype)
+        unchanged = old is not None and old.status == status and old.reason == reason
         out.append(
-            {
-                "type": ctype,
-                "status": text,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": now() if changed else old["lastTransitionTime"],
-            }
+            Condition(
+                type=ctype,
+                status=status,
+                reason=reason,
+                message=message,
+                lastTransitionTime=old.lastTransitionTime if unchanged and old else datetime.now(UTC),
+            )
         )
     return out

@@ -54,6 +54,17 @@ class GitRepo:
         branch = self._git("rev-parse", "--abbrev-ref", "HEAD").decode().strip() if revision == "HEAD" else None
         return Commit(sha, author, None if branch == "HEAD" else branch)
 
+    def changed_files(self, revision: str | None = None) -> tuple[str, ...]:
+        """Files a commit changed (against its first parent), or, without a revision,
+        the work tree's changes against HEAD, untracked files included."""
+        if revision:
+            out = self._git(
+                "diff-tree", "--no-commit-id", "--name-only", "-r", "--root", "-m", "--first-parent", revision
+            )
+        else:
+            out = self._git("diff", "--name-only", "HEAD") + self._git("ls-files", "--others", "--exclude-standard")
+        return tuple(sorted(set(filter(None, out.decode().splitlines()))))
+
     def export(self, revision: str, destination: Path) -> str:
         """Write the tree at ``revision`` into ``destination``; returns the commit sha."""
         import io
@@ -97,7 +108,9 @@ def context_for(root: str = ".", revision: str | None = None) -> Context:
         commit = repo.commit(revision or "HEAD")
     except GitError:  # an empty repository has no HEAD yet
         return Context()
-    return Context(revision=commit.sha, branch=commit.branch, author=commit.author)
+    return Context(
+        revision=commit.sha, branch=commit.branch, author=commit.author, changed_files=repo.changed_files(revision)
+    )
 
 
 def load_revision(

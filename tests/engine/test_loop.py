@@ -214,3 +214,28 @@ def test_missing_feature_column_fails_the_run_with_the_reason(repo: Path) -> Non
     train = [p for e, _, p in audit_events(repo) if e == "train"]
     assert train and train[-1]["status"] == "failed" and "tumour grade" in train[-1]["error"]
     assert counts(repo)["model_versions"] == 0
+
+
+def test_estimator_off_the_allow_list_stops_apply_before_anything_runs(repo: Path) -> None:
+    model = repo / MODEL
+    model.write_text(model.read_text().replace("sklearn.ensemble.GradientBoostingClassifier", "os.system"))
+    out = modelplane(repo, "apply")
+    assert out.returncode == 1
+    assert (
+        "error [invalid-value] Model/breast-cancer-classifier: spec.estimator.class: estimator 'os.system'"
+        in out.stdout
+    )
+    assert not (repo / ".modelplane" / "artifacts").exists()
+    assert counts(repo)["runs"] == counts(repo)["data_checks"] == 0
+
+
+def test_policies_see_the_changed_files_of_the_work_tree(repo: Path) -> None:
+    from controller.triggers.git_source import context_for
+
+    (repo / DATA).write_text((repo / DATA).read_text() + "")
+    (repo / "notes.txt").write_text("new")
+    (repo / MODEL).write_text((repo / MODEL).read_text() + "\n")
+    context = context_for(str(repo))
+    assert context.changed_files == ("notes.txt", str(MODEL))
+    assert context.revision == git(repo, "rev-parse", "HEAD").strip()
+    assert context.author == "Ada Lovelace <ada@example.org>" and context.branch == "main"
