@@ -19,6 +19,7 @@ from controller.output import FORMATTERS
 if TYPE_CHECKING:
     from controller.api.findings import Report
     from controller.engine.checks import PolicySettings
+    from controller.state.store import Store
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -100,7 +101,7 @@ def _audit(args: argparse.Namespace) -> int:
     return code
 
 
-def _open_store(args: argparse.Namespace):
+def _open_store(args: argparse.Namespace) -> Store:
     from controller.state.store import Store
 
     return Store(Path(args.state_dir).resolve())
@@ -281,25 +282,40 @@ def _runs(args: argparse.Namespace) -> int:
 def _registry(args: argparse.Namespace) -> int:
     store = _open_store(args)
     try:
-        if args.registry_command == "history":
-            history = store.history(args.model)
-            for p in history:
-                print(f"{p.at[:19]}  v{p.version}  {p.from_stage} -> {p.to_stage}  by {p.actor}: {p.reason}")
-            if not history:
-                print(f"No promotions for {args.model}.")
-            return EXIT_OK
-        models = [args.model] if args.model else sorted({r["model"] for r in store.runs()})
-        for model in models:
-            for v in store.versions(model):
-                approvals = store.approvals(model, v.version)
-                card = store.card(model, v.version)
-                print(
-                    f"{model} v{v.version}: {v.stage}  run {v.run_id}  artifact {v.artifact_digest[:19]}  "
-                    f"approvals {len(approvals)}" + (f"  card {card['html']}" if card else "")
-                )
-        return EXIT_OK
+        return _registry_command(store, args)
+    except KeyError as exc:
+        return _fail(str(exc.args[0]))
     finally:
         store.close()
+
+
+def _registry_command(store: Store, args: argparse.Namespace) -> int:
+    if args.registry_command == "history":
+        history = store.history(args.model)
+        for p in history:
+            print(f"{p.at[:19]}  v{p.version}  {p.from_stage} -> {p.to_stage}  by {p.actor}: {p.reason}")
+        if not history:
+            print(f"No promotions for {args.model}.")
+        return EXIT_OK
+    if args.registry_command == "alias":
+        version = store.resolve_version(args.model, args.version)
+        store.set_alias(args.model, args.alias, version, actor=args.actor)
+        print(f"{args.model}@{args.alias} -> v{version}")
+        return EXIT_OK
+    models = [args.model] if args.model else sorted({r["model"] for r in store.runs()})
+    for model in models:
+        aliases = store.aliases(model)
+        for v in store.versions(model):
+            approvals = store.approvals(model, v.version)
+            named = [a for a, n in aliases.items() if n == v.version]
+            card = store.card(model, v.version)
+            print(
+                f"{model} v{v.version}: {v.stage}  run {v.run_id}  artifact {v.artifact_digest[:19]}  "
+                f"approvals {len(approvals)}"
+                + (f"  aliases {','.join(named)}" if named else "")
+                + (f"  card {card['html']}" if card else "")
+            )
+    return EXIT_OK
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
@@ -494,6 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     registry_commands = registry.add_subparsers(dest="registry_command", metavar="COMMAND", required=True)
     stateful(registry_commands.add_parser("list", help="versions, stages, cards")).add_argument("model", nargs="?")
     stateful(registry_commands.add_parser("history", help="every stage transition")).add_argument("model")
+    alias = stateful(registry_commands.add_parser("alias", help="point a named alias (e.g. champion) at a version"))
+    alias.add_argument("model")
+    alias.add_argument("alias")
+    alias.add_argument("version", help="a version number, a stage or another alias")
+    alias.add_argument("--as", dest="actor", required=True, metavar="NAME", help="who moves the alias")
     registry.set_defaults(func=_registry)
 
     policy = commands.add_parser("policy", help="test and serve Rego policies")

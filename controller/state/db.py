@@ -105,6 +105,16 @@ MIGRATIONS: list[str] = [
         hash TEXT NOT NULL UNIQUE
     );
     """,
+    """
+    CREATE TABLE aliases (
+        model TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (model, alias),
+        FOREIGN KEY (model, version) REFERENCES model_versions(model, version)
+    );
+    """,
 ]
 
 

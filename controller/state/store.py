@@ -303,15 +303,48 @@ class Store:
         return None if row is None else version_from_row(row)
 
     def resolve_version(self, model: str, ref: str | int) -> int:
-        """A version number from ``3``, ``v3`` or a stage name such as ``Staging``."""
+        """A version number from ``3``, ``v3``, a stage name such as ``Staging``, or an alias."""
         text = str(ref)
         if text.lstrip("v").isdigit():
             return int(text.lstrip("v"))
         stage = text.capitalize()
-        found = self.in_stage(model, stage) if stage in STAGES else None
-        if found is None:
-            raise KeyError(f"{model} has no version {'in ' + stage if stage in STAGES else text!r}")
-        return found.version
+        if stage in STAGES:
+            found = self.in_stage(model, stage)
+            if found is None:
+                raise KeyError(f"{model} has no version in {stage}")
+            return found.version
+        row = self.conn.execute("SELECT version FROM aliases WHERE model = ? AND alias = ?", (model, text)).fetchone()
+        if row is None:
+            raise KeyError(f"{model} has no version, stage or alias {text!r}")
+        return int(row["version"])
+
+    def set_alias(self, model: str, alias: str, version: int, *, actor: str, revision: str | None = None) -> None:
+        """Point ``alias`` (e.g. ``champion``) at a version; moving it is recorded."""
+        if alias.capitalize() in STAGES or alias.lstrip("v").isdigit():
+            raise KeyError(f"alias {alias!r} would shadow a stage or a version number")
+        with transaction(self.conn):
+            if self.version(model, version) is None:
+                raise KeyError(f"{model} has no version {version}")
+            old = self.conn.execute(
+                "SELECT version FROM aliases WHERE model = ? AND alias = ?", (model, alias)
+            ).fetchone()
+            self.conn.execute(
+                "INSERT INTO aliases (model, alias, version, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version, at = excluded.at",
+                (model, alias, version, now()),
+            )
+            self._audit(
+                "alias",
+                f"Model/{model}",
+                {"alias": alias, "version": version, "previous": old["version"] if old else None},
+                actor=actor,
+                revision=revision,
+            )
+        self._write_head()
+
+    def aliases(self, model: str) -> dict[str, int]:
+        rows = self.conn.execute("SELECT alias, version FROM aliases WHERE model = ? ORDER BY alias", (model,))
+        return {r["alias"]: r["version"] for r in rows}
 
     def in_stage(self, model: str, stage: str) -> Version | None:
         row = self.conn.execute(

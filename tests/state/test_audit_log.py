@@ -100,3 +100,44 @@ def test_cli_audit_verify_passes_then_names_the_edited_record(store: Store) -> N
         "audit log BROKEN at record 4: record 4 was edited: its content does not match its hash "
         "(3 records verified before it)\n"
     )
+
+
+def test_aliases_resolve_move_and_are_audited(tmp_path: Path) -> None:
+    s = Store(tmp_path / "state")
+    for i, run in enumerate(("r1", "r2"), start=1):
+        s.start_run(run, f"k{i}", "m", None, "d", "sha256:" + "0" * 64, "x")
+        s.conn.execute("UPDATE runs SET status = 'passed' WHERE id = ?", (run,))
+        s.register("m", run, "sha256:" + str(i) * 64, None)
+    s.set_alias("m", "champion", 1, actor="alice")
+    assert s.resolve_version("m", "champion") == 1
+    s.set_alias("m", "champion", s.resolve_version("m", "v2"), actor="bob")
+    assert s.aliases("m") == {"champion": 2}
+    moves = [
+        r.payload
+        for r in __import__("controller.state.audit_log", fromlist=["x"]).records(s.conn)
+        if r.event == "alias"
+    ]
+    assert moves == [
+        {"alias": "champion", "version": 1, "previous": None},
+        {"alias": "champion", "version": 2, "previous": 1},
+    ]
+    with pytest.raises(KeyError, match="would shadow a stage"):
+        s.set_alias("m", "production", 1, actor="eve")
+    with pytest.raises(KeyError, match="has no version, stage or alias 'challenger'"):
+        s.resolve_version("m", "challenger")
+    assert s.verify_audit().ok
+
+
+def test_an_older_database_is_migrated_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller.state import db
+
+    state = tmp_path / "state"
+    monkeypatch.setattr(db, "MIGRATIONS", db.MIGRATIONS[:1])
+    old = db.connect(state)
+    old.execute("INSERT INTO approvals (model, version, approver, at) VALUES ('m', 1, 'alice', 'then')")
+    old.close()
+    monkeypatch.undo()
+    s = Store(state)
+    assert s.conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(db.MIGRATIONS) == 2
+    assert s.conn.execute("SELECT count(*) FROM aliases").fetchone()[0] == 0
+    assert s.approvals("m", 1) == ["alice"]
