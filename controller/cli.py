@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,6 +108,15 @@ def _open_store(args: argparse.Namespace) -> Store:
     return Store(Path(args.state_dir).resolve())
 
 
+@contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Store]:
+    store = _open_store(args)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     import dataclasses
     import gc
@@ -186,15 +196,13 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    store = _open_store(args)
-    try:
-        version = store.resolve_version(args.model, args.version)
-        new = store.approve(args.model, version, args.approver)
-        count = len(store.approvals(args.model, version))
-    except KeyError as exc:
-        return _fail(str(exc.args[0]))
-    finally:
-        store.close()
+    with _store(args) as store:
+        try:
+            version = store.resolve_version(args.model, args.version)
+            new = store.approve(args.model, version, args.approver)
+            count = len(store.approvals(args.model, version))
+        except KeyError as exc:
+            return _fail(str(exc.args[0]))
     if new:
         print(
             f"{args.approver} approved {args.model} v{version} ({count} approval(s)); "
@@ -206,11 +214,8 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    store = _open_store(args)
-    try:
+    with _store(args) as store:
         statuses = store.statuses()
-    finally:
-        store.close()
     if args.format == "json":
         print(json.dumps({f"{k}/{n}": v for (k, n), v in sorted(statuses.items())}, indent=2))
         return EXIT_OK
@@ -235,58 +240,57 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    store = _open_store(args)
-    try:
-        if args.runs_command == "list":
-            runs = store.runs(args.model)
-            for r in runs:
-                metric = ", ".join(f"{k}={v:.4f}" for k, v in sorted(r["metrics"].items())[:3])
-                print(
-                    f"{r['id']}  {r['model']:28s} {r['status']:11s} {r['started_at'][:19]}  "
-                    f"data {r['dataset_hash'][7:15]}  {metric}"
-                )
-            if not runs:
-                print("No runs yet.")
-            return EXIT_OK
-        ids = [args.run] if args.runs_command == "show" else [args.a, args.b]
-        found = [store.run(i) for i in ids]
-        missing = [i for i, r in zip(ids, found, strict=True) if r is None]
-        if missing:
-            return _fail(f"no run (or more than one) matches {', '.join(missing)}")
-        if args.runs_command == "show":
-            print(json.dumps(found[0], indent=2))
-            return EXIT_OK
-        a, b = found
-        rows = [
-            ("model", a["model"], b["model"]),
-            ("status", a["status"], b["status"]),
-            ("revision", a["revision"], b["revision"]),
-            ("dataset", a["dataset_hash"][:19], b["dataset_hash"][:19]),
-        ]
-        for key in sorted(set(a["params"]) | set(b["params"])):
-            rows.append((f"param {key}", a["params"].get(key), b["params"].get(key)))
-        for key in sorted(set(a["metrics"]) | set(b["metrics"])):
-            va, vb = a["metrics"].get(key), b["metrics"].get(key)
-            delta = f"{vb - va:+.4f}" if isinstance(va, float) and isinstance(vb, float) else ""
-            rows.append((f"metric {key}", va, f"{vb} {delta}".strip()))
-        rows.append(("duration s", a["duration_s"], b["duration_s"]))
-        rows.append(("trials", len(a["trials"]), len(b["trials"])))
-        print(f"{'':24s} {a['id']:>24s} {b['id']:>24s}")
-        for label, va, vb in rows:
-            print(f"{label:24s} {va!s:>24s} {vb!s:>24s}")
+    with _store(args) as store:
+        return _runs_command(store, args)
+
+
+def _runs_command(store: Store, args: argparse.Namespace) -> int:
+    if args.runs_command == "list":
+        runs = store.runs(args.model)
+        for r in runs:
+            metric = ", ".join(f"{k}={v:.4f}" for k, v in sorted(r["metrics"].items())[:3])
+            print(
+                f"{r['id']}  {r['model']:28s} {r['status']:11s} {r['started_at'][:19]}  "
+                f"data {r['dataset_hash'][7:15]}  {metric}"
+            )
+        if not runs:
+            print("No runs yet.")
         return EXIT_OK
-    finally:
-        store.close()
+    ids = [args.run] if args.runs_command == "show" else [args.a, args.b]
+    found = [store.run(i) for i in ids]
+    missing = [i for i, r in zip(ids, found, strict=True) if r is None]
+    if missing:
+        return _fail(f"no run (or more than one) matches {', '.join(missing)}")
+    if args.runs_command == "show":
+        print(json.dumps(found[0], indent=2))
+        return EXIT_OK
+    a, b = found
+    rows = [
+        ("model", a["model"], b["model"]),
+        ("status", a["status"], b["status"]),
+        ("revision", a["revision"], b["revision"]),
+        ("dataset", a["dataset_hash"][:19], b["dataset_hash"][:19]),
+    ]
+    for key in sorted(set(a["params"]) | set(b["params"])):
+        rows.append((f"param {key}", a["params"].get(key), b["params"].get(key)))
+    for key in sorted(set(a["metrics"]) | set(b["metrics"])):
+        va, vb = a["metrics"].get(key), b["metrics"].get(key)
+        delta = f"{vb - va:+.4f}" if isinstance(va, float) and isinstance(vb, float) else ""
+        rows.append((f"metric {key}", va, f"{vb} {delta}".strip()))
+    rows.append(("duration s", a["duration_s"], b["duration_s"]))
+    rows.append(("trials", len(a["trials"]), len(b["trials"])))
+    print(f"{'':24s} {a['id']:>24s} {b['id']:>24s}")
+    for label, va, vb in rows:
+        print(f"{label:24s} {va!s:>24s} {vb!s:>24s}")
+    return EXIT_OK
 
 
 def _registry(args: argparse.Namespace) -> int:
-    store = _open_store(args)
-    try:
-        return _registry_command(store, args)
-    except KeyError as exc:
-        return _fail(str(exc.args[0]))
-    finally:
-        store.close()
+    with _store(args) as store:
+        try:
+            return _registry_command(store, args)
+        except KeyError as exc:
+            return _fail(str(exc.args[0]))
 
 
 def _registry_command(store: Store, args: argparse.Namespace) -> int:
@@ -319,11 +323,8 @@ def _registry_command(store: Store, args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    store = _open_store(args)
-    try:
+    with _store(args) as store:
         result = store.verify_audit()
-    finally:
-        store.close()
     if result.ok:
         print(f"audit log intact: {result.checked} records, hash chain verified")
         return EXIT_OK

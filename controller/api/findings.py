@@ -103,16 +103,10 @@ class Finding:
         return rule.help if rule else ""
 
 
-@dataclass
-class Report:
-    """Everything one check produced; decides the exit code."""
+class Tally:
+    """Counts over ``self.findings``: waived findings count apart from errors and warnings."""
 
-    findings: list[Finding] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    resources: int = 0
-    fail_on_warn: bool = False
-    rules: dict[str, Rule] = field(default_factory=dict)  # rules beyond RULES, e.g. policy rules
-    skipped: int = 0  # resources that policies could not judge (they failed to load)
+    findings: list[Finding]
 
     @property
     def errors(self) -> list[Finding]:
@@ -125,6 +119,18 @@ class Report:
     @property
     def waived(self) -> list[Finding]:
         return [f for f in self.findings if f.waived_by]
+
+
+@dataclass
+class Report(Tally):
+    """Everything one check produced; decides the exit code."""
+
+    findings: list[Finding] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    resources: int = 0
+    fail_on_warn: bool = False
+    rules: dict[str, Rule] = field(default_factory=dict)  # rules beyond RULES, e.g. policy rules
+    skipped: int = 0  # resources that policies could not judge (they failed to load)
 
     def rule(self, rule_id: str) -> Rule:
         return self.rules.get(rule_id) or RULES.get(rule_id) or Rule(rule_id, rule_id, "")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from controller.api.findings import Finding, Rule, Severity
+from controller.api.findings import Finding, Rule, Severity, Tally
 from controller.loading import LoadedResource
 from controller.policy.engine import EngineError, PolicyEngine
 from controller.policy.masking import scrub, secret_values
@@ -53,8 +53,8 @@ class Decision:
 
 
 @dataclass
-class PolicyOutcome:
-    """What the policies decided; owns the exit code of a policy run."""
+class PolicyOutcome(Tally):
+    """What the policies decided (failures, warnings, exceptions, skipped); owns the exit code of a policy run."""
 
     findings: list[Finding] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
@@ -64,15 +64,11 @@ class PolicyOutcome:
 
     @property
     def failures(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == Severity.ERROR and not f.waived_by]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == Severity.WARNING and not f.waived_by]
+        return self.errors
 
     @property
     def exceptions(self) -> list[Finding]:
-        return [f for f in self.findings if f.waived_by]
+        return self.waived
 
     def exit_code(self, fail_on_warn: bool = False) -> int:
         return 1 if self.failures or (fail_on_warn and self.warnings) else 0
