@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate",
         help="check resources against their schemas and each other",
-        description="Check YAML resources: syntax, schema, names and references. "
+        description="Check YAML resources: syntax, schema, names and references, then the Rego policies. "
         "Exit 0 when valid, 1 on findings, 2 on usage or I/O errors.",
     )
     validate.add_argument(

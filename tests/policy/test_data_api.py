@@ -152,3 +152,27 @@ def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
             (d.rule, d.resource, d.result) for d in embedded.decisions
         ]
     assert len({f.rule for f in embedded.findings}) >= 6  # the variants really exercise the library
+
+
+def test_policy_serve_command_answers_on_loopback() -> None:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("modelplane")
+    proc = subprocess.Popen([str(exe), "policy", "serve", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert banner.startswith("serving OPA Data API on http://127.0.0.1:")
+        port = int(banner.split("127.0.0.1:")[1].split()[0])
+        assert request(("127.0.0.1", port), "GET", "/health") == (200, {})
+        body = (
+            b'{"input": {"method": "GET", "path": "/models/production/breast-cancer-api/artifacts/model", '
+            b'"user": "bob", "groups": ["ml-platform"], "consent": true}}'
+        )
+        assert request(("127.0.0.1", port), "POST", "/v1/data/access/allow", body) == (200, {"result": True})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
