@@ -239,3 +239,12 @@ def test_policies_see_the_changed_files_of_the_work_tree(repo: Path) -> None:
     assert context.changed_files == ("notes.txt", str(MODEL))
     assert context.revision == git(repo, "rev-parse", "HEAD").strip()
     assert context.author == "Ada Lovelace <ada@example.org>" and context.branch == "main"
+
+
+def test_plan_as_markdown_for_a_pull_request_comment(repo: Path) -> None:
+    out = modelplane(repo, "plan", "--format", "markdown")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"### modelplane plan for `{head[:12]}`"
+    assert "| # | action | resource | why |" in lines
+    assert "| 4 | promote → Staging | `Model/breast-cancer-classifier` | after the gates pass |" in lines
