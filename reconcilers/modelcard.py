@@ -198,6 +198,11 @@ def to_html(card: CardInput) -> str:
             )
         )
     rows = "".join(f"<tr><th>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>" for k, v in _provenance(card))
+    gates = "".join(
+        f"<tr><th>{e(g['metric'])}</th><td>{g['observed']} {e(g['operator'])} {g['threshold']}</td>"
+        f"<td>{'passed' if g['passed'] else 'FAILED'}</td></tr>"
+        for g in card.run.get("gates", [])
+    )
     items = lambda xs: "".join(f"<li>{e(x)}</li>" for x in xs) or "<li>Not stated.</li>"  # noqa: E731
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(card.model.name)} v{card.version} model card</title>
