@@ -214,6 +214,7 @@ code{{word-break:break-all}}svg text{{font-size:13px}}</style></head><body>
 <p>{e(spec.card.description or "")}</p>
 <h2>Intended use</h2><p>{e(spec.card.intendedUse or "Not stated.")}</p>
 <h2>Performance</h2>{"".join(charts)}
+<h3>Gates</h3><table>{gates or "<tr><td>No gates declared.</td></tr>"}</table>
 <h2>Limitations</h2><ul>{items(spec.card.limitations)}</ul>
 <h2>Ethical considerations</h2><ul>{items(spec.card.ethicalConsiderations)}</ul>
 <h2>Provenance</h2><table>{rows}</table>

@@ -60,6 +60,7 @@ def test_example_reaches_production_after_two_approvals(repo: Path, upstream: Pa
     markdown = (cards / "breast-cancer-classifier-v1.md").read_text()
     assert markdown.startswith('---\nlicense: "bsd-3-clause"') and "model-index:" in markdown
     html = (cards / "breast-cancer-classifier-v1.html").read_text()
+    assert "&gt;= 0.92</td><td>passed</td>" in html  # the ROC-AUC gate with its observed value
     assert "<svg" in html and "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
 
     # A second apply is a no-op and writes nothing.
