@@ -69,7 +69,7 @@ def _validate(args: argparse.Namespace) -> int:
         return _fail(f"no .yaml or .yml files under {', '.join(paths)}")
     gc.freeze()  # a short-lived process: keep the collector off the loaded resources
     try:
-        report = judge(result, _policy_settings(args), context_for())
+        report, _ = judge(result, _policy_settings(args), context_for())
     except PolicyLoadError as exc:
         return _fail(f"{exc} (use --no-policy to skip policies)")
     except EngineError as exc:
@@ -94,7 +94,7 @@ def _audit(args: argparse.Namespace) -> int:
             result, files = load_revision(args.revision, paths, args.policies)
         else:
             result, files = load([p for p in paths if Path(p).exists()] or paths), None
-        report = judge(result, settings, context_for(revision=args.revision), files)
+        report, _ = judge(result, settings, context_for(revision=args.revision), files)
     except (UsageError, GitError, PolicyLoadError, EngineError) as exc:
         return _fail(str(exc))
     code = _emit(report, args)

@@ -54,4 +54,4 @@ def judge(
     report.skipped = outcome.skipped
     if settings.decision_log is not None:
         decision_log.append(settings.decision_log, outcome.decisions)
-    return report
+    return report, outcome

@@ -9,7 +9,7 @@ else goes through the planner and the local executor under the apply lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.api import Dataset, Model
@@ -21,6 +21,7 @@ from controller.engine.desired import desired_state, digest, observed_state
 from controller.engine.plan import Plan, plan
 from controller.loading import LoadResult
 from controller.policy.evaluate import Context as PolicyContext
+from controller.policy.evaluate import PolicyOutcome
 from controller.state import lock
 from controller.state.store import Store
 
@@ -31,28 +32,20 @@ class Reconciliation:
     plan: Plan | None = None
     executed: list[executor.Executed] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        failed = any(e.result is not None and not e.result.ok for e in self.executed)
-        return self.report.exit_code == 0 and not failed
 
-
-def _policy_view(report: Report) -> tuple[dict[str, str], dict[str, list[dict[str, str]]]]:
-    """Denied resources (with why), and every resource's policy decisions."""
+def _policy_view(outcome: PolicyOutcome | None) -> tuple[dict[str, str], dict[str, list[dict[str, str]]]]:
+    """Denied resources (with why), and every resource's policy findings. An engine
+    failure on a resource is a denial too: modelplane fails closed."""
     denied: dict[str, list[str]] = {}
     decisions: dict[str, list[dict[str, str]]] = {}
-    for f in report.findings:
-        if not f.resource or "." not in f.rule:
+    for f in outcome.findings if outcome else []:
+        if not f.resource:
             continue
         result = "waived" if f.waived_by else ("deny" if f.severity == Severity.ERROR else "warn")
         decisions.setdefault(f.resource, []).append({"rule": f.rule, "result": result})
         if result == "deny":
             denied.setdefault(f.resource, []).append(f"{f.rule}: {f.message}")
     return {k: "; ".join(v) for k, v in denied.items()}, decisions
-
-
-def _loader_errors(report: Report) -> bool:
-    return any(f.severity == Severity.ERROR and "." not in f.rule for f in report.findings)
 
 
 def reconcile(
@@ -65,14 +58,11 @@ def reconcile(
     do_apply: bool,
     wait: bool = False,
     progress: executor.Progress = lambda _msg: None,
-    today: date | None = None,
 ) -> Reconciliation:
-    if policy is not None and today is not None:
-        policy.today = today
-    report = judge(result, policy, context)
-    if _loader_errors(report):
+    report, outcome = judge(result, policy, context)
+    if any(f.severity == Severity.ERROR for f in result.findings):  # invalid specs: nothing is planned
         return Reconciliation(report)
-    denied, decisions = _policy_view(report)
+    denied, decisions = _policy_view(outcome)
     desired = desired_state(result.resources, root, context.revision, denied)
     if not do_apply:
         return Reconciliation(report, plan(desired, observed_state(store)))

@@ -249,3 +249,13 @@ def test_plan_as_markdown_for_a_pull_request_comment(repo: Path) -> None:
     assert lines[0] == f"### modelplane plan for `{head[:12]}`"
     assert "| # | action | resource | why |" in lines
     assert "| 4 | promote → Staging | `Model/breast-cancer-classifier` | after the gates pass |" in lines
+
+
+def test_unreachable_policy_engine_stalls_everything(repo: Path) -> None:
+    out = modelplane(repo, "plan", "--opa-url", "http://127.0.0.1:9")
+    assert out.returncode == 0
+    assert "No changes" in out.stdout and "train" not in out.stdout
+    assert (
+        "Model/breast-cancer-classifier: Stalled (PolicyDenied) policy-engine-error: policy engine failed" in out.stdout
+    )
+    assert "Dataset/breast-cancer: Stalled (PolicyDenied)" in out.stdout
