@@ -124,6 +124,7 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     import shutil
     import tempfile
 
+    from controller.engine.apply import summary as executor_summary
     from controller.engine.reconcile import reconcile
     from controller.loading import DEFAULT_PATHS, UsageError, load
     from controller.output import plan_format
@@ -175,16 +176,15 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
             sys.stderr.write(FORMATTERS["text"](outcome.report))
         sys.stdout.write(plan_format.render(outcome.plan.to_dict(), args.format))
         return EXIT_OK
-    failed = [e for e in outcome.executed if e.result is not None and not e.result.ok]
-    skipped = [e for e in outcome.executed if e.result is None]
+    counts = executor_summary(outcome.executed)
     if not outcome.executed:
         print("Nothing to do: every resource is up to date.")
     else:
         print(
-            f"Applied {len(outcome.executed) - len(failed) - len(skipped)} action(s), {len(failed)} failed, "
-            f"{len(skipped)} skipped. See 'modelplane status'."
+            f"Applied {counts['succeeded']} action(s), {counts['failed']} failed, "
+            f"{counts['skipped']} skipped. See 'modelplane status'."
         )
-    return EXIT_FINDINGS if failed else EXIT_OK
+    return EXIT_FINDINGS if counts["failed"] else EXIT_OK
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -188,7 +188,8 @@ def card_step(action: Action, ctx: Context) -> StepResult:
     version = _version_for(action, ctx)
     record = ctx.store.version(model.name, version)
     assert record is not None
-    run = next(r for r in ctx.store.runs(model.name) if r["id"] == record.run_id)
+    run = ctx.store.run(record.run_id)
+    assert run is not None
     check = ctx.store.last_data_check(model.spec.dataset)
     card = modelcard.CardInput(
         model=model,

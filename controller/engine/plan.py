@@ -49,10 +49,6 @@ class Plan:
     def empty(self) -> bool:
         return not self.actions
 
-    def chains(self) -> int:
-        """Resources the plan touches."""
-        return len({a.resource for a in self.actions})
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "revision": self.revision,
