@@ -39,11 +39,12 @@ def open_engine(files: list[PolicyFile], opa_url: str | None = None) -> PolicyEn
 
 def judge(
     result: LoadResult, settings: PolicySettings | None, context: Context, files: list[PolicyFile] | None = None
-) -> Report:
-    """Merge the loader's findings with the policies' decisions into one report."""
+) -> tuple[Report, PolicyOutcome | None]:
+    """Merge the loader's findings with the policies' decisions into one report;
+    the policy outcome too (None with policies off), for callers that act on it."""
     report = result.report()
     if settings is None:
-        return report
+        return report, None
     files = files if files is not None else discover(settings.directory)
     engine = open_engine([f for f in files if not f.is_test], settings.opa_url)
     outcome: PolicyOutcome = evaluate(
