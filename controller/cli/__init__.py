@@ -1,0 +1,52 @@
+"""The ``modelplane`` command: flags in, one library call, formatted output, an exit code.
+
+One module per command group; each has ``register(commands, state)`` adding its
+parsers and a function per command. No business logic lives here, and nothing
+heavy is imported to build the parser (``modelplane --version`` stays instant).
+Exit codes are in :mod:`controller.cli.common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from controller import __version__
+from controller.cli import audit, policy, reconcile, registry, runs, schemas, validate
+from controller.cli.common import DEFAULT_STATE_DIR, EXIT_OK, EXIT_USAGE, state_flag
+
+GROUPS = (validate, audit, reconcile, registry, runs, policy, schemas)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    state = state_flag()
+    parser = argparse.ArgumentParser(
+        prog="modelplane",
+        description="A declarative GitOps control plane for machine learning.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelplane {__version__}")
+    # Its own flag (not the shared parent's, whose default must stay SUPPRESS).
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR", help="state directory")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in GROUPS:
+        group.register(commands, state)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # e.g. `modelplane validate | head`
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

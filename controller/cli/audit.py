@@ -1,0 +1,88 @@
+"""``modelplane audit``: every policy over the repo (a report and the decision log);
+``modelplane audit verify``: the audit log's hash chain."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from controller.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    REPORT_FORMATS,
+    emit,
+    fail,
+    policy_flags,
+    policy_settings,
+    store,
+)
+
+
+def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
+    audit = commands.add_parser(
+        "audit",
+        help="evaluate every policy over the repo; 'audit verify' checks the audit log",
+        description="Evaluate every policy over the resources, at a git revision or in the work tree, "
+        "write a report and append every decision to the decision log. "
+        "'modelplane audit verify' checks the audit log's hash chain instead (exit 1 when broken).",
+    )
+    audit.add_argument(
+        "--path",
+        dest="paths",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="resource paths, repeatable (default: specs/ and chaos/)",
+    )
+    audit.add_argument("--revision", metavar="REV", help="a git revision (default: the work tree)")
+    audit.add_argument("--format", "-o", choices=REPORT_FORMATS, default="text", help="report format")
+    audit.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    audit.add_argument("--fail-on-warn", action="store_true", help="exit 1 on warnings too")
+    audit.add_argument(
+        "--decision-log", metavar="FILE", default=".modelplane/decisions.jsonl", help="decision log (JSON lines)"
+    )
+    policy_flags(audit)
+    audit.set_defaults(func=report)
+    sub = audit.add_subparsers(dest="audit_command", metavar="COMMAND")
+    verify_cmd = sub.add_parser(
+        "verify",
+        parents=[state],
+        help="check the audit log's hash chain",
+        description="Check every record of the audit log against its hash chain and the recorded head. "
+        "Exit 0 when intact, 1 when broken.",
+    )
+    verify_cmd.set_defaults(func=verify)
+
+
+def report(args: argparse.Namespace) -> int:
+    from controller.engine.checks import judge
+    from controller.loading import DEFAULT_PATHS, UsageError, load
+    from controller.policy.engine import EngineError
+    from controller.policy.sources import PolicyLoadError
+    from controller.triggers.git_source import GitError, context_for, load_revision
+
+    paths = args.paths or list(DEFAULT_PATHS)
+    settings = policy_settings(args)
+    assert settings is not None
+    try:
+        if args.revision:
+            result, files = load_revision(args.revision, paths, args.policies)
+        else:
+            result, files = load([p for p in paths if Path(p).exists()] or paths), None
+        outcome, _ = judge(result, settings, context_for(revision=args.revision), files)
+    except (UsageError, GitError, PolicyLoadError, EngineError) as exc:
+        return fail(str(exc))
+    code = emit(outcome, args)
+    print(f"decisions appended to {settings.decision_log}", file=sys.stderr)
+    return code
+
+
+def verify(args: argparse.Namespace) -> int:
+    with store(args) as opened:
+        result = opened.verify_audit()
+    if result.ok:
+        print(f"audit log intact: {result.checked} records, hash chain verified")
+        return EXIT_OK
+    print(f"audit log BROKEN at record {result.seq}: {result.problem} ({result.checked} records verified before it)")
+    return EXIT_FINDINGS

@@ -1,0 +1,85 @@
+"""What every command group shares: exit codes, errors, the state flag, the store.
+
+Exit codes: 0 success, 1 findings (or stale files, or stalled resources),
+2 usage or I/O error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controller.api.findings import Report
+    from controller.engine.checks import PolicySettings
+    from controller.state.store import Store
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+DEFAULT_STATE_DIR = ".modelplane"
+# The names of controller.output.FORMATTERS, without importing the formatters (and
+# every pydantic model behind them) to build the parser; a test keeps them equal.
+REPORT_FORMATS = ("github", "json", "junit", "markdown", "sarif", "text")
+
+
+def fail(message: str) -> int:
+    print(f"modelplane: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def state_flag() -> argparse.ArgumentParser:
+    """``--state-dir``, accepted by every command that reads or writes state, at any
+    depth. Its default lives on the top-level parser only: a sub-command's default
+    would otherwise overwrite a value given before it (``--state-dir X runs list``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--state-dir",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help=f"state directory (default: {DEFAULT_STATE_DIR})",
+    )
+    return parent
+
+
+def policy_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policies", default="policies", metavar="DIR", help="Rego policies (default: policies/)")
+    parser.add_argument("--opa-url", metavar="URL", help="decide with an OPA server instead of the embedded engine")
+
+
+def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
+    from controller.engine.checks import PolicySettings
+
+    if getattr(args, "no_policy", False):
+        return None
+    log = Path(args.decision_log) if getattr(args, "decision_log", None) else None
+    return PolicySettings(directory=args.policies, opa_url=args.opa_url, decision_log=log)
+
+
+def emit(report: Report, args: argparse.Namespace) -> int:
+    from controller.output import FORMATTERS
+
+    report.fail_on_warn = args.fail_on_warn
+    text = FORMATTERS[args.format](report)
+    if getattr(args, "output", None):
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return report.exit_code
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    from controller.state.store import Store
+
+    return Store(Path(args.state_dir).resolve())
+
+
+@contextmanager
+def store(args: argparse.Namespace) -> Iterator[Store]:
+    opened = open_store(args)
+    try:
+        yield opened
+    finally:
+        opened.close()

@@ -1,0 +1,103 @@
+"""``modelplane policy test|serve``: the policies' own tests, and OPA's Data API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from controller.cli.common import EXIT_OK, fail
+
+
+def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
+    policy = commands.add_parser("policy", help="test and serve Rego policies")
+    sub = policy.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
+    test = sub.add_parser(
+        "test", help="run test_* rules, like 'opa test'", description="Run every test_* rule; exit 1 on a failure."
+    )
+    test.add_argument("directory", nargs="?", default="policies", metavar="DIR")
+    test.add_argument("--run", "-r", metavar="PATTERN", help="only tests whose 'package.name' contains PATTERN")
+    test.add_argument("--format", choices=["text", "json"], default="text")
+    test.add_argument("--verbose", "-v", action="store_true", help="list passing tests too")
+    test.add_argument("--no-coverage", action="store_true", help="skip the coverage report")
+    test.set_defaults(func=test_policies)
+    serve_cmd = sub.add_parser(
+        "serve",
+        help="serve OPA's Data API from the embedded engine",
+        description="Serve POST /v1/data/{path}, GET /health and the policy API on HOST:PORT, "
+        "with the resources under PATH as data.modelplane.",
+    )
+    serve_cmd.add_argument(
+        "paths", nargs="*", metavar="PATH", help="resources for data.modelplane (default: specs/ and chaos/)"
+    )
+    serve_cmd.add_argument("--policies", default="policies", metavar="DIR")
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, default=8181)
+    serve_cmd.set_defaults(func=serve)
+
+
+def test_policies(args: argparse.Namespace) -> int:
+    from controller.policy.sources import PolicyLoadError, discover
+    from controller.policy.testing import run_tests
+
+    try:
+        run = run_tests(discover(args.directory), run=args.run, coverage=not args.no_coverage)
+    except PolicyLoadError as exc:
+        return fail(str(exc))
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "results": [r.__dict__ for r in run.results],
+                    "passed": len(run.results) - len(run.failed),
+                    "failed": len(run.failed),
+                    "coverage": run.coverage_percent(),
+                },
+                indent=2,
+            )
+        )
+        return run.exit_code
+    for r in run.results:
+        if args.verbose or not r.passed:
+            status = "PASS" if r.passed else "FAIL"
+            detail = f" ({r.error})" if r.error else ""
+            print(f"{r.file}:{r.line}: {status}: data.{r.package}.{r.name} ({r.duration_ms:.1f}ms){detail}")
+    if not run.results:
+        print("no test_* rules found", file=sys.stderr)
+    coverage = run.coverage_percent()
+    print("-" * 60)
+    print(
+        f"PASS: {len(run.results) - len(run.failed)}/{len(run.results)}"
+        + (f"  FAIL: {len(run.failed)}" if run.failed else "")
+    )
+    if coverage is not None:
+        print(f"coverage: {coverage:.1f}% of policy lines")
+    return run.exit_code
+
+
+def serve(args: argparse.Namespace) -> int:
+    from controller.loading import DEFAULT_PATHS, load
+    from controller.policy.data_api import DataApi, make_server
+    from controller.policy.evaluate import data_for
+    from controller.policy.sources import PolicyLoadError, discover
+    from controller.triggers.git_source import context_for
+
+    try:
+        files = discover(args.policies)
+        paths = args.paths or [p for p in DEFAULT_PATHS if Path(p).exists()]
+        result = load(paths) if paths else None
+        data = {"modelplane": data_for(result.resources if result else [], context_for())}
+        api = DataApi(files, data)
+        server = make_server(api, args.host, args.port)
+    except (PolicyLoadError, OSError) as exc:
+        return fail(str(exc))
+    host, port = server.server_address[:2]
+    print(f"serving OPA Data API on http://{host}:{port} ({len(files)} policy files)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return EXIT_OK

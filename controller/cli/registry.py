@@ -1,0 +1,98 @@
+"""``modelplane approve`` and ``modelplane registry``: versions, stages, aliases, approvals."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from controller.cli.common import EXIT_OK, fail, store
+
+if TYPE_CHECKING:
+    from controller.state.store import Store
+
+
+def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
+    approve = commands.add_parser("approve", parents=[state], help="approve a model version for Production")
+    approve.add_argument("model")
+    approve.add_argument("version", help="a version number, or a stage (e.g. Staging) for the version in it")
+    approve.add_argument("--as", dest="approver", required=True, metavar="NAME", help="who approves")
+    approve.set_defaults(func=approve_version)
+
+    registry = commands.add_parser("registry", parents=[state], help="model versions and their promotion history")
+    sub = registry.add_subparsers(dest="registry_command", metavar="COMMAND", required=True)
+    listing = sub.add_parser("list", parents=[state], help="versions, stages, cards")
+    listing.add_argument("model", nargs="?")
+    listing.set_defaults(func=list_versions)
+    history = sub.add_parser("history", parents=[state], help="every stage transition")
+    history.add_argument("model")
+    history.set_defaults(func=show_history)
+    alias = sub.add_parser("alias", parents=[state], help="point a named alias (e.g. champion) at a version")
+    alias.add_argument("model")
+    alias.add_argument("alias")
+    alias.add_argument("version", help="a version number, a stage or another alias")
+    alias.add_argument("--as", dest="actor", required=True, metavar="NAME", help="who moves the alias")
+    alias.set_defaults(func=set_alias)
+
+
+def approve_version(args: argparse.Namespace) -> int:
+    with store(args) as opened:
+        try:
+            version = opened.resolve_version(args.model, args.version)
+            new = opened.approve(args.model, version, args.approver)
+            count = len(opened.approvals(args.model, version))
+        except KeyError as exc:
+            return fail(str(exc.args[0]))
+    if new:
+        print(
+            f"{args.approver} approved {args.model} v{version} ({count} approval(s)); "
+            "the next apply promotes it once enough are in."
+        )
+    else:
+        print(f"{args.approver} had already approved {args.model} v{version}; still {count} approval(s).")
+    return EXIT_OK
+
+
+def show_history(args: argparse.Namespace) -> int:
+    with store(args) as opened:
+        history = opened.history(args.model)
+    for p in history:
+        print(f"{p.at[:19]}  v{p.version}  {p.from_stage} -> {p.to_stage}  by {p.actor}: {p.reason}")
+    if not history:
+        print(f"No promotions for {args.model}.")
+    return EXIT_OK
+
+
+def set_alias(args: argparse.Namespace) -> int:
+    with store(args) as opened:
+        try:
+            version = opened.resolve_version(args.model, args.version)
+            opened.set_alias(args.model, args.alias, version, actor=args.actor)
+        except KeyError as exc:
+            return fail(str(exc.args[0]))
+    print(f"{args.model}@{args.alias} -> v{version}")
+    return EXIT_OK
+
+
+def list_versions(args: argparse.Namespace) -> int:
+    with store(args) as opened:
+        for line in _version_lines(opened, args.model):
+            print(line)
+    return EXIT_OK
+
+
+def _version_lines(opened: Store, model: str | None) -> list[str]:
+    models = [model] if model else sorted({r["model"] for r in opened.runs()})
+    lines = []
+    for name in models:
+        aliases = opened.aliases(name)
+        for v in opened.versions(name):
+            approvals = opened.approvals(name, v.version)
+            named = [a for a, n in aliases.items() if n == v.version]
+            card = opened.card(name, v.version)
+            lines.append(
+                f"{name} v{v.version}: {v.stage}  run {v.run_id}  artifact {v.artifact_digest[:19]}  "
+                f"approvals {len(approvals)}"
+                + (f"  aliases {','.join(named)}" if named else "")
+                + (f"  card {card['html']}" if card else "")
+            )
+    return lines
