@@ -38,16 +38,17 @@ def _format(dataset: Dataset, location: str) -> DataFormat:
         raise DataError(f"cannot tell the format of '{location}'; set spec.source.format") from None
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, shown: str) -> bytes:
+    """The file's bytes; errors name it as the spec does (``shown``), not by its absolute path."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"data file '{path}' does not exist") from None
+        raise DataError(f"data file '{shown}' does not exist") from None
     except OSError as exc:
-        raise DataError(f"cannot read '{path}': {exc.strerror}") from None
+        raise DataError(f"cannot read '{shown}': {exc.strerror}") from None
 
 
-def _parse(data: bytes, path: Path, fmt: DataFormat) -> pd.DataFrame:
+def _parse(data: bytes, path: str, fmt: DataFormat) -> pd.DataFrame:
     import io
 
     import pandas as pd
@@ -66,12 +67,16 @@ def content_hash(dataset: Dataset, datasets: dict[str, Dataset], root: Path) -> 
     """The dataset's version without loading it when a file's bytes suffice."""
     source = dataset.spec.source
     if source.path or (source.uri and source.uri.startswith("file://")):
-        return _sha256(_read_bytes(_local_path(dataset, root)))
+        return _sha256(_read_bytes(_local_path(dataset, root), _spec_path(dataset)))
     return load(dataset, datasets, root).content_hash
 
 
 def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _spec_path(dataset: Dataset) -> str:
+    return dataset.spec.source.path or (dataset.spec.source.uri or "").removeprefix("file://")
 
 
 def _local_path(dataset: Dataset, root: Path) -> Path:
@@ -105,5 +110,5 @@ def load(dataset: Dataset, datasets: dict[str, Dataset], root: Path, _seen: tupl
         scheme = source.uri.split("://", 1)[0]
         raise DataError(f"'{scheme}://' sources are not reachable by the embedded runner; use a file path")
     path = _local_path(dataset, root)
-    data = _read_bytes(path)
-    return Loaded(_parse(data, path, _format(dataset, str(path))), _sha256(data))
+    data = _read_bytes(path, _spec_path(dataset))
+    return Loaded(_parse(data, _spec_path(dataset), _format(dataset, str(path))), _sha256(data))

@@ -28,7 +28,7 @@ class ConditionStatus(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why a condition has its status; CamelCase as in Kubernetes."""
+    """Why a condition has its status, or why a step ended as it did; CamelCase as in Kubernetes."""
 
     SUCCEEDED = "Succeeded"
     PROGRESSING = "Progressing"
@@ -38,10 +38,52 @@ class Reason(StrEnum):
     GATE_FAILED = "GateFailed"
     AWAITING_APPROVAL = "AwaitingApproval"
     TRAINING = "Training"
+    TRAINING_FAILED = "TrainingFailed"
     CANARY_ROLLED_BACK = "CanaryRolledBack"
     DEPENDENCY_NOT_READY = "DependencyNotReady"
     DATA_UNAVAILABLE = "DataUnavailable"
+    DATA_CHANGED = "DataChanged"
+    SPEC_CHANGED = "SpecChanged"
+    STAGE_CHANGED = "StageChanged"
+    ARTIFACT_CORRUPT = "ArtifactCorrupt"
+    RETRYING = "Retrying"
     RECONCILE_FAILED = "ReconcileFailed"
+
+
+class ActionKind(StrEnum):
+    """What one step of the reconcile loop does (one action, one step function)."""
+
+    DATA_GATE = "data-gate"
+    TRAIN = "train"
+    METRIC_GATE = "metric-gate"
+    REGISTER = "register"
+    PROMOTE = "promote"
+    MODEL_CARD = "model-card"
+
+
+class Stage(StrEnum):
+    """A model version's stage in the registry."""
+
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    TRAINED = "trained"
+    PASSED = "passed"
+    GATE_FAILED = "gate-failed"
+    FAILED = "failed"
+
+
+class OutcomeKind(StrEnum):
+    """How a step ended: done; stuck until its inputs change (or ``--retry``); try again later."""
+
+    SUCCEEDED = "Succeeded"
+    STALLED = "Stalled"
+    RETRY = "Retry"
 
 
 class Condition(StrictModel):

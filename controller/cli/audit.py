@@ -80,7 +80,7 @@ def report(args: argparse.Namespace) -> int:
 
 def verify(args: argparse.Namespace) -> int:
     with store(args) as opened:
-        result = opened.verify_audit()
+        result = opened.audit.verify()
     if result.ok:
         print(f"audit log intact: {result.checked} records, hash chain verified")
         return EXIT_OK

@@ -1,4 +1,9 @@
-"""``modelplane plan``, ``apply`` and ``status``: the reconcile loop from the command line."""
+"""``modelplane plan``, ``apply``, ``step`` and ``status``: the reconcile loop from the command line.
+
+Flags in, one call to :mod:`controller.engine.reconcile`, output and an exit
+code out: 0 done (or nothing to do), 1 invalid specs or an action that did not
+succeed, 2 usage, I/O or a held lock.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
     fail,
-    open_store,
     policy_flags,
     policy_settings,
     store,
 )
+
+if TYPE_CHECKING:
+    from controller.engine.reconcile import Settings
 
 
 def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
@@ -27,68 +35,73 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
         cmd.add_argument("--revision", metavar="REV", help="a git revision (default: the work tree)")
         policy_flags(cmd)
         cmd.add_argument("--no-policy", action="store_true", help="skip the policies")
+        cmd.add_argument(
+            "--retry", action="store_true", help="re-run actions that raised (ReconcileFailed) or are backing off"
+        )
         if name == "plan":
             cmd.add_argument("--format", "-o", choices=["text", "markdown", "json"], default="text")
         else:
             cmd.add_argument("--wait", action="store_true", help="wait for another apply instead of refusing")
         cmd.set_defaults(func=func)
+
+    step = commands.add_parser(
+        "step",
+        parents=[state],
+        help="run exactly one planned action (what a Tekton task runs)",
+        description="Run one action against the state and artifact store and print its outcome as JSON. "
+        "Give an action record (ACTION.json, or '-' for stdin, as 'plan -o json' lists them), or a KIND "
+        "and a RESOURCE to run that action of the current plan. The action must be in the plan of its "
+        "revision now, after the actions it depends on. Exit 0 when it succeeded (or was already done), "
+        "1 when it stalled, must be retried or was refused, 2 on usage errors.",
+    )
+    step.add_argument("target", metavar="ACTION.json|KIND", help="an action record file, '-', or an action kind")
+    step.add_argument("resource", nargs="?", metavar="RESOURCE", help="with a KIND: the resource, as Kind/name")
+    step.add_argument("--revision", metavar="REV", help="with a KIND: a git revision (default: the work tree)")
+    policy_flags(step)
+    step.add_argument("--no-policy", action="store_true", help="skip the policies")
+    step.set_defaults(func=run_step)
+
     status_cmd = commands.add_parser("status", parents=[state], help="each resource's conditions")
     status_cmd.add_argument("--format", "-o", choices=["text", "json"], default="text")
     status_cmd.set_defaults(func=status)
 
 
-def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
-    import dataclasses
-    import gc
-    import os
-    import shutil
-    import tempfile
+def _settings(args: argparse.Namespace, *, do_apply: bool) -> Settings:
+    from controller.engine.events import Events, log_event, progress_printer
+    from controller.engine.reconcile import Settings
 
-    from controller.engine.apply import summary as executor_summary
-    from controller.engine.reconcile import reconcile
-    from controller.loading import DEFAULT_PATHS, UsageError, load
+    events = Events([log_event])
+    if do_apply:
+        events.subscribe(progress_printer(lambda line: print(line, flush=True)))
+    return Settings(
+        policy=policy_settings(args),
+        apply=do_apply,
+        retry=getattr(args, "retry", False),
+        wait=getattr(args, "wait", False),
+        events=events,
+    )
+
+
+def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
+    import gc
+
+    from controller.engine.executor import summary
+    from controller.engine.reconcile import NothingToReconcile, reconcile_revision
+    from controller.loading import UsageError
     from controller.output import FORMATTERS, plan_format
     from controller.policy.engine import EngineError
     from controller.policy.sources import PolicyLoadError
     from controller.state.lock import LockHeld
-    from controller.triggers.git_source import GitError, GitRepo, context_for
+    from controller.triggers.git_source import GitError, GitSource
 
-    opened = open_store(args)
-    checkout: Path | None = None
-    home = Path.cwd()
+    gc.freeze()  # a short-lived process: keep the collector off what is loaded at start
     try:
-        context = context_for(revision=args.revision)
-        if args.revision:  # work on the tree as committed, not the work tree
-            checkout = Path(tempfile.mkdtemp(prefix="checkout-", dir=opened.state_dir))
-            GitRepo(".").export(args.revision, checkout)
-            os.chdir(checkout)
-        context = dataclasses.replace(context, approvals=opened.all_approvals())
-        paths = [p for p in DEFAULT_PATHS if Path(p).exists()]
-        result = load(paths) if paths else None
-        if result is None:
-            return fail(f"nothing to reconcile: none of {', '.join(DEFAULT_PATHS)} exists")
-        gc.freeze()  # a short-lived process: keep the collector off the loaded resources
-        progress = (lambda msg: print(msg, flush=True)) if do_apply else (lambda _msg: None)
-        outcome = reconcile(
-            result,
-            root=Path("."),
-            store=opened,
-            policy=policy_settings(args),
-            context=context,
-            do_apply=do_apply,
-            wait=getattr(args, "wait", False),
-            progress=progress,
-        )
-    except (UsageError, GitError, PolicyLoadError, EngineError) as exc:
+        with store(args) as opened:
+            source = GitSource(Path.cwd(), scratch=opened.state_dir)
+            outcome = reconcile_revision(source, args.revision, opened, _settings(args, do_apply=do_apply))
+    except (UsageError, GitError, PolicyLoadError, EngineError, LockHeld, NothingToReconcile) as exc:
         return fail(str(exc))
-    except LockHeld as exc:
-        return fail(str(exc))
-    finally:
-        opened.close()
-        if checkout is not None:
-            os.chdir(home)
-            shutil.rmtree(checkout, ignore_errors=True)
-    if outcome.plan is None:  # validation or policy stopped it
+    if outcome.plan is None:  # validation stopped it
         sys.stdout.write(FORMATTERS["text"](outcome.report))
         return EXIT_FINDINGS
     if not do_apply:
@@ -96,15 +109,21 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
             sys.stderr.write(FORMATTERS["text"](outcome.report))
         sys.stdout.write(plan_format.render(outcome.plan.to_dict(), args.format))
         return EXIT_OK
-    counts = executor_summary(outcome.executed)
-    if not outcome.executed:
-        print("Nothing to do: every resource is up to date.")
-    else:
+    counts = summary(outcome.executed)
+    stalled = outcome.stalled
+    if outcome.executed:
+        not_done = counts["stalled"] + counts["retry"]
         print(
-            f"Applied {counts['succeeded']} action(s), {counts['failed']} failed, "
+            f"Applied {counts['succeeded']} action(s), {not_done} did not succeed, "
             f"{counts['skipped']} skipped. See 'modelplane status'."
         )
-    return EXIT_FINDINGS if counts["failed"] else EXIT_OK
+    elif stalled:  # never "up to date" while something is stuck
+        print(f"Nothing to apply; {len(stalled)} resource(s) stalled until their inputs change (or --retry):")
+    else:
+        print("Nothing to do: every resource is up to date.")
+    for ref, why in sorted(stalled.items()):
+        print(f"  stalled: {ref}: {why}")
+    return EXIT_FINDINGS if stalled or counts["stalled"] or counts["retry"] else EXIT_OK
 
 
 def plan(args: argparse.Namespace) -> int:
@@ -115,24 +134,79 @@ def apply(args: argparse.Namespace) -> int:
     return _reconcile(args, do_apply=True)
 
 
+def run_step(args: argparse.Namespace) -> int:
+    from controller.api.status import ActionKind, OutcomeKind
+    from controller.engine.actions import Action, ActionFormatError
+    from controller.engine.reconcile import NothingToReconcile, reconcile_revision
+    from controller.engine.reconcile import run_step as run_one
+    from controller.loading import UsageError
+    from controller.policy.engine import EngineError
+    from controller.policy.sources import PolicyLoadError
+    from controller.state.lock import LockHeld
+    from controller.triggers.git_source import GitError, GitSource
+
+    settings = _settings(args, do_apply=False)
+    try:
+        with store(args) as opened:
+            source = GitSource(Path.cwd(), scratch=opened.state_dir)
+            if args.target in set(ActionKind):
+                if not args.resource:
+                    return fail(f"'step {args.target}' needs a RESOURCE (Kind/name)")
+                planned = reconcile_revision(source, args.revision, opened, settings).plan
+                if planned is None:
+                    return fail("the specs are invalid: run 'modelplane validate'")
+                matching = [a for a in planned.actions if a.kind == args.target and a.resource == args.resource]
+                if not matching:
+                    return fail(f"the plan has no {args.target} action for {args.resource}")
+                action = matching[0]
+            else:
+                if args.resource:
+                    return fail(f"unknown action kind {args.target!r} (one of: {', '.join(ActionKind)})")
+                text = sys.stdin.read() if args.target == "-" else Path(args.target).read_text(encoding="utf-8")
+                action = Action.from_json(text)
+            executed, refused = run_one(source, action, opened, settings)
+    except (ActionFormatError, OSError) as exc:
+        return fail(f"{args.target}: {exc}")
+    except (UsageError, GitError, PolicyLoadError, EngineError, LockHeld, NothingToReconcile) as exc:
+        return fail(str(exc))
+    if executed is None or executed.outcome is None:
+        print(json.dumps({"action": str(action.kind), "key": action.key, "outcome": "Refused", "message": refused}))
+        return EXIT_FINDINGS
+    out = executed.outcome
+    record = {
+        "action": str(action.kind),
+        "resource": action.resource,
+        "key": action.key,
+        "outcome": str(out.kind),
+        "reason": str(out.reason),
+        "message": out.message,
+        "duration_s": round(executed.duration_s, 3),
+    }
+    print(json.dumps(record))
+    return EXIT_OK if out.kind == OutcomeKind.SUCCEEDED else EXIT_FINDINGS
+
+
 def status(args: argparse.Namespace) -> int:
+    from controller.api.status import ConditionStatus, ConditionType
+
     with store(args) as opened:
-        statuses = opened.statuses()
+        statuses = opened.statuses.all()
     if args.format == "json":
-        print(json.dumps({f"{k}/{n}": v for (k, n), v in sorted(statuses.items())}, indent=2))
+        print(json.dumps({ref: s.model_dump(mode="json") for ref, s in statuses.items()}, indent=2))
         return EXIT_OK
     if not statuses:
         print("No status yet: run 'modelplane apply'.")
         return EXIT_OK
-    for (kind, name), value in sorted(statuses.items()):
-        conditions = {c["type"]: c for c in value["conditions"]}
-        ready = conditions["Ready"]
-        if conditions["Stalled"]["status"] == "True":
+    for ref, value in statuses.items():
+        ready = value.condition(ConditionType.READY)
+        assert ready is not None
+        holds = {c.type: c.status == ConditionStatus.TRUE for c in value.conditions}
+        if holds.get(ConditionType.STALLED):
             state = "Stalled"
-        elif conditions["Reconciling"]["status"] == "True":
+        elif holds.get(ConditionType.RECONCILING):
             state = "Reconciling"
         else:
-            state = "Ready" if ready["status"] == "True" else "NotReady"
-        applied = (value.get("lastAppliedRevision") or "-")[:12]
-        print(f"{kind}/{name}: {state} ({ready['reason']}) {ready['message']} [applied {applied}]")
+            state = "Ready" if holds.get(ConditionType.READY) else "NotReady"
+        applied = (value.lastAppliedRevision or "-")[:12]
+        print(f"{ref}: {state} ({ready.reason}) {ready.message} [applied {applied}]")
     return EXIT_OK

@@ -37,9 +37,9 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
 def approve_version(args: argparse.Namespace) -> int:
     with store(args) as opened:
         try:
-            version = opened.resolve_version(args.model, args.version)
-            new = opened.approve(args.model, version, args.approver)
-            count = len(opened.approvals(args.model, version))
+            version = opened.registry.resolve(args.model, args.version)
+            new = opened.approvals.approve(args.model, version, args.approver)
+            count = len(opened.approvals.of(args.model, version))
         except KeyError as exc:
             return fail(str(exc.args[0]))
     if new:
@@ -54,7 +54,7 @@ def approve_version(args: argparse.Namespace) -> int:
 
 def show_history(args: argparse.Namespace) -> int:
     with store(args) as opened:
-        history = opened.history(args.model)
+        history = opened.registry.history(args.model)
     for p in history:
         print(f"{p.at[:19]}  v{p.version}  {p.from_stage} -> {p.to_stage}  by {p.actor}: {p.reason}")
     if not history:
@@ -65,8 +65,8 @@ def show_history(args: argparse.Namespace) -> int:
 def set_alias(args: argparse.Namespace) -> int:
     with store(args) as opened:
         try:
-            version = opened.resolve_version(args.model, args.version)
-            opened.set_alias(args.model, args.alias, version, actor=args.actor)
+            version = opened.registry.resolve(args.model, args.version)
+            opened.registry.set_alias(args.model, args.alias, version, actor=args.actor)
         except KeyError as exc:
             return fail(str(exc.args[0]))
     print(f"{args.model}@{args.alias} -> v{version}")
@@ -81,18 +81,18 @@ def list_versions(args: argparse.Namespace) -> int:
 
 
 def _version_lines(opened: Store, model: str | None) -> list[str]:
-    models = [model] if model else sorted({r["model"] for r in opened.runs()})
+    models = [model] if model else opened.registry.models()
     lines = []
     for name in models:
-        aliases = opened.aliases(name)
-        for v in opened.versions(name):
-            approvals = opened.approvals(name, v.version)
+        aliases = opened.registry.aliases(name)
+        for v in opened.registry.versions(name):
+            approvals = opened.approvals.of(name, v.version)
             named = [a for a, n in aliases.items() if n == v.version]
-            card = opened.card(name, v.version)
+            card = opened.registry.card(name, v.version)
             lines.append(
                 f"{name} v{v.version}: {v.stage}  run {v.run_id}  artifact {v.artifact_digest[:19]}  "
                 f"approvals {len(approvals)}"
                 + (f"  aliases {','.join(named)}" if named else "")
-                + (f"  card {card['html']}" if card else "")
+                + (f"  card {card.html}" if card else "")
             )
     return lines

@@ -25,13 +25,10 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
 
 def list_runs(args: argparse.Namespace) -> int:
     with store(args) as opened:
-        runs = opened.runs(args.model)
+        runs = opened.runs.list(args.model)
     for r in runs:
-        metric = ", ".join(f"{k}={v:.4f}" for k, v in sorted(r["metrics"].items())[:3])
-        print(
-            f"{r['id']}  {r['model']:28s} {r['status']:11s} {r['started_at'][:19]}  "
-            f"data {r['dataset_hash'][7:15]}  {metric}"
-        )
+        metric = ", ".join(f"{k}={v:.4f}" for k, v in sorted(r.metrics.items())[:3])
+        print(f"{r.id}  {r.model:28s} {r.status:11s} {r.started_at[:19]}  data {r.dataset_hash[7:15]}  {metric}")
     if not runs:
         print("No runs yet.")
     return EXIT_OK
@@ -39,19 +36,20 @@ def list_runs(args: argparse.Namespace) -> int:
 
 def show_run(args: argparse.Namespace) -> int:
     with store(args) as opened:
-        run = opened.run(args.run)
+        run = opened.runs.get(args.run)
     if run is None:
         return fail(f"no run (or more than one) matches {args.run}")
-    print(json.dumps(run, indent=2))
+    print(json.dumps(run.to_dict(), indent=2))
     return EXIT_OK
 
 
 def compare_runs(args: argparse.Namespace) -> int:
     with store(args) as opened:
-        a, b = opened.run(args.a), opened.run(args.b)
-    missing = [i for i, r in ((args.a, a), (args.b, b)) if r is None]
-    if missing or a is None or b is None:
+        found_a, found_b = opened.runs.get(args.a), opened.runs.get(args.b)
+    missing = [i for i, r in ((args.a, found_a), (args.b, found_b)) if r is None]
+    if found_a is None or found_b is None:
         return fail(f"no run (or more than one) matches {', '.join(missing)}")
+    a, b = found_a.to_dict(), found_b.to_dict()
     rows = [
         ("model", a["model"], b["model"]),
         ("status", a["status"], b["status"]),

@@ -1,9 +1,9 @@
-"""Desired and observed state, as plain data for the pure planner.
+"""Desired and observed state, as plain data for the pure planners.
 
 ``desired`` reads the resources at a revision and the digests of their inputs
 (a dataset's content hash; a model's spec, its dataset's hash and the code
-version). ``observed`` reads what the state store has done. Both are computed
-before planning so that :func:`controller.engine.plan.plan` stays pure.
+version). ``observed`` reads what the state store has done (the effects ledger
+first). Both are computed before planning so that the planners stay pure.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 
 from controller.api import Dataset, Model
 from controller.loading import LoadedResource
-from controller.state.store import Store, Version, version_from_row
+from controller.state.clock import now
+from controller.state.records import Effect, ModelVersion, Run
+from controller.state.store import Store
 from reconcilers import data
 from reconcilers.train import code_version
 
@@ -26,13 +28,14 @@ def digest(*parts: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def spec_digest(model: Model) -> str:
-    return digest(model.spec.model_dump(mode="json", by_alias=True))
+def spec_digest(resource: Model | Dataset) -> str:
+    return digest(resource.spec.model_dump(mode="json", by_alias=True))
 
 
 @dataclass(frozen=True)
 class DesiredDataset:
     name: str
+    spec_digest: str
     content_hash: str | None
     check_key: str | None
     error: str | None = None
@@ -65,13 +68,14 @@ def desired_state(
     models = [r.resource for r in resources if isinstance(r.resource, Model)]
     desired = Desired(revision, denied=dict(denied or {}))
     for name, dataset in datasets.items():
+        dataset_digest = spec_digest(dataset)
         try:
             content = data.content_hash(dataset, datasets, root)
         except data.DataError as exc:
-            desired.datasets[name] = DesiredDataset(name, None, None, str(exc))
+            desired.datasets[name] = DesiredDataset(name, dataset_digest, None, None, str(exc))
             continue
         spec = dataset.spec.model_dump(mode="json")
-        desired.datasets[name] = DesiredDataset(name, content, digest("data-gate", name, spec, content))
+        desired.datasets[name] = DesiredDataset(name, dataset_digest, content, digest("data-gate", name, spec, content))
     for model in models:
         model_digest = spec_digest(model)
         ds = desired.datasets.get(model.spec.dataset)
@@ -93,33 +97,22 @@ def desired_state(
 
 @dataclass
 class Observed:
-    data_checks: dict[str, bool] = field(default_factory=dict)  # check key -> success
-    data_summaries: dict[str, str] = field(default_factory=dict)  # check key -> summary
+    """What the state store says has been done, as the planners need it."""
+
+    effects: dict[str, Effect] = field(default_factory=dict)  # the ledger, by idempotency key
     last_data_hash: dict[str, str] = field(default_factory=dict)  # dataset -> hash of its latest check
-    runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # train key -> run
-    last_run: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> latest run
-    versions: dict[str, list[Version]] = field(default_factory=dict)
+    last_run: dict[str, Run] = field(default_factory=dict)  # model -> latest run
+    versions: dict[str, ModelVersion] = field(default_factory=dict)  # train key -> version
     approvals: dict[tuple[str, int], int] = field(default_factory=dict)
-    cards: set[tuple[str, int]] = field(default_factory=set)
+    now: str = ""  # when observed (ISO 8601, UTC): back-offs are compared with it
 
 
 def observed_state(store: Store) -> Observed:
-    observed = Observed()
-    conn = store.conn
-    for row in conn.execute("SELECT key, dataset, dataset_hash, success, evidence FROM data_checks ORDER BY id"):
-        observed.data_checks[row["key"]] = bool(row["success"])
-        observed.data_summaries[row["key"]] = json.loads(row["evidence"]).get("summary", "")
-        observed.last_data_hash[row["dataset"]] = row["dataset_hash"]
-    query = "SELECT id, key, model, status, dataset_hash, spec_digest, gates, error FROM runs ORDER BY started_at, id"
-    for row in conn.execute(query):
-        run = dict(row)
-        # Only a failed gate's evidence is needed to plan; decode the rest never.
-        run["gates"] = json.loads(run["gates"]) if run["status"] == "gate-failed" else []
-        observed.runs[run["key"]] = run
-        observed.last_run[run["model"]] = run
-    for row in conn.execute("SELECT * FROM model_versions ORDER BY model, version"):
-        observed.versions.setdefault(row["model"], []).append(version_from_row(row))
-    for row in conn.execute("SELECT model, version, count(*) AS n FROM approvals GROUP BY model, version"):
-        observed.approvals[(row["model"], row["version"])] = row["n"]
-    observed.cards = {(r["model"], r["version"]) for r in conn.execute("SELECT model, version FROM cards")}
-    return observed
+    return Observed(
+        effects=store.effects.all(),
+        last_data_hash=store.checks.last_hashes(),
+        last_run=store.runs.latest_per_model(),
+        versions=store.registry.by_run_key(),
+        approvals=store.approvals.counts(),
+        now=now(),
+    )

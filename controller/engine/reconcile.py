@@ -1,36 +1,76 @@
-"""The reconcile loop on one machine: load -> validate -> policy -> plan -> apply -> status.
+"""The reconcile loop as a library call: load -> validate -> policy -> plan -> execute -> status.
 
-Called by the CLI's ``plan`` and ``apply`` (and later by the webhook-driven
-controller). Validation errors stop everything; a policy denial stalls the
-denied resource (and what depends on it) with ``PolicyDenied``; everything
-else goes through the planner and the local executor under the apply lock.
+:func:`reconcile_revision` is what the CLI (``plan``, ``apply``), and later the
+server's worker and a Tekton task, call; :func:`run_step` runs one action (what
+``modelplane step`` calls). Both take an explicit source and store and touch
+no process-wide state (no ``chdir``, no ``gc`` tweaks, no forking), so they are
+safe to call from a server thread.
+
+Validation errors stop everything; a policy denial stalls the denied resource
+(and what depends on it) with ``PolicyDenied``; everything else goes through
+the planners and an executor under the apply lock, and statuses are written
+afterwards whatever happened (``finally``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.api import Dataset, Model
 from controller.api.findings import Report, Severity
-from controller.api.status import Condition, ConditionStatus, ConditionType, Reason, ResourceStatus
-from controller.engine import apply as executor
+from controller.api.status import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    OutcomeKind,
+    Reason,
+    ResourceStatus,
+)
+from controller.engine.actions import Action, Plan
 from controller.engine.checks import PolicySettings, judge
-from controller.engine.desired import desired_state, digest, observed_state
-from controller.engine.plan import Plan, plan
-from controller.loading import LoadResult
-from controller.policy.evaluate import Context as PolicyContext
+from controller.engine.desired import Desired, desired_state, digest, observed_state
+from controller.engine.events import Events
+from controller.engine.executor import Executed, Executor, LocalExecutor, run_action
+from controller.engine.outcomes import Succeeded
+from controller.engine.plan import plan
+from controller.engine.source import Source
+from controller.engine.steps import StepContext
+from controller.loading import DEFAULT_PATHS, LoadResult
 from controller.policy.evaluate import PolicyOutcome
 from controller.state import lock
 from controller.state.store import Store
 
 
 @dataclass
+class Settings:
+    policy: PolicySettings | None = field(default_factory=PolicySettings)
+    apply: bool = False
+    retry: bool = False  # re-run what raised (ReconcileFailed) and what is backing off
+    wait: bool = False  # wait for another apply's lock instead of refusing
+    paths: tuple[str, ...] = DEFAULT_PATHS
+    events: Events = field(default_factory=Events)
+    executor: Executor = field(default_factory=LocalExecutor)
+
+
+@dataclass
 class Reconciliation:
     report: Report
-    plan: Plan | None = None
-    executed: list[executor.Executed] = field(default_factory=list)
+    plan: Plan | None = None  # None: the specs are invalid, nothing was planned
+    executed: list[Executed] = field(default_factory=list)
+    after: Plan | None = None  # where every resource stands after executing (their statuses)
+
+    @property
+    def stalled(self) -> dict[str, str]:
+        """Stalled resources and why, after applying (or as planned)."""
+        final = self.after or self.plan
+        return {ref: f"{n.reason}: {n.message}" for ref, n in (final.stalled() if final else {}).items()}
+
+
+class NothingToReconcile(Exception):
+    pass
 
 
 def _policy_view(outcome: PolicyOutcome | None) -> tuple[dict[str, str], dict[str, list[dict[str, str]]]]:
@@ -48,110 +88,189 @@ def _policy_view(outcome: PolicyOutcome | None) -> tuple[dict[str, str], dict[st
     return {k: "; ".join(v) for k, v in denied.items()}, decisions
 
 
-def reconcile(
-    result: LoadResult,
-    *,
-    root: Path,
-    store: Store,
-    policy: PolicySettings | None,
-    context: PolicyContext,
-    do_apply: bool,
-    wait: bool = False,
-    progress: executor.Progress = lambda _msg: None,
-) -> Reconciliation:
-    report, outcome = judge(result, policy, context)
-    if any(f.severity == Severity.ERROR for f in result.findings):  # invalid specs: nothing is planned
-        return Reconciliation(report)
-    denied, decisions = _policy_view(outcome)
-    desired = desired_state(result.resources, root, context.revision, denied)
-    if not do_apply:
-        return Reconciliation(report, plan(desired, observed_state(store)))
+@dataclass
+class _Prepared:
+    report: Report
+    result: LoadResult
+    revision: str | None
+    denied: dict[str, str]
+    decisions: dict[str, list[dict[str, str]]]
 
-    with lock.exclusive(store.state_dir, wait=wait):
-        current = plan(desired, observed_state(store))  # plan again under the lock: state may have moved
-        ctx = executor.Context(
-            store=store,
-            root=root,
-            revision=context.revision,
-            datasets={r.resource.name: r.resource for r in result.resources if isinstance(r.resource, Dataset)},
-            models={r.resource.name: r.resource for r in result.resources if isinstance(r.resource, Model)},
-            policy=decisions,
-            progress=progress,
-        )
-        if current.actions:  # what was validated, once per revision and outcome
-            summary = {
-                "files": len(report.files),
-                "resources": report.resources,
-                "errors": len(report.errors),
-                "warnings": len(report.warnings),
-                "waived": len(report.waived),
-            }
-            store.audit(
+    @property
+    def valid(self) -> bool:
+        return not any(f.severity == Severity.ERROR for f in self.result.findings)
+
+
+def _prepare(source: Source, revision: str | None, store: Store, settings: Settings) -> _Prepared:
+    context = dataclasses.replace(source.context(revision), approvals=store.approvals.by_model())
+    result = source.load(revision, settings.paths)
+    if not result.files:
+        raise NothingToReconcile(f"nothing to reconcile: no resources under {', '.join(settings.paths)}")
+    files = source.policy_files(revision, settings.policy.directory) if settings.policy else None
+    report, outcome = judge(result, settings.policy, context, files)
+    denied, decisions = _policy_view(outcome)
+    return _Prepared(report, result, context.revision, denied, decisions)
+
+
+def _context(prepared: _Prepared, root: Path, store: Store, events: Events) -> StepContext:
+    resources = [r.resource for r in prepared.result.resources]
+    return StepContext(
+        store=store,
+        root=root,
+        revision=prepared.revision,
+        datasets={r.name: r for r in resources if isinstance(r, Dataset)},
+        models={r.name: r for r in resources if isinstance(r, Model)},
+        events=events,
+    )
+
+
+def reconcile_revision(
+    source: Source, revision: str | None, store: Store, settings: Settings | None = None
+) -> Reconciliation:
+    """Plan (and with ``settings.apply``, execute) the platform repo at ``revision``
+    (the work tree when None) against ``store``."""
+    settings = settings or Settings()
+    prepared = _prepare(source, revision, store, settings)
+    if not prepared.valid:  # invalid specs: nothing is planned
+        return Reconciliation(prepared.report)
+    with source.tree(revision) as root:
+        desired = desired_state(prepared.result.resources, root, prepared.revision, prepared.denied)
+        if not settings.apply:
+            return Reconciliation(prepared.report, plan(desired, observed_state(store), retry=settings.retry))
+        with lock.exclusive(store.state_dir, wait=settings.wait):
+            current = plan(desired, observed_state(store), retry=settings.retry)  # again, under the lock
+            executed: list[Executed] = []
+            try:
+                _audit_inputs(store, prepared, current)
+                executed = settings.executor.execute(current, _context(prepared, root, store, settings.events))
+            finally:
+                after = update_statuses(store, desired)
+    return Reconciliation(prepared.report, current, executed, after)
+
+
+def run_step(
+    source: Source, action: Action, store: Store, settings: Settings | None = None
+) -> tuple[Executed | None, str]:
+    """Run exactly one action, as planned at ``action.revision``: what ``modelplane step`` does.
+
+    Refused (``None`` and why) unless the action is in the plan of that revision
+    now, with the same inputs, and the actions it depends on have succeeded; an
+    action already done answers its recorded outcome without running again."""
+    settings = settings or Settings()
+    prepared = _prepare(source, action.revision, store, settings)
+    if not prepared.valid:
+        return None, "the specs at this revision are invalid: run 'modelplane validate'"
+    with source.tree(action.revision) as root:
+        desired = desired_state(prepared.result.resources, root, prepared.revision, prepared.denied)
+        with lock.exclusive(store.state_dir, wait=True):
+            done = store.effects.get(action.key)
+            if done is not None and done.outcome == OutcomeKind.SUCCEEDED:
+                return Executed(action, Succeeded(f"already done: {done.message}")), ""
+            current = {a.key: a for a in plan(desired, observed_state(store), retry=settings.retry).actions}
+            planned = current.get(action.key)
+            if planned is None or (planned.kind, planned.resource, planned.inputs) != (
+                action.kind,
+                action.resource,
+                action.inputs,
+            ):
+                return None, f"{action.key} is not in the plan of {prepared.revision or 'the work tree'} now"
+            waiting = [key for key in planned.after if key in current]
+            if waiting:
+                return None, f"run {', '.join(waiting)} first"
+            try:
+                _audit_inputs(store, prepared, Plan(prepared.revision, [planned]))
+                executed = run_action(planned, _context(prepared, root, store, settings.events))
+            finally:
+                update_statuses(store, desired)
+    return executed, ""
+
+
+def _audit_inputs(store: Store, prepared: _Prepared, current: Plan) -> None:
+    """What was validated and decided, once per revision and outcome, before any effect."""
+    report, revision = prepared.report, prepared.revision
+    summary = {
+        "files": len(report.files),
+        "resources": report.resources,
+        "errors": len(report.errors),
+        "warnings": len(report.warnings),
+        "waived": len(report.waived),
+    }
+    with store.transaction():
+        if current.actions:
+            store.audit.append(
                 "validate",
                 "revision",
-                {**summary, "key": digest("validate", summary, context.revision)},
-                revision=context.revision,
+                {**summary, "key": digest("validate", summary, revision)},
+                revision=revision,
                 once=True,
             )
         for ref in sorted({a.resource for a in current.actions}):
-            store.audit(
+            decisions = prepared.decisions.get(ref, [])
+            store.audit.append(
                 "policy",
                 ref,
-                {
-                    "decisions": decisions.get(ref, []),
-                    "key": digest("policy", ref, decisions.get(ref, []), context.revision),
-                },
-                revision=context.revision,
+                {"decisions": decisions, "key": digest("policy", ref, decisions, revision)},
+                revision=revision,
                 once=True,
             )
         for ref, note in sorted(current.notes.items()):
-            if note.reason == "DataUnavailable":  # unreadable data never reaches a step: record it here
-                store.audit(
+            if note.reason == Reason.DATA_UNAVAILABLE:  # unreadable data never reaches a step: record it here
+                store.audit.append(
                     "data-unavailable",
                     ref,
                     {"error": note.message, "key": digest(ref, note.message)},
-                    revision=context.revision,
+                    revision=revision,
                     once=True,
                 )
-        executed = executor.execute(current, ctx)
-        update_statuses(store, plan(desired, observed_state(store)), context.revision)
-    return Reconciliation(report, current, executed)
 
 
-def update_statuses(store: Store, after: Plan, revision: str | None) -> None:
-    """Conditions per resource, from where the plan says it stands (typed by ``controller.api.status``)."""
-    pending = {a.resource: a for a in after.actions}
-    for ref in sorted(set(after.notes) | set(pending)):
-        kind, name = ref.split("/", 1)
-        previous = ResourceStatus.model_validate(store.status(kind, name) or {})
-        if ref in pending:
-            condition, value, reason, message = "Reconciling", True, "Progressing", pending[ref].describe()
-        else:
-            note = after.notes[ref]
-            condition, value, reason, message = note.condition, note.status, note.reason, note.message
-        ready = condition == "Ready" and value
-        status = ResourceStatus(
-            conditions=_conditions(condition, value, Reason(reason), message, previous),
-            observedRevision=revision,
-            lastAppliedRevision=revision if ready else previous.lastAppliedRevision,
-        )
-        store.set_status(kind, name, status.model_dump(mode="json"))
+def update_statuses(store: Store, desired: Desired) -> Plan:
+    """Conditions per resource, from where a fresh plan says it stands; returns that plan."""
+    after = plan(desired, observed_state(store))
+    pending: dict[str, Action] = {}
+    for action in after.actions:
+        pending.setdefault(action.resource, action)
+    with store.transaction():
+        for ref in sorted(set(after.notes) | set(pending)):
+            previous = store.statuses.get(ref) or ResourceStatus()
+            if ref in pending:
+                ctype, value, reason, message = (
+                    ConditionType.RECONCILING,
+                    True,
+                    Reason.PROGRESSING,
+                    pending[ref].describe(),
+                )
+            else:
+                note = after.notes[ref]
+                ctype, value, reason, message = note.condition, note.status, note.reason, note.message
+            ready = ctype == ConditionType.READY and value
+            store.statuses.set(
+                ref,
+                ResourceStatus(
+                    conditions=_conditions(ctype, value, reason, message, previous),
+                    observedRevision=desired.revision,
+                    lastAppliedRevision=desired.revision if ready else previous.lastAppliedRevision,
+                ),
+            )
+    return after
 
 
-def _conditions(kind: str, value: bool, reason: Reason, message: str, previous: ResourceStatus) -> list[Condition]:
+def _conditions(
+    ctype: ConditionType, value: bool, reason: Reason, message: str, previous: ResourceStatus
+) -> list[Condition]:
     values = {
-        ConditionType.READY: value if kind == "Ready" else False,
-        ConditionType.RECONCILING: kind == "Reconciling",
-        ConditionType.STALLED: kind == "Stalled",
+        ConditionType.READY: value if ctype == ConditionType.READY else False,
+        ConditionType.RECONCILING: ctype == ConditionType.RECONCILING,
+        ConditionType.STALLED: ctype == ConditionType.STALLED,
     }
     out = []
-    for ctype, holds in values.items():
+    for kind, holds in values.items():
         status = ConditionStatus.TRUE if holds else ConditionStatus.FALSE
-        old = previous.condition(ctype)
+        old = previous.condition(kind)
         unchanged = old is not None and old.status == status and old.reason == reason
         out.append(
             Condition(
-                type=ctype,
+                type=kind,
                 status=status,
                 reason=reason,
                 message=message,

@@ -1,13 +1,18 @@
 """The SQLite database under the state directory, with its migrations.
 
-WAL journal; every write that records a decision, a promotion or an audit
-record commits with ``synchronous=FULL`` so that a crash never loses one.
+Used by the store's areas (``controller.state``) only: no SQL lives anywhere
+else. WAL journal, so readers never wait for the writer; every write commits
+with ``synchronous=FULL`` so that a crash never loses a decision. Safe for a
+server: one connection per thread, writers serialised across threads and
+processes by ``BEGIN IMMEDIATE`` with a busy timeout (never "database is
+locked"), and transactions nest (the outermost commits).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -115,41 +120,151 @@ MIGRATIONS: list[str] = [
         FOREIGN KEY (model, version) REFERENCES model_versions(model, version)
     );
     """,
+    # The effects ledger: one row per idempotency key, written in the transaction of
+    # its effect. Backfilled from what older databases recorded, so that an upgraded
+    # state plans exactly as before. Cards remember the stage they were written for.
+    """
+    CREATE TABLE effects (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        attempts INTEGER NOT NULL DEFAULT 1,
+        retry_after TEXT,
+        revision TEXT,
+        at TEXT NOT NULL
+    );
+    ALTER TABLE cards ADD COLUMN stage TEXT NOT NULL DEFAULT '';
+    UPDATE cards SET stage = (
+        SELECT v.stage FROM model_versions v WHERE v.model = cards.model AND v.version = cards.version
+    );
+    INSERT INTO effects (key, kind, resource, outcome, reason, message, revision, at)
+        SELECT key, 'data-gate', 'Dataset/' || dataset,
+               CASE success WHEN 1 THEN 'Succeeded' ELSE 'Stalled' END,
+               CASE success WHEN 1 THEN 'Succeeded' ELSE 'DataContractFailed' END,
+               coalesce(json_extract(evidence, '$.summary'), ''), revision, at
+        FROM data_checks;
+    INSERT INTO effects (key, kind, resource, outcome, reason, message, revision, at)
+        SELECT key, 'train', 'Model/' || model,
+               CASE status WHEN 'failed' THEN 'Stalled' ELSE 'Succeeded' END,
+               CASE status WHEN 'failed' THEN 'TrainingFailed' ELSE 'Succeeded' END,
+               coalesce(error, ''), revision, coalesce(finished_at, started_at)
+        FROM runs WHERE status != 'running';
+    INSERT INTO effects (key, kind, resource, outcome, reason, message, revision, at)
+        SELECT key || '/gate', 'metric-gate', 'Model/' || model,
+               CASE status WHEN 'passed' THEN 'Succeeded' ELSE 'Stalled' END,
+               CASE status WHEN 'passed' THEN 'Succeeded' ELSE 'GateFailed' END,
+               '', revision, coalesce(finished_at, started_at)
+        FROM runs WHERE status IN ('passed', 'gate-failed');
+    INSERT INTO effects (key, kind, resource, outcome, reason, revision, at)
+        SELECT r.key || '/register', 'register', 'Model/' || v.model, 'Succeeded', 'Succeeded', v.revision, v.created_at
+        FROM model_versions v JOIN runs r ON r.id = v.run_id;
+    INSERT OR IGNORE INTO effects (key, kind, resource, outcome, reason, revision, at)
+        SELECT r.key || '/' || p.to_stage, 'promote', 'Model/' || p.model, 'Succeeded', 'Succeeded', p.revision, p.at
+        FROM promotions p JOIN model_versions v ON v.model = p.model AND v.version = p.version
+        JOIN runs r ON r.id = v.run_id WHERE p.to_stage IN ('Staging', 'Production');
+    INSERT OR IGNORE INTO effects (key, kind, resource, outcome, reason, at)
+        SELECT r.key || '/card/' || c.stage, 'model-card', 'Model/' || c.model, 'Succeeded', 'Succeeded', c.at
+        FROM cards c JOIN model_versions v ON v.model = c.model AND v.version = c.version
+        JOIN runs r ON r.id = v.run_id;
+    """,
 ]
 
 
-def connect(state_dir: Path) -> sqlite3.Connection:
-    """Open (and migrate) the state database."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(state_dir / DB_FILE, timeout=30, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
-    return conn
+BUSY_TIMEOUT_S = 30.0
+
+
+class StateError(Exception):
+    """The state database cannot be opened or used; the message says what to do."""
+
+
+class Database:
+    """The state database: a connection per thread, nested transactions, commit hooks."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / DB_FILE
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self.on_commit: list[Callable[[], None]] = []
+        migrate(self.conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.depth = 0
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot open the state database {self.path}: {exc}") from None
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def execute(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE ... COMMIT`` on this thread's connection, rolled back on any
+        error. Nested calls join the outer transaction; the commit hooks run after the
+        outermost commit."""
+        conn = self.conn
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield conn
+            finally:
+                self._local.depth -= 1
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        self._local.depth = 1
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.depth = 0
+        conn.execute("COMMIT")
+        for hook in self.on_commit:
+            hook()
 
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply pending migrations; returns the schema version."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    current = row[0] or 0
-    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-        with transaction(conn):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
             for statement in filter(str.strip, script.split(";")):
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-    return len(MIGRATIONS)
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+    return len(MIGRATIONS)

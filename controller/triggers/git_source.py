@@ -1,18 +1,26 @@
-"""Read a platform repo at a git revision, with git itself.
+"""Read a platform repo, in its work tree or at a git revision, with git itself.
 
-Called by the CLI (``audit --revision``) to load the resources and policies as
-they were at a commit, and to describe the commit for policies (``data.modelplane.context``).
+Called by the CLI: ``audit --revision`` loads the resources and policies as they
+were at a commit; :class:`GitSource` is the source ``plan``, ``apply`` and
+``step`` hand to the engine. The commit is described for policies
+(``data.modelplane.context``).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from controller.loading import LoadResult, load_blobs
+from controller.loading.loader import MAX_FILE_BYTES, discover
 from controller.policy.evaluate import Context
 from controller.policy.sources import PolicyFile, PolicyLoadError
+from controller.policy.sources import discover as discover_policies
 
 
 class GitError(Exception):
@@ -123,3 +131,64 @@ def load_revision(
     if not [f for f in rego if not f.is_test]:
         raise PolicyLoadError(f"no policies found in '{policies}' at revision {revision}")
     return result, rego
+
+
+def _relative(path: str, root: Path) -> str:
+    absolute = Path(path).resolve()
+    return str(absolute.relative_to(root)) if absolute.is_relative_to(root) else path
+
+
+class GitSource:
+    """A platform repo on disk: its work tree, or any revision read with git itself.
+
+    Implements :class:`controller.engine.source.Source`. Paths are relative to
+    ``root``; findings name files relative to it, whatever the current directory.
+    """
+
+    def __init__(self, root: str | Path = ".", *, scratch: Path | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.repo = GitRepo(self.root)
+        self.scratch = scratch  # where revisions are exported (default: the system's temp dir)
+
+    def context(self, revision: str | None) -> Context:
+        return context_for(str(self.root), revision)
+
+    def load(self, revision: str | None, paths: Sequence[str]) -> LoadResult:
+        if revision:
+            return load_blobs(self.repo.files(revision, list(paths)))
+        blobs = []
+        for path in paths:
+            if not (self.root / path).exists():
+                continue
+            for name in discover([str(self.root / path)]):
+                with open(name, "rb") as handle:
+                    blobs.append((_relative(name, self.root), handle.read(MAX_FILE_BYTES + 1)))
+        return load_blobs(blobs)
+
+    def policy_files(self, revision: str | None, directory: str) -> list[PolicyFile]:
+        if revision:
+            found = [
+                PolicyFile(p, b.decode("utf-8"))
+                for p, b in self.repo.files(revision, [directory])
+                if p.endswith(".rego")
+            ]
+            if not [f for f in found if not f.is_test]:
+                raise PolicyLoadError(f"no policies found in '{directory}' at revision {revision}")
+            return found
+        target = Path(directory)
+        files = discover_policies(str(target if target.is_absolute() else self.root / target))
+        return [PolicyFile(_relative(f.path, self.root), f.text) for f in files]
+
+    @contextmanager
+    def tree(self, revision: str | None) -> Iterator[Path]:
+        if not revision:
+            yield self.root
+            return
+        if self.scratch is not None:
+            self.scratch.mkdir(parents=True, exist_ok=True)
+        checkout = Path(tempfile.mkdtemp(prefix="checkout-", dir=self.scratch))
+        try:
+            self.repo.export(revision, checkout)
+            yield checkout
+        finally:
+            shutil.rmtree(checkout, ignore_errors=True)

@@ -24,12 +24,14 @@ def counts(repo: Path) -> dict[str, int]:
 def test_example_reaches_production_after_two_approvals(repo: Path, upstream: Path) -> None:
     plan = modelplane(repo, "plan")
     assert plan.returncode == 0, plan.stderr
-    assert plan.stdout.splitlines()[1:6] == [
+    assert plan.stdout.splitlines()[1:8] == [
         f"  1. data-gate breast-cancer: first check of content {plan.stdout.split('content ')[1][:8]}…",
         "  2. train breast-cancer-classifier: first training",
         "  3. metric-gate breast-cancer-classifier: evaluate gates on the held-out split",
-        "  4. promote breast-cancer-classifier -> Staging: after the gates pass",
-        "  5. model-card breast-cancer-classifier: card for the new Staging version",
+        "  4. register breast-cancer-classifier: gates passed; register the version",
+        "  5. promote breast-cancer-classifier -> Staging: after the gates pass",
+        "  6. model-card breast-cancer-classifier: card for the new Staging version",
+        "6 action(s) on 2 resource(s).",
     ]
     first = modelplane(repo, "apply")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -107,7 +109,7 @@ def test_failed_data_contract_stalls_the_chain_with_gx_evidence(repo: Path) -> N
     out = modelplane(repo, "apply")
     assert out.returncode == 1
     assert (
-        "FAILED: 5/6 expectations met; failed: expect_column_values_to_be_between[mean radius] (40 unexpected"
+        "STALLED [DataContractFailed]: 5/6 expectations met; failed: expect_column_values_to_be_between[mean radius] (40 unexpected"
         in out.stdout
     )
     assert "train breast-cancer-classifier" in out.stdout and "(skipped: an earlier step did not succeed)" in out.stdout
@@ -121,8 +123,15 @@ def test_failed_data_contract_stalls_the_chain_with_gx_evidence(repo: Path) -> N
     conn = db.connect(repo / ".modelplane" / "state.db")
     payload = json.loads(conn.execute("SELECT payload FROM audit_log WHERE event = 'data-gate'").fetchone()[0])
     assert payload["success"] is False and payload["gx_run_id"]
-    # Nothing retries until the data changes.
-    assert modelplane(repo, "apply").stdout.strip() == "Nothing to do: every resource is up to date."
+    # Nothing retries until the data changes, and nothing claims to be up to date.
+    again = modelplane(repo, "apply")
+    assert again.returncode == 1
+    assert again.stdout.splitlines()[:3] == [
+        "Nothing to apply; 2 resource(s) stalled until their inputs change (or --retry):",
+        "  stalled: Dataset/breast-cancer: DataContractFailed: 5/6 expectations met; failed: "
+        "expect_column_values_to_be_between[mean radius] (40 unexpected of 569)",
+        "  stalled: Model/breast-cancer-classifier: DependencyNotReady: Dataset breast-cancer failed its gate",
+    ]
 
 
 def test_removed_column_trips_the_schema_circuit_breaker(repo: Path) -> None:
@@ -131,7 +140,7 @@ def test_removed_column_trips_the_schema_circuit_breaker(repo: Path) -> None:
     frame = pd.read_csv(repo / DATA).drop(columns=["mean area"])
     frame.to_csv(repo / DATA, index=False)
     out = modelplane(repo, "apply")
-    assert "FAILED: schema changed: missing column(s) mean area" in out.stdout
+    assert "STALLED [DataContractFailed]: schema changed: missing column(s) mean area" in out.stdout
 
 
 def test_failing_gate_stalls_with_gate_failed(repo: Path) -> None:
@@ -139,7 +148,7 @@ def test_failing_gate_stalls_with_gate_failed(repo: Path) -> None:
     model.write_text(model.read_text().replace("threshold: 0.9\n", "threshold: 0.999\n"))
     out = modelplane(repo, "apply")
     assert out.returncode == 1
-    assert "FAILED: recall " in out.stdout and ">= 0.999 is false" in out.stdout
+    assert "STALLED [GateFailed]: recall " in out.stdout and ">= 0.999 is false" in out.stdout
     status = modelplane(repo, "status").stdout
     assert "Model/breast-cancer-classifier: Stalled (GateFailed) recall" in status
     assert counts(repo)["model_versions"] == 0
@@ -179,16 +188,16 @@ def test_broken_data_file_is_a_clear_error_in_status_and_audit(repo: Path) -> No
     out = modelplane(repo, "apply")
     assert out.returncode == 1
     status = modelplane(repo, "status").stdout
-    assert "Dataset/breast-cancer: Stalled (DataContractFailed) cannot read 'data/breast-cancer.csv' as csv" in status
+    assert "Dataset/breast-cancer: Stalled (DataUnavailable) cannot read 'data/breast-cancer.csv' as csv" in status
     gate = [p for e, _, p in audit_events(repo) if e == "data-gate"]
     assert len(gate) == 1 and gate[0]["success"] is False
-    assert modelplane(repo, "apply").stdout.strip() == "Nothing to do: every resource is up to date."
+    assert modelplane(repo, "apply").stdout.startswith("Nothing to apply; 2 resource(s) stalled")
     assert counts(repo)["runs"] == 0
 
 
 def test_missing_data_file_is_recorded_once(repo: Path) -> None:
     (repo / DATA).unlink()
-    assert modelplane(repo, "apply").returncode == 0  # nothing can run; nothing failed half-way
+    assert modelplane(repo, "apply").returncode == 1  # nothing can run: both resources are stalled
     status = modelplane(repo, "status").stdout
     assert (
         "Dataset/breast-cancer: Stalled (DataUnavailable) data file 'data/breast-cancer.csv' does not exist" in status
@@ -206,10 +215,10 @@ def test_missing_feature_column_fails_the_run_with_the_reason(repo: Path) -> Non
     )
     out = modelplane(repo, "apply")
     assert out.returncode == 1
-    assert "FAILED: column(s) tumour grade are not in the dataset" in out.stdout
+    assert "STALLED [TrainingFailed]: column(s) tumour grade are not in the dataset" in out.stdout
     status = modelplane(repo, "status").stdout
     assert (
-        "Model/breast-cancer-classifier: Stalled (ReconcileFailed) column(s) tumour grade are not in the dataset"
+        "Model/breast-cancer-classifier: Stalled (TrainingFailed) column(s) tumour grade are not in the dataset"
         in status
     )
     train = [p for e, _, p in audit_events(repo) if e == "train"]
@@ -248,7 +257,7 @@ def test_plan_as_markdown_for_a_pull_request_comment(repo: Path) -> None:
     lines = out.stdout.splitlines()
     assert lines[0] == f"### modelplane plan for `{head[:12]}`"
     assert "| # | action | resource | why |" in lines
-    assert "| 4 | promote → Staging | `Model/breast-cancer-classifier` | after the gates pass |" in lines
+    assert "| 5 | promote → Staging | `Model/breast-cancer-classifier` | after the gates pass |" in lines
 
 
 def test_unreachable_policy_engine_stalls_everything(repo: Path) -> None:
