@@ -7,14 +7,13 @@ passed, versions in Staging with cards) straight into a state store, and times:
   * ``modelplane plan`` as a process (loading, validation and policies included);
 and checks that editing one data file, or one model, plans exactly one chain.
 
-Usage: python bench/plan_bench.py [--models 1000] [--repeats 5]
+Usage: python bench/plan_bench.py [--models 1000 10000] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import shutil
 import statistics
 import subprocess
@@ -23,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from controller.api.status import ActionKind, OutcomeKind, Reason, RunStatus, Stage
 from controller.engine.desired import desired_state, observed_state
 from controller.engine.plan import plan
-from controller.loading import load
-from controller.state.db import transaction
-from controller.state.store import Store, now
+from controller.state.store import Store
+from controller.triggers.git_source import GitSource
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -57,50 +56,58 @@ def make_platform(root: Path, count: int) -> None:
 
 
 def settle(root: Path, store: Store) -> None:
-    """Record, in one transaction, what a finished apply leaves: every chain done, v1 in Staging."""
-    result = load([str(root / "specs")])
+    """Record, through the store's API in one transaction, what a finished apply leaves:
+    every chain done and in the ledger, v1 in Staging with its card."""
+    result = GitSource(root).load(None, ["specs"])
     assert not result.findings, result.findings[:3]
     desired = desired_state(result.resources, root, "bench")
-    stamp = now()
-    with transaction(store.conn):
+    artifact = "sha256:" + "0" * 64
+
+    def done(key: str, kind: ActionKind, ref: str) -> None:
+        store.effects.record(key, kind, ref, OutcomeKind.SUCCEEDED, Reason.SUCCEEDED, revision="bench")
+
+    with store.transaction():
         for d in desired.datasets.values():
-            store.conn.execute(
-                "INSERT INTO data_checks (key, dataset, dataset_hash, revision, success, gx_run_id, evidence, at) "
-                "VALUES (?, ?, ?, 'bench', 1, 'bench', ?, ?)",
-                (d.check_key, d.name, d.content_hash, json.dumps({"summary": "ok"}), stamp),
-            )
+            assert d.check_key and d.content_hash
+            store.checks.record(d.check_key, d.name, d.content_hash, "bench", True, "bench", {"summary": "ok"})
+            done(d.check_key, ActionKind.DATA_GATE, f"Dataset/{d.name}")
         for i, m in enumerate(desired.models.values()):
-            run = f"run{i:06d}"
-            store.conn.execute(
-                "INSERT INTO runs (id, key, model, status, revision, dataset, dataset_hash, spec_digest, "
-                "metrics, gates, artifact_digest, started_at, finished_at) "
-                "VALUES (?, ?, ?, 'passed', 'bench', ?, ?, ?, '{}', '[]', ?, ?, ?)",
-                (
-                    run,
-                    m.train_key,
-                    m.name,
-                    m.dataset,
-                    desired.datasets[m.dataset].content_hash,
-                    m.spec_digest,
-                    "sha256:" + "0" * 64,
-                    stamp,
-                    stamp,
-                ),
+            key, ref, run = m.train_key, f"Model/{m.name}", f"run{i:06d}"
+            assert key is not None
+            store.runs.start(
+                run, key, m.name, "bench", m.dataset, desired.datasets[m.dataset].content_hash or "", m.spec_digest
             )
-            store.conn.execute(
-                "INSERT INTO model_versions (model, version, run_id, stage, artifact_digest, revision, created_at) "
-                "VALUES (?, 1, ?, 'Staging', ?, 'bench', ?)",
-                (m.name, run, "sha256:" + "0" * 64, stamp),
+            store.runs.finish(
+                key,
+                status=RunStatus.TRAINED,
+                params={},
+                metrics={},
+                fairness={},
+                trials=[],
+                environment={},
+                artifact_digest=artifact,
+                duration_s=0.0,
+                error=None,
+                revision="bench",
             )
-            store.conn.execute(
-                "INSERT INTO cards (model, version, json_path, markdown_path, html_path, at) "
-                "VALUES (?, 1, '', '', '', ?)",
-                (m.name, stamp),
+            store.runs.record_gates(key, passed=True, gates=[], fairness={}, revision="bench")
+            store.registry.register(m.name, run, artifact, "bench")
+            store.registry.promote(
+                m.name, 1, Stage.STAGING, key=f"{key}/Staging", actor="bench", reason="bench", revision="bench"
             )
+            store.registry.record_card(m.name, 1, Stage.STAGING, {"json": "", "markdown": "", "html": ""})
+            for suffix, kind in (
+                ("", ActionKind.TRAIN),
+                ("/gate", ActionKind.METRIC_GATE),
+                ("/register", ActionKind.REGISTER),
+                ("/Staging", ActionKind.PROMOTE),
+                ("/card/Staging", ActionKind.MODEL_CARD),
+            ):
+                done(key + suffix, kind, ref)
 
 
 def planner(root: Path, store: Store) -> tuple[float, object]:
-    result = load([str(root / "specs")])
+    result = GitSource(root).load(None, ["specs"])
     gc.freeze()  # as the CLI does after loading
     start = time.perf_counter()
     desired = desired_state(result.resources, root, "bench")
@@ -108,31 +115,49 @@ def planner(root: Path, store: Store) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
+# Runs a command as its only child and prints the child's peak RSS (KiB) and wall time.
+MEASURE = (
+    "import resource, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
+    "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
+    "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def whole_process(cwd: Path, *args: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one ``modelplane`` process."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(BIN / "modelplane"), *args], cwd=cwd, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    wall, rss = out.stdout.split()
+    return float(wall), int(rss) / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument("--models", type=int, nargs="+", default=[1000])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    for count in args.models:
+        run(count, args.repeats)
+
+
+def run(count: int, repeats: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="modelplane-plan-bench-"))
     try:
-        make_platform(work, args.models)
+        make_platform(work, count)
         store = Store(work / ".modelplane")
         settle(work, store)
-        planner_times, process_times = [], []
-        for _ in range(args.repeats):
+        planner_times, process_times, process_rss, bare_times = [], [], [], []
+        for _ in range(repeats):  # alternating, side by side
             elapsed, result = planner(work, store)
             assert result.empty, [a.describe() for a in result.actions[:3]]  # type: ignore[attr-defined]
             planner_times.append(elapsed)
-            start = time.perf_counter()
-            out = subprocess.run(
-                [str(BIN / "modelplane"), "plan", "--format", "json"],
-                cwd=work,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            process_times.append(time.perf_counter() - start)
-            assert json.loads(out.stdout)["actions"] == []
+            wall, rss = whole_process(work, "plan", "--format", "json")
+            process_times.append(wall)
+            process_rss.append(rss)
+            bare_times.append(whole_process(work, "plan", "--no-policy", "--format", "json")[0])
 
         data = work / "data" / "d7.csv"
         data.write_text(data.read_text().replace("\n", "\n", 1) + data.read_text().splitlines()[-1] + "\n")
@@ -146,12 +171,14 @@ def main() -> None:
 
     touched_data = sorted({a.resource for a in after_data.actions})  # type: ignore[attr-defined]
     touched_both = sorted({a.resource for a in after_both.actions})  # type: ignore[attr-defined]
-    print(f"{args.models} datasets + {args.models} models, every chain settled; medians of {args.repeats} runs:")
-    print(f"  planner (hash data, read state, plan)   {statistics.median(planner_times) * 1000:8.1f} ms")
+    median = statistics.median
+    print(f"{count} datasets + {count} models, every chain settled; medians of {repeats} alternating runs:")
+    print(f"  planner in-process (hash data, read state, plan)  {median(planner_times) * 1000:9.1f} ms")
     print(
-        f"  'modelplane plan' process               {statistics.median(process_times) * 1000:8.1f} ms"
-        "  (load + validate + policies + plan)"
+        f"  'modelplane plan' process                         {median(process_times) * 1000:9.1f} ms"
+        f"  {median(process_rss):6.0f} MB peak RSS  (load + validate + policies + plan)"
     )
+    print(f"  'modelplane plan --no-policy' process             {median(bare_times) * 1000:9.1f} ms")
     print(f"  after editing data/d7.csv: {len(after_data.actions)} actions on {touched_data}")  # type: ignore[attr-defined]
     print(f"  after also editing m42.yaml: {len(after_both.actions)} actions on {touched_both}")  # type: ignore[attr-defined]
     assert touched_data == ["Dataset/bc-7", "Model/bc-model-7"], touched_data

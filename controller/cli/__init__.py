@@ -28,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modelplane {__version__}")
     # Its own flag (not the shared parent's, whose default must stay SUPPRESS).
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR", help="state directory")
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"], help="log to stderr from"
+    )
+    parser.add_argument("--log-format", default="text", choices=["text", "json"], help="log records as text or JSON")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(commands, state)
@@ -40,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from controller.cli import logs
+
+    logs.configure(args.log_level, args.log_format)
     try:
         return int(args.func(args))
     except BrokenPipeError:  # e.g. `modelplane validate | head`

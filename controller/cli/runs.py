@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
 
 def list_runs(args: argparse.Namespace) -> int:
     with store(args) as opened:
-        runs = opened.runs.list(args.model)
+        runs = opened.runs.all(args.model)
     for r in runs:
         metric = ", ".join(f"{k}={v:.4f}" for k, v in sorted(r.metrics.items())[:3])
         print(f"{r.id}  {r.model:28s} {r.status:11s} {r.started_at[:19]}  data {r.dataset_hash[7:15]}  {metric}")

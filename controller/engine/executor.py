@@ -22,7 +22,7 @@ from controller.engine.events import Phase, StepEvent
 from controller.engine.outcomes import Outcome, Retry, Stalled, backoff
 from controller.engine.steps import STEPS, StepContext
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("modelplane.engine.executor")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class Runs:
         ).fetchall()
         return Run.from_row(rows[0]) if len(rows) == 1 else None
 
-    def list(self, model: str | None = None) -> list[Run]:
+    def all(self, model: str | None = None) -> list[Run]:
         query = "SELECT * FROM runs" + (" WHERE model = ?" if model else "") + " ORDER BY started_at, id"
         return [Run.from_row(r) for r in self._db.execute(query, (model,) if model else ())]
 

@@ -109,8 +109,8 @@ def test_failed_data_contract_stalls_the_chain_with_gx_evidence(repo: Path) -> N
     out = modelplane(repo, "apply")
     assert out.returncode == 1
     assert (
-        "STALLED [DataContractFailed]: 5/6 expectations met; failed: expect_column_values_to_be_between[mean radius] (40 unexpected"
-        in out.stdout
+        "STALLED [DataContractFailed]: 5/6 expectations met; failed: "
+        "expect_column_values_to_be_between[mean radius] (40 unexpected" in out.stdout
     )
     assert "train breast-cancer-classifier" in out.stdout and "(skipped: an earlier step did not succeed)" in out.stdout
     status = modelplane(repo, "status").stdout
