@@ -30,15 +30,19 @@ demo: $(STAMP)
 	$(BIN)/modelplane registry list
 	$(BIN)/modelplane audit verify
 
+# Lint, types, the import layers (DESIGN.md section 3), then pytest on both cores.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/pytest -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 schemas: $(STAMP)
 	$(BIN)/modelplane schemas generate

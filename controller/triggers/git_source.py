@@ -89,16 +89,17 @@ class GitRepo:
         """(path, content) of every file under ``paths`` at ``revision``, in path order."""
         sha = self.commit(revision).sha
         listing = self._git("ls-tree", "-r", "-z", "--full-tree", sha, "--", *paths).split(b"\0")
-        entries = []
+        entries: list[tuple[str, str]] = []
         for entry in filter(None, listing):
-            meta, _, path = entry.partition(b"\t")
+            meta, _, raw_path = entry.partition(b"\t")
             _, kind, blob = meta.split()
             if kind == b"blob":
-                entries.append((path.decode(), blob.decode()))
+                entries.append((raw_path.decode(), blob.decode()))
         if not entries:
             return []
         batch = self._git("cat-file", "--batch", data="".join(f"{b}\n" for _, b in entries).encode())
-        out, pos = [], 0
+        out: list[tuple[str, bytes]] = []
+        pos = 0
         for path, _ in entries:  # cat-file answers in the order it was asked
             header_end = batch.index(b"\n", pos)
             size = int(batch[pos:header_end].split()[2])
