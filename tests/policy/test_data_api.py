@@ -1,5 +1,6 @@
-"""OPA's Data API served from the embedded engine, used through opa-python-client,
-and the OPA-server engine giving the same decisions as the embedded one."""
+"""OPA's Data API served from the embedded engine, used through opa-python-client, and
+the OPA-server engine (our HTTP client for OPA) giving the same decisions as the embedded
+engine when pointed at that Data API (regorus answers on both sides; no OPA binary runs)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,10 @@ def test_runtime_access_decisions_through_opa_client(server: tuple[str, int]) ->
         }
         assert client.query_rule(alice, "access", "allow") == {"result": True}
         no_consent = client.query_rule({**alice, "consent": False}, "access")["result"]
-        assert no_consent["allow"] is False and no_consent["reasons"]
+        assert no_consent["allow"] is False
+        assert no_consent["reasons"] == [
+            "InferenceService breast-cancer-api requires the caller's consent; send consent: true"
+        ]
         wrong_env = client.query_rule({**alice, "path": "/models/staging/breast-cancer-api/predict"}, "access")
         assert wrong_env["result"]["allow"] is False
         assert wrong_env["result"]["reasons"] == [
@@ -125,6 +129,9 @@ def _decisions(outcome) -> list[tuple[str, str, str, str, str | None]]:
 def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
     server: tuple[str, int], library: list[PolicyFile], tmp_path: Path
 ) -> None:
+    """``OpaServerEngine`` (the HTTP client that talks to an OPA server) against our own Data
+    API, which runs regorus: it checks the client's protocol and result mapping, with the
+    same Rego evaluator on both sides, not a real OPA binary."""
     # The example, plus variants that make every package's rules fire.
     example = load(["specs", "chaos"]).resources
     variants = tmp_path / "variants"
@@ -134,15 +141,17 @@ def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
         text = (
             text.replace("threshold: 0.92", "threshold: 0.8")
             .replace("approvals: 2", "approvals: 1")
-            .replace("    owner: ml-platform\n", "")
+            .replace("    owner: ml-platform\n", "    team: ml-platform\n")
             .replace("steps: [10, 50, 100]", "steps: [10, 50]")
             .replace("pii: false", "pii: true")
-            .replace("  blastRadius:", "  blastRadiusX:")
+            .replace("  blastRadius:\n    maxReplicas: 1\n    maxTrafficPercent: 10\n", "")
         )
         (variants / src.name).write_text(text)
     variant_result = load([str(variants)])
-    variant_resources = [r for r in variant_result.resources]
-    for resources in (example, variant_resources):
+    assert variant_result.findings == []  # every variant is a valid resource, so every kind is judged
+    assert sorted(r.ref for r in variant_result.resources) == sorted(r.ref for r in example)
+    fired = {}
+    for name, resources in (("example", example), ("variants", variant_result.resources)):
         embedded = evaluate(EmbeddedEngine(library), resources, context=Context(revision="r1"), today=TODAY)
         remote = evaluate(
             OpaServerEngine(f"http://{server[0]}:{server[1]}"), resources, context=Context(revision="r1"), today=TODAY
@@ -151,7 +160,18 @@ def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
         assert [(d.rule, d.resource, d.result) for d in remote.decisions] == [
             (d.rule, d.resource, d.result) for d in embedded.decisions
         ]
-    assert len({f.rule for f in embedded.findings}) >= 6  # the variants really exercise the library
+        assert {d.engine for d in remote.decisions} == {"opa"} and {d.engine for d in embedded.decisions} == {"regorus"}
+        fired[name] = {f.rule for f in embedded.findings}
+    assert fired["example"] == {"datasets.retention_required"}
+    # the variants really exercise the library: rules of five of its six finding packages fire
+    assert {
+        "models.medical_min_auc",
+        "models.medical_two_approvals",
+        "common.owner_label",
+        "datasets.pii_consent_basis",
+        "services.canary_ends_at_100",
+        "chaos.blast_radius_required",
+    } <= fired["variants"]
 
 
 def test_policy_serve_command_answers_on_loopback() -> None:
