@@ -60,7 +60,8 @@ def _parse(data: bytes, path: str, fmt: DataFormat) -> pd.DataFrame:
             return pd.read_parquet(io.BytesIO(data))
         return pd.read_json(io.BytesIO(data))
     except Exception as exc:  # pandas raises many parser error types
-        raise DataError(f"cannot read '{path}' as {fmt.value}: {exc}") from None
+        detail = " ".join(str(exc).split())  # one line: pyarrow's messages can span several
+        raise DataError(f"cannot read '{path}' as {fmt.value}: {detail}") from None
 
 
 def content_hash(dataset: Dataset, datasets: dict[str, Dataset], root: Path) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.api import Model
+from controller.api.estimators import Task
 from reconcilers.metrics import compute_metrics
 
 
@@ -57,6 +58,7 @@ def evaluate_fairness(model: Model, test_frame: Any, y_true: Any, y_pred: Any, y
     if fairness is None:
         return {}
     task = model.spec.estimator.task
+    classes = np.unique(np.asarray(y_true)) if task == Task.CLASSIFICATION else None  # of the whole split
     slices = []
     for s in fairness.slices:
         if s.column not in test_frame.columns:
@@ -74,18 +76,30 @@ def evaluate_fairness(model: Model, test_frame: Any, y_true: Any, y_pred: Any, y
         column = test_frame[s.column]
         groups = pd.cut(column, bins=s.bins, include_lowest=True).astype(str) if s.bins else column.astype(str)
         per_group = {}
+        undefined = []  # groups where the metric is undefined (e.g. ROC-AUC of one class): not in the gap
         for group in sorted(groups.unique()):
             mask = np.asarray(groups == group)
             if mask.sum() == 0:
                 continue
             score = y_score[mask] if y_score is not None else None
-            values = compute_metrics(task, [fairness.metric], np.asarray(y_true)[mask], np.asarray(y_pred)[mask], score)
+            values = compute_metrics(
+                task, [fairness.metric], np.asarray(y_true)[mask], np.asarray(y_pred)[mask], score, classes
+            )
             if fairness.metric.value in values:
                 per_group[group] = {"value": values[fairness.metric.value], "rows": int(mask.sum())}
+            else:
+                undefined.append(group)
         scores = [g["value"] for g in per_group.values()]
         gap = round(max(scores) - min(scores), 6) if len(scores) > 1 else 0.0
         slices.append(
-            {"name": s.name, "column": s.column, "groups": per_group, "gap": gap, "passed": gap <= fairness.maxGap}
+            {
+                "name": s.name,
+                "column": s.column,
+                "groups": per_group,
+                "gap": gap,
+                "passed": gap <= fairness.maxGap,
+                **({"undefined": undefined} if undefined else {}),
+            }
         )
     return {"metric": fairness.metric.value, "maxGap": fairness.maxGap, "slices": slices}
 

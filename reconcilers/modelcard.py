@@ -73,7 +73,7 @@ def to_mct(card: CardInput) -> dict[str, Any]:
             "owners": [{"name": o.name, **({"contact": o.contact} if o.contact else {})} for o in spec.card.owners],
             "version": {
                 "name": f"v{card.version}",
-                "date": card.date[:10],
+                **({"date": card.date[:10]} if card.date else {}),  # the schema's 'date' format refuses ""
                 "diff": f"trained at git revision {card.revision or 'unknown'}",
             },
             "licenses": [{"identifier": spec.card.license}] if spec.card.license else [],

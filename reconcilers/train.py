@@ -88,6 +88,8 @@ def estimator_class(path: str) -> type:
 
 def _features(model: Model, frame: pd.DataFrame, target: str) -> list[str]:
     features = model.spec.features or [c for c in frame.columns if c != target]
+    if target in features:  # the label as an input: the held-out metrics would be meaningless
+        raise TrainError(f"target '{target}' is also listed as a feature; remove it from spec.features")
     missing = [c for c in [*features, target] if c not in frame.columns]
     if missing:
         raise TrainError(f"column(s) {', '.join(missing)} are not in the dataset")
@@ -115,8 +117,11 @@ def _search_space(model: Model) -> tuple[Any, int]:
             distributions[name] = stats.loguniform(p.low, p.high) if p.log else stats.uniform(p.low, p.high - p.low)
         elif isinstance(p, Choice):
             distributions[name] = list(p.values)
-    candidates = list(ParameterSampler(distributions, n_iter=search.trials, random_state=seed))
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in c.items()} for c in candidates], search.trials
+    n_iter = search.trials
+    if all(isinstance(d, list) for d in distributions.values()):  # a finite space: each point at most once
+        n_iter = min(n_iter, len(ParameterGrid(distributions)))
+    candidates = list(ParameterSampler(distributions, n_iter=n_iter, random_state=seed))
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in c.items()} for c in candidates], len(candidates)
 
 
 def train(model: Model, frame: pd.DataFrame, target: str, progress: Progress = lambda _msg: None) -> Trained:
@@ -125,6 +130,7 @@ def train(model: Model, frame: pd.DataFrame, target: str, progress: Progress = l
 
     started = time.perf_counter()
     spec = model.spec
+    cls = estimator_class(spec.estimator.className)  # first: the task is looked up in the allow-list too
     task = spec.estimator.task
     features = _features(model, frame, target)
     x, y = frame[features], frame[target]
@@ -136,7 +142,6 @@ def train(model: Model, frame: pd.DataFrame, target: str, progress: Progress = l
     except ValueError as exc:
         raise TrainError(f"cannot split the data: {exc}") from None
 
-    cls = estimator_class(spec.estimator.className)
     params = dict(spec.estimator.params)
     try:
         base = cls(**params)

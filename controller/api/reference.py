@@ -16,6 +16,24 @@ from controller.api.schemas import kind_schema, schema_file
 
 _ORDER = ["Dataset", "Model", "InferenceService", "ChaosExperiment", "PolicyException"]
 
+# What `apply` does with each kind today. Keep in step with the planner (controller/engine/plan.py).
+_RECONCILED = {
+    "Dataset": "Reconciled: `apply` runs its data contract whenever its content or contract changes.",
+    "Model": "Reconciled: `apply` trains it, runs its gates, promotes it and writes its model card.",
+    "InferenceService": (
+        "**Not yet reconciled.** It is validated (schema, references) and judged by the policies, "
+        "but `apply` deploys nothing: no model server, no canary, no SLO analysis, until serving lands."
+    ),
+    "ChaosExperiment": (
+        "**Not yet reconciled.** It is validated (schema, references) and judged by the policies, "
+        "but `apply` runs no experiment: no faults, no probes, no rollbacks, until chaos runs land."
+    ),
+    "PolicyException": (
+        "Counted wherever policies judge (`validate`, `audit`, the policy step of `plan` and `apply`): "
+        "it waives the named rules for the named resources until it expires."
+    ),
+}
+
 
 def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
@@ -123,6 +141,8 @@ def render() -> str:
             f"## {kind}",
             "",
             KINDS[kind].__doc__.strip().splitlines()[0],
+            "",
+            _RECONCILED[kind],
             "",
             f"Schema: [`schemas/{schema_file(kind)}`](../schemas/{schema_file(kind)})",
             "",

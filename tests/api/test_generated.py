@@ -61,3 +61,24 @@ def test_every_example_file_has_a_modeline_to_its_kind_schema() -> None:
         assert match, f"{path} has no yaml-language-server modeline"
         target = (path.parent / match.group(1)).resolve()
         assert target == Path("schemas", schema_file(item.resource.kind)).resolve()
+
+
+NOT_YET = "**Not yet reconciled.** It is validated (schema, references) and judged by the policies, but `apply` "
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("Dataset", "Reconciled: `apply` runs its data contract"),
+        ("Model", "Reconciled: `apply` trains it, runs its gates, promotes it"),
+        ("InferenceService", NOT_YET + "deploys nothing: no model server, no canary"),
+        ("ChaosExperiment", NOT_YET + "runs no experiment: no faults, no probes, no rollbacks"),
+    ],
+    ids=["Dataset", "Model", "InferenceService", "ChaosExperiment"],
+)
+def test_reference_says_which_kinds_apply_reconciles(kind: str, status: str) -> None:
+    """Serving and chaos runs have not landed: the reference must not suggest that apply deploys
+    a service or runs an experiment. The status is the paragraph after the kind's summary."""
+    page = Path("docs/spec-reference.md").read_text()
+    section = page.split(f"\n## {kind}\n", 1)[1].split("\n## ", 1)[0]
+    assert section.strip().split("\n\n")[1].startswith(status)

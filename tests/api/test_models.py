@@ -28,18 +28,22 @@ def test_bad_durations_are_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("op", "observed", "holds"),
+    ("op", "observed", "threshold", "holds"),
     [
-        (">=", 0.92, True),
-        (">=", 0.91, False),
-        (">", 0.92, False),
-        ("<=", 0.1, True),
-        ("<", 0.1, False),
-        ("==", 1, True),
+        (">=", 0.92, 0.92, True),
+        (">=", 0.91, 0.92, False),
+        (">", 0.93, 0.92, True),
+        (">", 0.92, 0.92, False),
+        ("<=", 0.1, 0.1, True),
+        ("<=", 0.11, 0.1, False),
+        ("<", 0.09, 0.1, True),
+        ("<", 0.1, 0.1, False),
+        ("==", 1, 1, True),
+        ("==", 0.99, 1, False),
     ],
+    ids=["ge-equal", "ge-below", "gt-above", "gt-equal", "le-equal", "le-above", "lt-below", "lt-equal", "eq", "ne"],
 )
-def test_operator_holds(op: str, observed: float, holds: bool) -> None:
-    threshold = 0.92 if op.startswith(">") else 0.1 if op.startswith("<") else 1
+def test_operator_holds(op: str, observed: float, threshold: float, holds: bool) -> None:
     assert Operator(op).holds(observed, threshold) is holds
 
 

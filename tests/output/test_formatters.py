@@ -29,6 +29,7 @@ def test_golden_output(fmt: str, report: Report) -> None:
     rendered = FORMATTERS[fmt](report)
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(rendered)
+        pytest.skip(f"rewrote {golden.name}; review the diff and run again without UPDATE_GOLDEN")
     assert rendered == golden.read_text()
 
 

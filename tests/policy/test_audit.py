@@ -79,4 +79,5 @@ def test_audit_at_a_revision_reads_git_not_the_work_tree(platform: Path) -> None
 def test_audit_of_an_unknown_revision_is_a_usage_error(platform: Path) -> None:
     git(platform, "init", "-q")
     out = modelplane(platform, "audit", "--revision", "no-such-rev")
-    assert out.returncode == 2 and "modelplane:" in out.stderr
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr.startswith("modelplane: ") and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr

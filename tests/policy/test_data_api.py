@@ -1,10 +1,12 @@
-"""OPA's Data API served from the embedded engine, used through opa-python-client,
-and the OPA-server engine giving the same decisions as the embedded one."""
+"""OPA's Data API served from the embedded engine, used through opa-python-client, and
+the OPA-server engine (our HTTP client for OPA) giving the same decisions as the embedded
+engine when pointed at that Data API (regorus answers on both sides; no OPA binary runs)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -14,7 +16,7 @@ import pytest
 from opa_client import OpaClient
 
 from controller.loading import load
-from controller.policy.data_api import DataApi, make_server
+from controller.policy.data_api import MAX_BODY_BYTES, DataApi, make_server
 from controller.policy.embedded import EmbeddedEngine
 from controller.policy.evaluate import Context, data_for, evaluate
 from controller.policy.opa import OpaServerEngine
@@ -69,7 +71,10 @@ def test_runtime_access_decisions_through_opa_client(server: tuple[str, int]) ->
         }
         assert client.query_rule(alice, "access", "allow") == {"result": True}
         no_consent = client.query_rule({**alice, "consent": False}, "access")["result"]
-        assert no_consent["allow"] is False and no_consent["reasons"]
+        assert no_consent["allow"] is False
+        assert no_consent["reasons"] == [
+            "InferenceService breast-cancer-api requires the caller's consent; send consent: true"
+        ]
         wrong_env = client.query_rule({**alice, "path": "/models/staging/breast-cancer-api/predict"}, "access")
         assert wrong_env["result"]["allow"] is False
         assert wrong_env["result"]["reasons"] == [
@@ -104,8 +109,18 @@ def test_bad_requests_get_clear_errors(
 
 
 def test_oversize_body_is_refused(server: tuple[str, int]) -> None:
-    status, doc = request(server, "POST", "/v1/data/access", b" " * ((1 << 20) + 1))
-    assert status == 413 and doc["code"] == "invalid_parameter"
+    """Refused on its Content-Length, before the body is read. The client sends no body: writing
+    1 MiB to a server that has already answered and closed races with the close (EPIPE)."""
+    head = b"POST /v1/data/access HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY_BYTES + 1)
+    with socket.create_connection(server, timeout=5) as sock:
+        sock.sendall(head)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        status, doc = response.status, json.loads(response.read())
+    assert (status, doc) == (413, {"code": "invalid_parameter", "message": f"body over {MAX_BODY_BYTES} bytes"})
+    # exactly at the limit the body is read and answered (whitespace: no input, as OPA does)
+    status, doc = request(server, "POST", "/v1/data/access", b" " * MAX_BODY_BYTES)
+    assert (status, doc["result"]["allow"]) == (200, False)
     assert request(server, "GET", "/health") == (200, {})  # still serving
 
 
@@ -125,6 +140,9 @@ def _decisions(outcome) -> list[tuple[str, str, str, str, str | None]]:
 def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
     server: tuple[str, int], library: list[PolicyFile], tmp_path: Path
 ) -> None:
+    """``OpaServerEngine`` (the HTTP client that talks to an OPA server) against our own Data
+    API, which runs regorus: it checks the client's protocol and result mapping, with the
+    same Rego evaluator on both sides, not a real OPA binary."""
     # The example, plus variants that make every package's rules fire.
     example = load(["specs", "chaos"]).resources
     variants = tmp_path / "variants"
@@ -134,15 +152,17 @@ def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
         text = (
             text.replace("threshold: 0.92", "threshold: 0.8")
             .replace("approvals: 2", "approvals: 1")
-            .replace("    owner: ml-platform\n", "")
+            .replace("    owner: ml-platform\n", "    team: ml-platform\n")
             .replace("steps: [10, 50, 100]", "steps: [10, 50]")
             .replace("pii: false", "pii: true")
-            .replace("  blastRadius:", "  blastRadiusX:")
+            .replace("  blastRadius:\n    maxReplicas: 1\n    maxTrafficPercent: 10\n", "")
         )
         (variants / src.name).write_text(text)
     variant_result = load([str(variants)])
-    variant_resources = [r for r in variant_result.resources]
-    for resources in (example, variant_resources):
+    assert variant_result.findings == []  # every variant is a valid resource, so every kind is judged
+    assert sorted(r.ref for r in variant_result.resources) == sorted(r.ref for r in example)
+    fired = {}
+    for name, resources in (("example", example), ("variants", variant_result.resources)):
         embedded = evaluate(EmbeddedEngine(library), resources, context=Context(revision="r1"), today=TODAY)
         remote = evaluate(
             OpaServerEngine(f"http://{server[0]}:{server[1]}"), resources, context=Context(revision="r1"), today=TODAY
@@ -151,7 +171,18 @@ def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
         assert [(d.rule, d.resource, d.result) for d in remote.decisions] == [
             (d.rule, d.resource, d.result) for d in embedded.decisions
         ]
-    assert len({f.rule for f in embedded.findings}) >= 6  # the variants really exercise the library
+        assert {d.engine for d in remote.decisions} == {"opa"} and {d.engine for d in embedded.decisions} == {"regorus"}
+        fired[name] = {f.rule for f in embedded.findings}
+    assert fired["example"] == {"datasets.retention_required"}
+    # the variants really exercise the library: rules of five of its six finding packages fire
+    assert {
+        "models.medical_min_auc",
+        "models.medical_two_approvals",
+        "common.owner_label",
+        "datasets.pii_consent_basis",
+        "services.canary_ends_at_100",
+        "chaos.blast_radius_required",
+    } <= fired["variants"]
 
 
 def test_policy_serve_command_answers_on_loopback() -> None:

@@ -59,8 +59,11 @@ def test_weak_gate_fails_with_rule_message_at_model_file(platform: Path) -> None
     out = validate(platform)
     assert out.returncode == 1
     (finding,) = [ln for ln in out.stdout.splitlines() if "[models.medical_min_auc]" in ln]
-    assert finding.startswith(f"{MODEL}:{line}:1: error [models.medical_min_auc] Model/breast-cancer-classifier: ")
-    assert "0.92" in finding and "0.8" in finding
+    assert finding == (
+        f"{MODEL}:{line}:1: error [models.medical_min_auc] Model/breast-cancer-classifier: "
+        "Model breast-cancer-classifier is labelled domain=medical but its roc_auc gate is >= 0.8; "
+        'medical models need roc_auc >= 0.92 (operator ">=" or ">")'
+    )
 
 
 def test_waiver_turns_failure_into_counted_exception_until_it_expires(platform: Path) -> None:
@@ -95,12 +98,23 @@ def test_waiver_for_an_unknown_rule_is_reported(platform: Path) -> None:
     assert validate(platform, "--fail-on-warn").returncode == 1
 
 
-def test_no_policy_directory_is_a_usage_error(platform: Path) -> None:
+@pytest.mark.parametrize(
+    ("empty", "reason"),
+    [
+        (False, "policy directory 'policies' does not exist"),
+        (True, "no policies found in 'policies' (expected *.rego files)"),
+    ],
+    ids=["missing-directory", "empty-directory"],
+)
+def test_no_policies_is_a_usage_error(empty: bool, reason: str, platform: Path) -> None:
     import shutil
 
     shutil.rmtree(platform / "policies")
+    if empty:
+        (platform / "policies").mkdir()
     out = validate(platform)
-    assert (out.returncode == 2 and "no policies" in out.stderr) or "does not exist" in out.stderr
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr == f"modelplane: {reason} (use --no-policy to skip policies)\n"
     assert validate(platform, "--no-policy").returncode == 0
 
 
@@ -174,10 +188,48 @@ deny_token contains msg if {
     assert decision.input_digest.startswith("sha256:")
 
 
-@pytest.mark.parametrize("kind", ["Model", "InferenceService", "ChaosExperiment", "Dataset"])
-def test_every_example_kind_is_judged(kind: str, library: list[PolicyFile]) -> None:
-    result = load(["specs", "chaos"])
-    outcome = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22))
-    judged = {d.resource.split("/")[0] for d in outcome.decisions}
-    assert kind in judged
+# One rule per kind that only a resource of that kind can break, and an edit that breaks it.
+KIND_RULES = {
+    "Dataset": ("specs/datasets/breast-cancer.yaml", "pii: false", "pii: true", "datasets.pii_consent_basis"),
+    "Model": (str(MODEL), "threshold: 0.92", "threshold: 0.8", "models.medical_min_auc"),
+    "InferenceService": (
+        "specs/services/breast-cancer-api.yaml",
+        "steps: [10, 50, 100]",
+        "steps: [10, 50]",
+        "services.canary_ends_at_100",
+    ),
+    "ChaosExperiment": (
+        "chaos/breast-cancer-api-replica-kill.yaml",
+        '    modelplane.io/allow-production: "true"\n',
+        "",
+        "chaos.non_production_target",
+    ),
+}
+
+
+def test_the_judged_kinds_are_the_example_kinds_but_waivers() -> None:
+    """A PolicyException is checked as a waiver (expiry, unknown rules), not by Rego rules."""
+    kinds = {r.resource.kind for r in load(["specs", "chaos"]).resources}
+    assert set(KIND_RULES) == kinds - {"PolicyException"}
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_RULES))
+def test_every_example_kind_is_judged(kind: str, library: list[PolicyFile], platform: Path) -> None:
+    """Every resource gets a 'pass' decision for every rule, so a decision proves nothing on its
+    own: the rule must turn to deny when that kind's resource breaks it, and only for it."""
+    path, before, after, rule = KIND_RULES[kind]
+    example = load([str(platform / "specs"), str(platform / "chaos")])
+    (resource,) = [r.ref for r in example.resources if r.resource.kind == kind]
+    outcome = evaluate(EmbeddedEngine(library), example.resources, today=date(2026, 11, 22))
+    assert [d.result for d in outcome.decisions if (d.rule, d.resource) == (rule, resource)] == ["pass"]
     assert all(f.severity != Severity.ERROR or f.waived_by for f in outcome.findings)
+
+    target = platform / path
+    assert before in target.read_text()
+    target.write_text(target.read_text().replace(before, after))
+    broken = load([str(platform / "specs"), str(platform / "chaos")])
+    assert broken.findings == []
+    outcome = evaluate(EmbeddedEngine(library), broken.resources, today=date(2026, 11, 22))
+    assert {f.resource for f in outcome.failures} == {resource}
+    assert rule in {f.rule for f in outcome.failures}
+    assert [d.result for d in outcome.decisions if (d.rule, d.resource) == (rule, resource)] == ["deny"]
