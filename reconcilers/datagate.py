@@ -87,7 +87,9 @@ def run_contract(dataset: Dataset, frame: pd.DataFrame) -> GateResult:
     from great_expectations.expectations.registry import get_expectation_impl
 
     context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     suite = gx.ExpectationSuite(name=f"{dataset.name}-contract")
     severities = []
     for exp in expectations:

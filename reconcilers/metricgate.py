@@ -59,7 +59,7 @@ def evaluate_fairness(model: Model, test_frame: Any, y_true: Any, y_pred: Any, y
         return {}
     task = model.spec.estimator.task
     classes = np.unique(np.asarray(y_true)) if task == Task.CLASSIFICATION else None  # of the whole split
-    slices = []
+    slices: list[dict[str, Any]] = []
     for s in fairness.slices:
         if s.column not in test_frame.columns:
             slices.append(

@@ -140,7 +140,7 @@ def render() -> str:
         lines += [
             f"## {kind}",
             "",
-            KINDS[kind].__doc__.strip().splitlines()[0],
+            (KINDS[kind].__doc__ or kind).strip().splitlines()[0],
             "",
             _RECONCILED[kind],
             "",
