@@ -46,6 +46,7 @@ class Reason(StrEnum):
     SPEC_CHANGED = "SpecChanged"
     STAGE_CHANGED = "StageChanged"
     ARTIFACT_CORRUPT = "ArtifactCorrupt"
+    ARTIFACT_MISSING = "ArtifactMissing"
     RETRYING = "Retrying"
     RECONCILE_FAILED = "ReconcileFailed"
 

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Its own flag (not the shared parent's, whose default must stay SUPPRESS).
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR", help="state directory")
     parser.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"], help="log to stderr from"
+        "--log-level", default="error", choices=["debug", "info", "warning", "error"], help="log to stderr from"
     )
     parser.add_argument("--log-format", default="text", choices=["text", "json"], help="log records as text or JSON")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

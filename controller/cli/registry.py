@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from controller.cli.common import EXIT_OK, fail, store
+from controller.cli.common import EXIT_FINDINGS, EXIT_OK, fail, store
 
 if TYPE_CHECKING:
     from controller.state.store import Store
@@ -26,6 +26,15 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     history = sub.add_parser("history", parents=[state], help="every stage transition")
     history.add_argument("model")
     history.set_defaults(func=show_history)
+    verify = sub.add_parser(
+        "verify",
+        parents=[state],
+        help="check every registered version's artifact against its digest",
+        description="Hash every registered version's model artifact and compare it with the digest the "
+        "registry recorded. Exit 0 when all verify, 1 when any is missing or altered.",
+    )
+    verify.add_argument("model", nargs="?")
+    verify.set_defaults(func=verify_artifacts)
     alias = sub.add_parser("alias", parents=[state], help="point a named alias (e.g. champion) at a version")
     alias.add_argument("model")
     alias.add_argument("alias")
@@ -71,6 +80,16 @@ def set_alias(args: argparse.Namespace) -> int:
             return fail(str(exc.args[0]))
     print(f"{args.model}@{args.alias} -> v{version}")
     return EXIT_OK
+
+
+def verify_artifacts(args: argparse.Namespace) -> int:
+    with store(args) as opened:
+        results = opened.verify_artifacts(args.model)
+    for version, problem in results:
+        print(f"{version.model} v{version.version} ({version.stage}): {problem or 'ok ' + version.artifact_digest}")
+    bad = sum(1 for _, problem in results if problem)
+    print(f"{len(results)} version(s) checked, {bad} with a missing or altered artifact")
+    return EXIT_FINDINGS if bad else EXIT_OK
 
 
 def list_versions(args: argparse.Namespace) -> int:

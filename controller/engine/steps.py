@@ -21,7 +21,7 @@ from controller.engine.actions import Action
 from controller.engine.desired import spec_digest
 from controller.engine.events import Events, Phase, StepEvent
 from controller.engine.outcomes import Outcome, Retry, Stalled, Succeeded
-from controller.state.artifacts import ArtifactError
+from controller.state.artifacts import ArtifactError, ArtifactMissing
 from controller.state.clock import now
 from controller.state.records import Run
 from controller.state.store import Store
@@ -203,14 +203,35 @@ def gate_step(action: Action, ctx: StepContext) -> Outcome:
     return outcome
 
 
+def _unverified(action: Action, ctx: StepContext, run: Run) -> Stalled | None:
+    """Check the run's model artifact against its digest before it is registered, promoted or
+    described: a missing or altered artifact stalls the model, in the ledger and the audit log."""
+    try:
+        if run.artifact_digest is None:
+            raise ArtifactMissing(f"run {run.id} has no artifact")
+        ctx.store.artifacts.verify(run.artifact_digest)
+    except ArtifactError as exc:
+        reason = Reason.ARTIFACT_MISSING if isinstance(exc, ArtifactMissing) else Reason.ARTIFACT_CORRUPT
+        stalled = Stalled(reason, f"{exc}; restore it from a backup and run 'modelplane apply --retry'")
+        with ctx.store.transaction():
+            ctx.store.audit.append(
+                "artifact-rejected",
+                action.resource,
+                {"key": action.key, "action": str(action.kind), "artifact": run.artifact_digest, "error": str(exc)},
+                revision=ctx.revision,
+            )
+            ctx.record(action, stalled)
+        return stalled
+    return None
+
+
 def register_step(action: Action, ctx: StepContext) -> Outcome:
     run = _run(action, ctx, RunStatus.PASSED)
     if isinstance(run, Retry):
         return run
-    if run.artifact_digest is None:
-        stalled = Stalled(Reason.ARTIFACT_CORRUPT, f"run {run.id} passed its gates but has no artifact")
-        ctx.record(action, stalled)
-        return stalled
+    rejected = _unverified(action, ctx, run)
+    if rejected or run.artifact_digest is None:
+        return rejected or Stalled(Reason.ARTIFACT_MISSING, "no artifact")
     with ctx.store.transaction():
         version, created = ctx.store.registry.register(run.model, run.id, run.artifact_digest, ctx.revision)
         done = Succeeded(f"registered v{version.version}" + ("" if created else " (already registered)"))
@@ -225,6 +246,9 @@ def promote_step(action: Action, ctx: StepContext) -> Outcome:
     version = ctx.store.registry.for_run(run.id)
     if version is None:
         return Retry(Reason.DEPENDENCY_NOT_READY, f"run {run.id} has no registered version yet")
+    rejected = _unverified(action, ctx, run)
+    if rejected:
+        return rejected
     model = ctx.models[action.name]
     stage = Stage(_input(action, "stage"))
     if stage == Stage.PRODUCTION:
@@ -259,6 +283,9 @@ def card_step(action: Action, ctx: StepContext) -> Outcome:
     if version is None or version.stage != stage:
         where = version.stage if version else "not registered"
         return Retry(Reason.STAGE_CHANGED, f"the version is {where}, not {stage}: plan again")
+    rejected = _unverified(action, ctx, run)
+    if rejected:
+        return rejected
     model = ctx.models[action.name]
     decisions = ctx.store.audit.latest("policy", action.resource)
     card = modelcard.CardInput(

@@ -19,6 +19,14 @@ class ArtifactError(Exception):
     pass
 
 
+class ArtifactMissing(ArtifactError):
+    """No file under the digest."""
+
+
+class ArtifactCorrupt(ArtifactError):
+    """The file's content does not hash to its digest (or the digest is not one)."""
+
+
 # Types a model artifact may contain: estimators and what they are made of. Not builtins:
 # skops would name callables such as builtins.eval there.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "xgboost.", "lightgbm.")
@@ -35,7 +43,7 @@ class ArtifactStore:
     def path(self, digest: str) -> Path:
         algo, _, hexdigest = digest.partition(":")
         if algo != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
-            raise ArtifactError(f"not a sha256 digest: {digest!r}")
+            raise ArtifactCorrupt(f"not a sha256 digest: {digest!r}")
         return self.root / "sha256" / hexdigest[:2] / hexdigest
 
     def put(self, data: bytes) -> str:
@@ -61,11 +69,26 @@ class ArtifactStore:
         try:
             data = target.read_bytes()
         except FileNotFoundError:
-            raise ArtifactError(f"artifact {digest} is missing from {self.root}") from None
+            raise ArtifactMissing(f"artifact {digest} is missing from {self.root}") from None
         actual = sha256(data)
         if actual != digest:
-            raise ArtifactError(f"artifact {digest} is corrupt: its content hashes to {actual}")
+            raise ArtifactCorrupt(f"artifact {digest} is corrupt: its content hashes to {actual}")
         return data
+
+    def verify(self, digest: str) -> None:
+        """Raise :class:`ArtifactMissing` or :class:`ArtifactCorrupt` unless the file under
+        ``digest`` hashes to it (read in chunks: models can be large)."""
+        target = self.path(digest)
+        hasher = hashlib.sha256()
+        try:
+            with open(target, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    hasher.update(chunk)
+        except FileNotFoundError:
+            raise ArtifactMissing(f"artifact {digest} is missing from {self.root}") from None
+        actual = "sha256:" + hasher.hexdigest()
+        if actual != digest:
+            raise ArtifactCorrupt(f"artifact {digest} is corrupt: its content hashes to {actual}")
 
     def put_model(self, model: Any) -> str:
         import skops.io

@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from controller.state.approvals import Approvals
-from controller.state.artifacts import ArtifactStore
+from controller.state.artifacts import ArtifactError, ArtifactStore
 from controller.state.audit import AuditTrail
 from controller.state.checks import Checks
 from controller.state.db import Database
 from controller.state.effects import Ledger
+from controller.state.records import ModelVersion
 from controller.state.registry import Registry
 from controller.state.runs import Runs
 from controller.state.statuses import Statuses
@@ -44,6 +45,17 @@ class Store:
         """One transaction around several areas' writes (they join it)."""
         with self.db.transaction():
             yield
+
+    def verify_artifacts(self, model: str | None = None) -> list[tuple[ModelVersion, str | None]]:
+        """Every registered version with the problem of its artifact (None when it verifies)."""
+        out: list[tuple[ModelVersion, str | None]] = []
+        for version in self.registry.versions(model):
+            try:
+                self.artifacts.verify(version.artifact_digest)
+                out.append((version, None))
+            except ArtifactError as exc:
+                out.append((version, str(exc)))
+        return out
 
     def close(self) -> None:
         self.db.close()

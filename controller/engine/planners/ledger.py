@@ -23,6 +23,11 @@ class KeyState:
     note: Note | None = None  # for BLOCKED and WAITING: the resource's status
 
 
+# Stalls that ``--retry`` re-runs: not decisions on the inputs, but failures of the
+# machinery that can be mended (a step that raised; an artifact restored from backup).
+RETRYABLE = frozenset({Reason.RECONCILE_FAILED, Reason.ARTIFACT_CORRUPT, Reason.ARTIFACT_MISSING})
+
+
 def key_state(key: str, observed: Observed, *, retry: bool) -> KeyState:
     effect = observed.effects.get(key)
     if effect is None:
@@ -30,7 +35,7 @@ def key_state(key: str, observed: Observed, *, retry: bool) -> KeyState:
     if effect.outcome == OutcomeKind.SUCCEEDED:
         return KeyState(State.DONE)
     if effect.outcome == OutcomeKind.STALLED:
-        if retry and effect.reason == Reason.RECONCILE_FAILED:
+        if retry and effect.reason in RETRYABLE:
             return KeyState(State.TODO)
         return KeyState(State.BLOCKED, Note(ConditionType.STALLED, True, effect.reason, effect.message))
     if retry or not effect.retry_after or effect.retry_after <= observed.now:
