@@ -15,7 +15,14 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     approve = commands.add_parser("approve", parents=[state], help="approve a model version for Production")
     approve.add_argument("model")
     approve.add_argument("version", help="a version number, or a stage (e.g. Staging) for the version in it")
-    approve.add_argument("--as", dest="approver", required=True, metavar="NAME", help="who approves")
+    approve.add_argument(
+        "--as",
+        dest="approver",
+        required=True,
+        metavar="NAME",
+        help="who approves (a local claim: whoever runs the command names themselves)",
+    )
+    approve.add_argument("--revoke", action="store_true", help="withdraw NAME's approval instead")
     approve.set_defaults(func=approve_version)
 
     registry = commands.add_parser("registry", parents=[state], help="model versions and their promotion history")
@@ -44,20 +51,30 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
 
 
 def approve_version(args: argparse.Namespace) -> int:
+    from controller.api.identity import IdentityError
+    from controller.engine.approvals import ApprovalRefused, approve, revoke
+
     with store(args) as opened:
         try:
-            version = opened.registry.resolve(args.model, args.version)
-            new = opened.approvals.approve(args.model, version, args.approver)
-            count = len(opened.approvals.of(args.model, version))
-        except KeyError as exc:
-            return fail(str(exc.args[0]))
-    if new:
+            if args.revoke:
+                result = revoke(opened, args.model, args.version, args.approver)
+            else:
+                result = approve(opened, args.model, args.version, args.approver)
+        except (ApprovalRefused, IdentityError) as exc:
+            return fail(str(exc))
+    name, count = f"{result.model} v{result.version}", len(result.approvals)
+    if args.revoke:
         print(
-            f"{args.approver} approved {args.model} v{version} ({count} approval(s)); "
-            "the next apply promotes it once enough are in."
+            f"{result.approver} withdrew the approval of {name} ({count} approval(s) left)."
+            if result.changed
+            else f"{result.approver} had not approved {name}; {count} approval(s)."
+        )
+    elif result.changed:
+        print(
+            f"{result.approver} approved {name} ({count} approval(s)); the next apply promotes it once enough are in."
         )
     else:
-        print(f"{args.approver} had already approved {args.model} v{version}; still {count} approval(s).")
+        print(f"{result.approver} had already approved {name}; still {count} approval(s).")
     return EXIT_OK
 
 

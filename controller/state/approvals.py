@@ -29,6 +29,17 @@ class Approvals:
             self._audit.append("approve", f"Model/{model}", {"version": version}, actor=approver, revision=revision)
         return True
 
+    def revoke(self, model: str, version: int, approver: str, revision: str | None = None) -> bool:
+        """Withdraw an approval (audited); False when there was none to withdraw."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM approvals WHERE model = ? AND version = ? AND approver = ?", (model, version, approver)
+            )
+            if cursor.rowcount == 0:
+                return False
+            self._audit.append("revoke", f"Model/{model}", {"version": version}, actor=approver, revision=revision)
+        return True
+
     def of(self, model: str, version: int) -> list[str]:
         rows = self._db.execute(
             "SELECT approver FROM approvals WHERE model = ? AND version = ? ORDER BY at", (model, version)
