@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from controller import __version__
-from controller.cli import audit, policy, reconcile, registry, runs, schemas, validate
-from controller.cli.common import DEFAULT_STATE_DIR, EXIT_OK, EXIT_USAGE, state_flag
+from controller.cli import audit, policy, reconcile, registry, runs, schemas, state, validate
+from controller.cli.common import DEFAULT_STATE_DIR, EXIT_OK, EXIT_STATE_LOST, EXIT_USAGE, state_flag
 
-GROUPS = (validate, audit, reconcile, registry, runs, policy, schemas)
+GROUPS = (validate, audit, reconcile, registry, runs, state, policy, schemas)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +47,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from controller.cli import logs
 
     logs.configure(args.log_level, args.log_format)
+    from controller.state.anchor import StateLost
+    from controller.state.db import StateError
+
     try:
         return int(args.func(args))
+    except StateLost as exc:
+        print(f"modelplane: state lost: {exc}", file=sys.stderr)
+        return EXIT_STATE_LOST
+    except StateError as exc:
+        print(f"modelplane: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:  # e.g. `modelplane validate | head`
         return EXIT_OK
     except KeyboardInterrupt:

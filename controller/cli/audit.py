@@ -53,6 +53,15 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
         "Exit 0 when intact, 1 when broken.",
     )
     verify_cmd.set_defaults(func=verify)
+    anchor_cmd = sub.add_parser(
+        "anchor",
+        parents=[state],
+        help="export the audit chain's head to the platform repo (refs/modelplane/audit)",
+        description="Append the audit chain's current head (signed when MODELPLANE_AUDIT_KEY or "
+        "MODELPLANE_AUDIT_KEY_FILE is set) to refs/modelplane/audit in the git repo here. Push that ref to a "
+        "remote the controller cannot rewrite; plan, apply and step refuse a state that lost what it proves.",
+    )
+    anchor_cmd.set_defaults(func=export_anchor)
 
 
 def report(args: argparse.Namespace) -> int:
@@ -76,6 +85,22 @@ def report(args: argparse.Namespace) -> int:
     code = emit(outcome, args)
     print(f"decisions appended to {settings.decision_log}", file=sys.stderr)
     return code
+
+
+def export_anchor(args: argparse.Namespace) -> int:
+    from controller.triggers.git_source import ANCHOR_REF, GitError, GitRepo
+
+    with store(args) as opened:
+        head = opened.audit.last()
+    if head is None:
+        return fail("the audit log is empty: nothing to anchor yet")
+    try:
+        sha = GitRepo(".").write_anchor(head.text().strip())
+    except GitError as exc:
+        return fail(f"cannot write {ANCHOR_REF}: {exc}")
+    signed = "signed" if head.mac else "unsigned: set MODELPLANE_AUDIT_KEY to sign it"
+    print(f"anchored record {head.seq} ({head.hash[:12]}, {signed}) at {ANCHOR_REF} {sha[:12]}")
+    return EXIT_OK
 
 
 def verify(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """What every command group shares: exit codes, errors, the state flag, the store.
 
 Exit codes: 0 success, 1 findings (or stale files, or stalled resources),
-2 usage or I/O error.
+2 usage or I/O error (an unreadable state database among them), 3 the state lost
+audit records its anchor proves it held (restore it; never start afresh).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from controller.engine.checks import PolicySettings
     from controller.state.store import Store
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_STATE_LOST = 0, 1, 2, 3
 DEFAULT_STATE_DIR = ".modelplane"
 # The names of controller.output.FORMATTERS, without importing the formatters (and
 # every pydantic model behind them) to build the parser; a test keeps them equal.

@@ -41,6 +41,7 @@ from controller.engine.steps import StepContext
 from controller.loading import DEFAULT_PATHS, LoadResult
 from controller.policy.evaluate import PolicyOutcome
 from controller.state import lock
+from controller.state.anchor import Head
 from controller.state.store import Store
 
 
@@ -102,6 +103,9 @@ class _Prepared:
 
 
 def _prepare(source: Source, revision: str | None, store: Store, settings: Settings) -> _Prepared:
+    exported = source.anchor()
+    if exported:  # never work on a state that lost what the repo's audit anchor proves it held
+        store.audit.check_anchor(Head.parse(exported))
     context = dataclasses.replace(source.context(revision), approvals=store.approvals.by_model())
     result = source.load(revision, settings.paths)
     if not result.files:

@@ -31,6 +31,10 @@ class Source(Protocol):
         """The Rego files under ``directory``; raises PolicyLoadError when there are none."""
         ...
 
+    def anchor(self) -> str | None:
+        """The newest audit anchor exported to the repo (``modelplane audit anchor``), if any."""
+        ...
+
     def tree(self, revision: str | None) -> AbstractContextManager[Path]:
         """A directory holding the tree at ``revision`` (the work tree itself when None)."""
         ...

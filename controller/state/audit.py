@@ -13,15 +13,27 @@ import os
 from pathlib import Path
 from typing import Any
 
-from controller.state import audit_log
+from controller.state import anchor, audit_log
 from controller.state.db import Database
+
+HEAD_FILE = "audit.head"
 
 
 class AuditTrail:
     def __init__(self, db: Database, state_dir: Path) -> None:
         self._db = db
-        self._head = state_dir / "audit.head"
+        self._head = state_dir / HEAD_FILE
+        self._key = anchor.load_key(state_dir)
         db.on_commit.append(self._write_head)
+        recorded = self.recorded_head()
+        if recorded is not None:
+            last = self.last()
+            if last is None or last.seq < recorded.seq:
+                raise anchor.StateLost(
+                    f"the state in {state_dir} lost its audit records: {HEAD_FILE} says the log reached record "
+                    f"{recorded.seq}, the database has {last.seq if last else 0}. Restore the state directory "
+                    "from a backup; do not start afresh ('modelplane state check' tells more)"
+                )
 
     def append(
         self,
@@ -62,23 +74,58 @@ class AuditTrail:
             return
         with open(self._head.with_suffix(".lock"), "a") as guard:
             fcntl.flock(guard, fcntl.LOCK_EX)
-            if self._head_seq() >= row["seq"]:
+            recorded = self.recorded_head()
+            if recorded is not None and recorded.seq >= row["seq"]:
                 return
             tmp = self._head.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(f"{row['seq']} {row['hash']}\n")
+            tmp.write_text(anchor.signed(self._key, row["seq"], row["hash"]).text())
             tmp.replace(self._head)
 
-    def _head_seq(self) -> int:
+    def recorded_head(self) -> anchor.Head | None:
+        """The head last written outside the database (None before the first record)."""
         try:
-            return int(self._head.read_text().split(" ", 1)[0])
-        except (FileNotFoundError, ValueError):
-            return 0
+            return anchor.Head.parse(self._head.read_text())
+        except FileNotFoundError:
+            return None
+
+    def last(self) -> anchor.Head | None:
+        """The head of the chain in the database, signed when a key is set."""
+        row = self._db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else anchor.signed(self._key, row["seq"], row["hash"])
+
+    def hash_at(self, seq: int) -> str | None:
+        row = self._db.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else str(row["hash"])
+
+    def check_anchor(self, exported: anchor.Head) -> None:
+        """Refuse a store that does not contain the chain an exported anchor proves."""
+        problem = anchor.signature_problem(exported, self._key)
+        if problem:
+            raise anchor.StateLost(f"the exported audit anchor: {problem}")
+        if self.hash_at(exported.seq) != exported.hash:
+            last = self.last()
+            raise anchor.StateLost(
+                f"the state does not hold the audit chain anchored in the repo (record {exported.seq}, "
+                f"the database has {last.seq if last else 0} records"
+                + (", with another history)" if last and last.seq >= exported.seq else ")")
+                + ": restore the state directory from a backup; do not start afresh"
+            )
 
     def verify(self) -> audit_log.Verification:
         result = audit_log.verify(self._db.conn)
-        if result.ok and self._head.exists():
-            seq_text, _, digest = self._head.read_text().strip().partition(" ")
-            seq = int(seq_text)
+        recorded = self.recorded_head()
+        if result.ok and recorded is None and result.checked:
+            return audit_log.Verification(
+                False,
+                result.checked,
+                f"the audit head ({HEAD_FILE}) is missing but the log has {result.checked} records",
+                result.checked,
+            )
+        if result.ok and recorded is not None:
+            seq, digest = recorded.seq, recorded.hash
+            problem = anchor.signature_problem(recorded, self._key)
+            if problem:
+                return audit_log.Verification(False, result.checked, problem, seq)
             if result.checked < seq:
                 return audit_log.Verification(
                     False,

@@ -176,6 +176,13 @@ MIGRATIONS: list[str] = [
 BUSY_TIMEOUT_S = 30.0
 
 
+def _unreadable(path: Path, exc: Exception) -> str:
+    return (
+        f"the state database {path} is unreadable ({exc}): restore the state directory from a backup "
+        "(keep the broken file for inspection); do not delete it to start afresh"
+    )
+
+
 class StateError(Exception):
     """The state database cannot be opened or used; the message says what to do."""
 
@@ -190,7 +197,11 @@ class Database:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self.on_commit: list[Callable[[], None]] = []
-        migrate(self.conn)
+        try:
+            migrate(self.conn)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StateError(_unreadable(self.path, exc)) from None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -211,7 +222,7 @@ class Database:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot open the state database {self.path}: {exc}") from None
+            raise StateError(_unreadable(self.path, exc)) from None
         with self._lock:
             self._connections.append(conn)
         return conn

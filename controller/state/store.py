@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from controller.state.anchor import StateLost
 from controller.state.approvals import Approvals
 from controller.state.artifacts import ArtifactError, ArtifactStore
-from controller.state.audit import AuditTrail
+from controller.state.audit import HEAD_FILE, AuditTrail
 from controller.state.checks import Checks
-from controller.state.db import Database
+from controller.state.db import DB_FILE, Database
 from controller.state.effects import Ledger
 from controller.state.records import ModelVersion
 from controller.state.registry import Registry
@@ -29,8 +30,17 @@ DEFAULT_STATE_DIR = Path(".modelplane")
 class Store:
     def __init__(self, state_dir: Path = DEFAULT_STATE_DIR) -> None:
         self.state_dir = state_dir
+        if (state_dir / HEAD_FILE).exists() and not (state_dir / DB_FILE).exists():
+            raise StateLost(
+                f"the state database {state_dir / DB_FILE} is gone but {state_dir / HEAD_FILE} shows it held "
+                "audit records: restore it from a backup; do not start afresh"
+            )
         self.db = Database(state_dir)
-        self.audit = AuditTrail(self.db, state_dir)
+        try:
+            self.audit = AuditTrail(self.db, state_dir)
+        except BaseException:
+            self.db.close()
+            raise
         self.checks = Checks(self.db, self.audit)
         self.runs = Runs(self.db, self.audit)
         self.registry = Registry(self.db, self.audit)
@@ -56,6 +66,17 @@ class Store:
             except ArtifactError as exc:
                 out.append((version, str(exc)))
         return out
+
+    def check(self) -> list[tuple[str, str | None]]:
+        """What ``modelplane state check`` reports: (check, problem or None) for the database's
+        integrity, the audit chain and every artifact."""
+        rows = [r[0] for r in self.db.execute("PRAGMA integrity_check").fetchall()]
+        checks: list[tuple[str, str | None]] = [("database integrity", None if rows == ["ok"] else "; ".join(rows))]
+        verification = self.audit.verify()
+        checks.append((f"audit chain ({verification.checked} records)", verification.problem))
+        for version, problem in self.verify_artifacts():
+            checks.append((f"artifact of {version.model} v{version.version}", problem))
+        return checks
 
     def close(self) -> None:
         self.db.close()

@@ -27,6 +27,10 @@ class GitError(Exception):
     pass
 
 
+ANCHOR_REF = "refs/modelplane/audit"
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's empty tree object
+
+
 @dataclass(frozen=True)
 class Commit:
     sha: str
@@ -83,6 +87,25 @@ class GitRepo:
         destination.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(destination, filter="data")
+        return sha
+
+    def read_anchor(self) -> str | None:
+        """The newest audit anchor exported to this repo (``refs/modelplane/audit``), as text."""
+        try:
+            return self._git("log", "-1", "--format=%B", ANCHOR_REF, "--").decode().strip() or None
+        except GitError:
+            return None
+
+    def write_anchor(self, text: str) -> str:
+        """Append an anchor to ``refs/modelplane/audit`` (a chain of commits on the empty tree);
+        returns the anchor commit's sha."""
+        parent = (
+            self._git("rev-parse", "--verify", "--quiet", ANCHOR_REF).decode().strip() if self.read_anchor() else ""
+        )
+        ident = ["-c", "user.name=modelplane", "-c", "user.email=modelplane@localhost"]
+        args = [*ident, "commit-tree", EMPTY_TREE, "-m", text] + (["-p", parent] if parent else [])
+        sha = self._git(*args).decode().strip()
+        self._git("update-ref", ANCHOR_REF, sha, *([parent] if parent else []))
         return sha
 
     def files(self, revision: str, paths: list[str]) -> list[tuple[str, bytes]]:
@@ -179,6 +202,9 @@ class GitSource:
         target = Path(directory)
         files = discover_policies(str(target if target.is_absolute() else self.root / target))
         return [PolicyFile(_relative(f.path, self.root), f.text) for f in files]
+
+    def anchor(self) -> str | None:
+        return self.repo.read_anchor() if self.repo.is_repo() else None
 
     @contextmanager
     def tree(self, revision: str | None) -> Iterator[Path]:

@@ -1,0 +1,132 @@
+"""Losing or rewriting the state never looks like a fresh start.
+
+Attacks: delete the database, delete the whole state directory (the repo's anchor
+remembers), truncate the log, rewrite the log and its head together (a signed head
+catches it), keep the key inside the state directory, corrupt the database file."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.state.anchor import KEY_ENV, KEY_FILE_ENV, StateLost
+from controller.state.db import StateError
+from controller.state.store import Store
+
+
+def git(cwd: Path, *args: str) -> str:
+    ident = ["-c", "user.name=Ada Lovelace", "-c", "user.email=ada@example.org"]
+    return subprocess.run(["git", *ident, *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "README").write_text("platform\n")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "init")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv(KEY_FILE_ENV, raising=False)
+    store = Store(tmp_path / ".modelplane")
+    for i in range(4):
+        store.audit.append("test", f"Model/m{i}", {"n": i})
+    store.close()
+    return tmp_path
+
+
+def test_a_deleted_database_is_state_lost(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / ".modelplane" / "state.db").unlink()
+    with pytest.raises(StateLost, match=r"is gone but .* shows it held audit records"):
+        Store(repo / ".modelplane")
+    assert main(["status"]) == 3
+    assert capsys.readouterr().err.startswith("modelplane: state lost: the state database ")
+    assert not (repo / ".modelplane" / "state.db").exists()  # not silently recreated
+
+
+def test_a_truncated_log_is_state_lost(repo: Path) -> None:
+    conn = sqlite3.connect(repo / ".modelplane" / "state.db")
+    with conn:
+        conn.execute("DELETE FROM audit_log WHERE seq > 2")
+    conn.close()
+    with pytest.raises(StateLost, match="says the log reached record 4, the database has 2"):
+        Store(repo / ".modelplane")
+
+
+def test_the_repo_anchor_catches_a_lost_state_directory(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "anchor"]) == 0
+    assert "anchored record 4 " in capsys.readouterr().out
+    assert git(repo, "log", "-1", "--format=%B", "refs/modelplane/audit").startswith("4 ")
+    shutil.rmtree(repo / ".modelplane")
+    (repo / "specs").mkdir()
+    (repo / "specs" / "d.yaml").write_text(
+        "apiVersion: modelplane.io/v1alpha1\nkind: Dataset\nmetadata: {name: d}\n"
+        "spec: {source: {sklearn: iris}, target: target}\n"
+    )
+    assert main(["plan", "--no-policy"]) == 3
+    err = capsys.readouterr().err
+    assert "does not hold the audit chain anchored in the repo (record 4, the database has 0 records)" in err
+
+
+def test_a_rewritten_chain_and_head_are_caught_by_the_signature(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
+    store = Store(repo / ".modelplane")
+    store.audit.append("test", "Model/x", {"n": 9})  # the head is signed from now on
+    assert store.audit.verify().ok
+    store.close()
+    # The attacker rewrites record 5 and recomputes the chain and the head, but has no key.
+    from controller.state import audit_log
+
+    conn = sqlite3.connect(repo / ".modelplane" / "state.db")
+    conn.row_factory = sqlite3.Row
+    with conn:
+        row = conn.execute("SELECT * FROM audit_log WHERE seq = 5").fetchone()
+        payload = '{"n":666}'
+        forged = audit_log._hash(
+            5, row["at"], row["event"], row["actor"], row["revision"], row["subject"], payload, row["prev_hash"]
+        )
+        conn.execute("UPDATE audit_log SET payload = ?, hash = ? WHERE seq = 5", (payload, forged))
+    conn.close()
+    (repo / ".modelplane" / "audit.head").write_text(f"5 {forged}\n")
+    result = Store(repo / ".modelplane").audit.verify()
+    assert not result.ok and result.problem == "the recorded head is not signed although an audit key is set"
+    (repo / ".modelplane" / "audit.head").write_text(f"5 {forged} {'0' * 64}\n")
+    result = Store(repo / ".modelplane").audit.verify()
+    assert not result.ok and result.problem.startswith("the recorded head's signature does not verify")
+
+
+def test_a_key_file_inside_the_state_directory_is_refused(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = repo / ".modelplane" / "audit.key"
+    key.write_text("0123456789abcdef0123")
+    monkeypatch.setenv(KEY_FILE_ENV, str(key))
+    with pytest.raises(StateError, match="is inside the state directory"):
+        Store(repo / ".modelplane")
+
+
+def test_a_missing_head_with_records_fails_verify(repo: Path) -> None:
+    (repo / ".modelplane" / "audit.head").unlink()
+    result = Store(repo / ".modelplane").audit.verify()
+    assert not result.ok and result.problem == "the audit head (audit.head) is missing but the log has 4 records"
+
+
+def test_a_corrupt_database_is_one_line(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = repo / ".modelplane" / "state.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    db.write_bytes(b"this is not SQLite" * 100)
+    assert main(["state", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"modelplane: the state database {db} is unreadable (file is not a database)")
+
+
+def test_state_check_reports_each_part(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["state", "check"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["ok   database integrity", "ok   audit chain (4 records)"]
