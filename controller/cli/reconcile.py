@@ -1,8 +1,9 @@
 """``modelplane plan``, ``apply``, ``step`` and ``status``: the reconcile loop from the command line.
 
 Flags in, one call to :mod:`controller.engine.reconcile`, output and an exit
-code out: 0 done (or nothing to do), 1 invalid specs or an action that did not
-succeed, 2 usage, I/O or a held lock.
+code out: 0 done (or nothing to do), 1 invalid specs, a stalled resource (for
+``plan`` too) or an action that did not succeed, 2 usage, I/O or a held lock,
+3 a state that lost audit records.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
         if outcome.report.errors or outcome.report.warnings:
             sys.stderr.write(FORMATTERS["text"](outcome.report))
         sys.stdout.write(plan_format.render(outcome.plan.to_dict(), args.format))
-        return EXIT_OK
+        return EXIT_FINDINGS if outcome.stalled else EXIT_OK
     counts = summary(outcome.executed)
     stalled = outcome.stalled
     if outcome.executed:

@@ -158,6 +158,7 @@ def test_policy_denial_stalls_the_resource(repo: Path) -> None:
     model = repo / MODEL
     model.write_text(model.read_text().replace("threshold: 0.92", "threshold: 0.80"))
     plan = modelplane(repo, "plan")
+    assert plan.returncode == 1
     assert "Model/breast-cancer-classifier: NotStalled" not in plan.stdout
     assert "Stalled (PolicyDenied) models.medical_min_auc:" in plan.stdout
     assert "train breast-cancer-classifier" not in plan.stdout
@@ -262,7 +263,7 @@ def test_plan_as_markdown_for_a_pull_request_comment(repo: Path) -> None:
 
 def test_unreachable_policy_engine_stalls_everything(repo: Path) -> None:
     out = modelplane(repo, "plan", "--opa-url", "http://127.0.0.1:9")
-    assert out.returncode == 0
+    assert out.returncode == 1  # stalled resources: never reported as fine
     assert "No changes" in out.stdout and "train" not in out.stdout
     assert (
         "Model/breast-cancer-classifier: Stalled (PolicyDenied) policy-engine-error: policy engine failed" in out.stdout
