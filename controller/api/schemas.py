@@ -12,6 +12,7 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from controller.api import API_VERSION, KINDS
+from controller.api.project import Project
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE_URL = "https://modelplane.io/schemas/v1alpha1/"
@@ -35,7 +36,7 @@ def schema_file(kind: str) -> str:
 
 
 def kind_schema(kind: str) -> dict[str, Any]:
-    cls = KINDS[kind]
+    cls = KINDS[kind] if kind in KINDS else Project
     schema = cls.model_json_schema(by_alias=True, mode="validation", schema_generator=_Generator)
     return {
         "$schema": DRAFT,
@@ -80,6 +81,7 @@ def render_all() -> dict[str, str]:
     """File name -> JSON text for every schema file in ``schemas/``."""
     files = {schema_file(kind): kind_schema(kind) for kind in sorted(KINDS)}
     files[COMBINED_FILE] = combined_schema()
+    files[schema_file("Project")] = kind_schema("Project")  # modelplane.yaml, not a resource in specs/
     return {
         name: json.dumps(_drop_null_defaults(schema), indent=2, sort_keys=True) + "\n" for name, schema in files.items()
     }

@@ -26,6 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="A declarative GitOps control plane for machine learning.",
     )
     parser.add_argument("--version", action="version", version=f"modelplane {__version__}")
+    parser.add_argument(
+        "-C",
+        "--root",
+        dest="directory_C",
+        metavar="DIR",
+        help="run as if started in DIR (the platform repo, or a directory inside it)",
+    )
     # Its own flag (not the shared parent's, whose default must stay SUPPRESS).
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR", help="state directory")
     parser.add_argument(
@@ -47,9 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from controller.cli import logs
 
     logs.configure(args.log_level, args.log_format)
+    from controller.cli import root
+    from controller.loading.project import ProjectError
     from controller.state.anchor import StateLost
     from controller.state.db import StateError
 
+    try:
+        root.enter(args)
+    except (ProjectError, OSError) as exc:
+        print(f"modelplane: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return int(args.func(args))
     except StateLost as exc:

@@ -59,7 +59,8 @@ def approve_version(args: argparse.Namespace) -> int:
             if args.revoke:
                 result = revoke(opened, args.model, args.version, args.approver)
             else:
-                result = approve(opened, args.model, args.version, args.approver)
+                allowed = args.project.spec.approvers if getattr(args, "project", None) else None
+                result = approve(opened, args.model, args.version, args.approver, allowed=allowed)
         except (ApprovalRefused, IdentityError) as exc:
             return fail(str(exc))
     name, count = f"{result.model} v{result.version}", len(result.approvals)

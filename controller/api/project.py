@@ -1,0 +1,55 @@
+"""The project file, ``modelplane.yaml`` at the platform repo's root (optional).
+
+It marks the root (``modelplane`` finds it by walking up from the current
+directory, as git finds ``.git``) and sets the defaults a platform team shares:
+where the policies and the state live, and who may approve a model version for
+Production. Read by the CLI before any command runs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from controller.api.common import StrictModel
+from controller.api.identity import normalise
+
+FILE_NAME = "modelplane.yaml"
+
+
+class ProjectSpec(StrictModel):
+    policies: str = Field(
+        default="policies", description="The Rego policy directory, relative to the root (default: policies)."
+    )
+    stateDir: str = Field(
+        default=".modelplane",
+        description="The state directory (database, artifacts, cards), relative to the root unless absolute.",
+    )
+    approvers: list[str] | None = Field(
+        default=None,
+        description="Who may approve a model version for Production, as identities (e.g. alice or "
+        "alice@example.org; compared case-folded and trimmed). Unset: anyone who runs 'modelplane approve'.",
+    )
+
+    @field_validator("approvers")
+    @classmethod
+    def _identities(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("an empty approver list would let nobody approve: remove the key to allow anyone")
+        return [normalise(v) for v in value]
+
+
+class ProjectMetadata(StrictModel):
+    name: str = Field(min_length=1, max_length=63, description="The platform's name.")
+
+
+class Project(StrictModel):
+    """The platform repo's project file: its root, its policies and state, its approvers."""
+
+    apiVersion: Literal["modelplane.io/v1alpha1"] = "modelplane.io/v1alpha1"
+    kind: Literal["Project"] = "Project"
+    metadata: ProjectMetadata
+    spec: ProjectSpec = Field(default_factory=ProjectSpec)

@@ -1,0 +1,58 @@
+"""Read the platform repo's project file (``modelplane.yaml``).
+
+Called by the CLI before a command, once it has found the root. The file is
+read with the same positioned YAML reader as the specs, so a mistake in it is
+reported at file:line:column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from controller.api.findings import Finding, Location
+from controller.api.project import FILE_NAME, Project
+from controller.loading import errors
+from controller.loading.yaml_reader import parse
+
+MAX_PROJECT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    root: Path
+    project: Project | None  # None: the root has no project file (defaults apply)
+
+
+class ProjectError(Exception):
+    """The project file is wrong; the message names file:line:column and the mistake."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__("\n".join(f"{f.location}: {f.message}" for f in findings))
+        self.findings = findings
+
+
+def _whole(rule: str, message: str) -> Finding:
+    return Finding(rule, message, Location(FILE_NAME, 1, 1))
+
+
+def read_project(root: Path) -> ProjectFile:
+    path = root / FILE_NAME
+    if not path.is_file():
+        return ProjectFile(root, None)
+    data = path.read_bytes()
+    name = FILE_NAME
+    if len(data) > MAX_PROJECT_BYTES:
+        raise ProjectError([_whole("file-too-large", f"larger than {MAX_PROJECT_BYTES} bytes")])
+    parsed = parse(data.decode("utf-8", errors="replace"), name)
+    if parsed.findings:
+        raise ProjectError(parsed.findings)
+    if len(parsed.documents) != 1:
+        raise ProjectError([_whole("project-file", "a project file holds exactly one YAML document")])
+    doc = parsed.documents[0]
+    try:
+        return ProjectFile(root, Project.model_validate(doc.data))
+    except ValidationError as exc:
+        raise ProjectError(errors.translate_all(exc, Project, doc, "Project")) from None
