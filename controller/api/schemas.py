@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from controller.api import API_VERSION, KINDS
@@ -36,7 +37,7 @@ def schema_file(kind: str) -> str:
 
 
 def kind_schema(kind: str) -> dict[str, Any]:
-    cls = KINDS[kind] if kind in KINDS else Project
+    cls: type[BaseModel] = KINDS.get(kind, Project)
     schema = cls.model_json_schema(by_alias=True, mode="validation", schema_generator=_Generator)
     return {
         "$schema": DRAFT,
