@@ -67,7 +67,7 @@ def _parse(data: bytes, path: str, fmt: DataFormat) -> pd.DataFrame:
 def content_hash(dataset: Dataset, datasets: dict[str, Dataset], root: Path) -> str:
     """The dataset's version without loading it when a file's bytes suffice."""
     source = dataset.spec.source
-    if source.path or (source.uri and source.uri.startswith("file://")):
+    if source.path:
         return _sha256(_read_bytes(_local_path(dataset, root), _spec_path(dataset)))
     return load(dataset, datasets, root).content_hash
 
@@ -77,15 +77,20 @@ def _sha256(data: bytes) -> str:
 
 
 def _spec_path(dataset: Dataset) -> str:
-    return dataset.spec.source.path or (dataset.spec.source.uri or "").removeprefix("file://")
+    return dataset.spec.source.path or ""
 
 
 def _local_path(dataset: Dataset, root: Path) -> Path:
-    source = dataset.spec.source
-    if source.path:
-        return root / source.path
-    assert source.uri is not None
-    return Path(source.uri.removeprefix("file://"))
+    """The data file, which must stay inside the repo once symlinks are followed (the schema
+    already refuses absolute paths and '..'; a link is only seen here, on disk)."""
+    path = root / _spec_path(dataset)
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise DataError(
+            f"data file '{_spec_path(dataset)}' leads outside the repo (to {resolved}) through a symlink: "
+            "keep data inside the platform repo"
+        )
+    return path
 
 
 def load(dataset: Dataset, datasets: dict[str, Dataset], root: Path, _seen: tuple[str, ...] = ()) -> Loaded:
@@ -107,7 +112,7 @@ def load(dataset: Dataset, datasets: dict[str, Dataset], root: Path, _seen: tupl
             raise DataError(f"parent Dataset '{parent_name}' has no column(s) {', '.join(missing)}")
         frame = parent.frame[columns] if columns else parent.frame
         return Loaded(frame, _sha256(f"{parent.content_hash}|{columns}".encode()))
-    if source.uri and not source.uri.startswith("file://"):
+    if source.uri:
         scheme = source.uri.split("://", 1)[0]
         raise DataError(f"'{scheme}://' sources are not reachable by the embedded runner; use a file path")
     path = _local_path(dataset, root)

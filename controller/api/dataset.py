@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from controller.api.common import (
     DNSLabel,
@@ -45,10 +46,12 @@ class DatasetSource(StrictModel):
     model_config = ConfigDict(json_schema_extra=one_of_schema("path", "uri", "sklearn", "derivedFrom"))
 
     path: NonEmptyStr | None = Field(
-        default=None, description="A file in the platform repo, relative to the repo root."
+        default=None,
+        description="A file in the platform repo, relative to the repo root (no absolute paths, no '..'; "
+        "a symlink that leads outside the repo is refused when the data is read).",
     )
     uri: Annotated[str, Field(pattern=r"^[a-z][a-z0-9+.-]*://\S+$")] | None = Field(
-        default=None, description="A URI such as s3://bucket/key or file:///data/x.csv."
+        default=None, description="A URI such as s3://bucket/key (not file://: use 'path')."
     )
     sklearn: Literal[tuple(SKLEARN_DATASETS)] | None = Field(  # type: ignore[valid-type]
         default=None, description="A dataset bundled with scikit-learn."
@@ -57,6 +60,25 @@ class DatasetSource(StrictModel):
     format: DataFormat | None = Field(
         default=None, description="File format for 'path' and 'uri' (guessed from the extension when omitted)."
     )
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_repo(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = PurePosixPath(value.replace("\\", "/")).parts
+        if value.startswith(("/", "\\")) or (len(value) > 1 and value[1] == ":"):
+            raise ValueError(f"'{value}' is absolute: data paths are relative to the repo root")
+        if ".." in parts:
+            raise ValueError(f"'{value}' leaves the repo through '..': data paths stay inside the repo root")
+        return value
+
+    @field_validator("uri")
+    @classmethod
+    def _no_local_files(cls, value: str | None) -> str | None:
+        if value is not None and value.lower().startswith("file:"):
+            raise ValueError(f"'{value}' reads a local file outside the repo: use 'path', relative to the repo root")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSource:

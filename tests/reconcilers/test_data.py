@@ -44,3 +44,38 @@ def test_missing_and_broken_files_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "data" / "breast-cancer.csv").write_bytes(b"")
     with pytest.raises(data.DataError, match="No columns to parse"):
         data.load(datasets["breast-cancer"], datasets, tmp_path)
+
+
+def test_a_symlink_out_of_the_repo_is_refused_when_read(tmp_path: Path) -> None:
+    """Attack: a data path inside the repo that is a link to a file outside it."""
+    datasets = _datasets()
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(Path("data/breast-cancer.csv").read_bytes())
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "data" / "breast-cancer.csv").symlink_to(outside)
+    with pytest.raises(data.DataError, match=r"leads outside the repo \(to .*outside.csv\) through a symlink"):
+        data.content_hash(datasets["breast-cancer"], datasets, repo)
+    with pytest.raises(data.DataError, match="through a symlink"):
+        data.load(datasets["breast-cancer"], datasets, repo)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("path: /etc/passwd", "'/etc/passwd' is absolute: data paths are relative to the repo root"),
+        ("path: data/../../secrets.csv", "leaves the repo through '..'"),
+        ("uri: file:///etc/passwd", "reads a local file outside the repo: use 'path'"),
+    ],
+    ids=["absolute", "dot-dot", "file-uri"],
+)
+def test_data_paths_outside_the_repo_are_refused_at_validation(source: str, message: str) -> None:
+    from controller.loading import load_text
+
+    text = (
+        "apiVersion: modelplane.io/v1alpha1\nkind: Dataset\nmetadata:\n  name: d\n"
+        f"spec:\n  source:\n    {source}\n    format: csv\n  target: t\n"
+    )
+    (finding,) = load_text(text, "d.yaml").findings
+    assert (finding.location.line, finding.field) == (7, f"spec.source.{source.split(':')[0]}")
+    assert message in finding.message
