@@ -113,9 +113,11 @@ def run_contract(dataset: Dataset, frame: pd.DataFrame) -> GateResult:
         observed = {
             k: v
             for k, v in (item.get("result") or {}).items()
-            if k
-            in ("observed_value", "element_count", "unexpected_count", "unexpected_percent", "partial_unexpected_list")
+            if k in ("observed_value", "element_count", "unexpected_count", "unexpected_percent")
         }
+        samples = (item.get("result") or {}).get("partial_unexpected_list")
+        if samples:  # data values never reach the state store or the audit log in clear
+            observed["unexpected_samples"] = [mask(v) for v in samples]
         error = (item.get("exception_info") or {}).get("exception_message")
         results.append(
             {
@@ -137,6 +139,18 @@ def run_contract(dataset: Dataset, frame: pd.DataFrame) -> GateResult:
         + (f"; warnings: {', '.join(_describe(r) for r in warned)}" if warned else "")
     )
     return GateResult(not failed, summary, run_id, evidence)
+
+
+def mask(value: Any) -> str:
+    """A data value as evidence may keep it: its kind and size, not its content."""
+    if value is None:
+        return "<null>"
+    if isinstance(value, bool):
+        return "<boolean>"
+    if isinstance(value, int | float):
+        return "<number>"
+    text = str(value)
+    return f"<text, {len(text)} chars>"
 
 
 def _describe(result: dict[str, Any]) -> str:
