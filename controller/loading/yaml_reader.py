@@ -4,10 +4,17 @@ Called by :mod:`controller.loading.loader`. Uses libyaml's composer (fast, and
 every node keeps its line and column) and builds the Python values itself, so
 that it can refuse duplicate keys, unknown tags, deep nesting and alias bombs,
 and record a position for every path in the document.
+
+The node graph is dropped as soon as a document is built (it is about four
+times the size of the values); what stays is a table of positions, a few bytes
+per value, from which :meth:`Document.location` places a finding on any path
+without parsing the YAML again.
 """
 
 from __future__ import annotations
 
+import sys
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,6 +48,7 @@ _SCALARS = {
     "tag:yaml.org,2002:int": _CONSTRUCTOR.construct_yaml_int,
     "tag:yaml.org,2002:float": _CONSTRUCTOR.construct_yaml_float,
 }
+_intern = sys.intern  # mapping keys repeat in every document: keep one copy of each
 
 
 class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
@@ -67,62 +75,58 @@ class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
         return None
 
 
-@dataclass
-class Document:
-    """One YAML document: its plain data, and its node graph for positions.
+# A position is a node's 0-based line and column packed in one integer.
+_NO_POSITION = -1
+_COLUMN = (1 << 32) - 1
 
-    The node graph is not pickled (loading in worker processes ships documents
-    back); it is composed again from ``text`` the first time a position is asked.
+
+@dataclass(slots=True)
+class Document:
+    """One YAML document: its plain data, and where each of its values is written.
+
+    ``positions`` holds one block per mapping or sequence of the document (see
+    :class:`_Builder`); ``root`` is 1 + the start of the root's block (0 when the
+    document is a scalar). Documents pickle: worker processes ship them back.
     """
 
     file: str
     index: int  # 0-based position in the stream
     data: Any
-    text: str = field(repr=False)
-    _node: Node | None = field(default=None, repr=False)
-    line: int = 1  # where the document starts (1-based), known without the node graph
+    line: int = 1  # where the document starts (1-based)
     column: int = 1
-
-    @property
-    def node(self) -> Node:
-        if self._node is None:
-            self._node = list(yaml.compose_all(self.text, Loader=_FastLoader))[self.index]
-        return self._node
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_node": None}
+    positions: array[int] = field(default_factory=lambda: array("Q"), repr=False)
+    root: int = 0
 
     def location(self, path: Path, *, at_key: bool = False) -> Location:
         """Where ``path`` is written. For a path that does not exist, its closest
         parent's key; with ``at_key``, the key of a mapping entry rather than its value."""
-        node, key = self.node, None
+        positions = self.positions
+        value, block = self.data, self.root
+        node = key = _NO_POSITION
         for part in path:
-            found = _child(node, part)
-            if found is None:
+            if block and isinstance(value, dict) and isinstance(part, str) and part in value:
+                entry = block - 1 + 3 * _key_index(value, part)
+                key, node, block = positions[entry], positions[entry + 1], positions[entry + 2]
+                value = value[part]
+            elif block and isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+                entry = block - 1 + 2 * part
+                node, block = positions[entry], positions[entry + 1]
+                key = node
+                value = value[part]
+            else:
                 at_key = True  # point at the parent that lacks it
                 break
-            key, node = found
-        mark = (key if at_key and key is not None else node).start_mark
-        return Location(self.file, mark.line + 1, mark.column + 1)
+        mark = key if at_key and key != _NO_POSITION else node
+        if mark == _NO_POSITION:
+            return Location(self.file, self.line, self.column)
+        return Location(self.file, (mark >> 32) + 1, (mark & _COLUMN) + 1)
 
 
-def _child(node: Node, part: str | int) -> tuple[Node, Node] | None:
-    """(key node, value node) of ``part`` in a mapping, or (item, item) in a sequence."""
-    if isinstance(node, MappingNode):
-        merged: list[Node] = []
-        for key, value in node.value:
-            if key.tag == _MERGE:
-                merged.extend(value.value if isinstance(value, SequenceNode) else [value])
-            elif isinstance(key, ScalarNode) and key.value == part:
-                return key, value
-        for source in merged:
-            found = _child(source, part)
-            if found is not None:
-                return found
-    elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        item = node.value[part]
-        return item, item
-    return None
+def _key_index(mapping: dict[str, Any], key: str) -> int:
+    for index, candidate in enumerate(mapping):
+        if candidate == key:
+            return index
+    raise KeyError(key)  # pragma: no cover - the caller checked membership
 
 
 @dataclass
@@ -144,18 +148,33 @@ def _location(file: str, node: Node) -> Location:
 
 
 class _Builder:
-    """Builds one document's values from its node graph (the hot path of loading)."""
+    """Builds one document's values from its node graph (the hot path of loading),
+    and the table of positions that outlives the graph.
+
+    Every mapping and sequence gets a block in ``positions``, written when it is
+    finished (so children come first): a mapping has three slots per key, in the
+    order of its keys (merged keys included): the key's position, the value's,
+    and 1 + the start of the value's block (0 for a scalar); a sequence has two
+    per item: the item's position and its block. An alias shares the block of its
+    anchor; a merged key copies its entry from the mapping it was merged from.
+    """
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.findings: list[Finding] = []
+        self.positions: array[int] = array("Q")
         self._built: dict[int, Any] = {}  # id(collection node) -> value, to spot aliases
+        self._blocks: dict[int, int] = {}  # id(collection node) -> 1 + start of its block
         self._in_progress: set[int] = set()
         self._sizes: dict[int, int] = {}
         self._expanded = 0
 
     def build(self, node: Node) -> Any:
         return self._value(node, 0, node)
+
+    def block(self, node: Node) -> int:
+        """1 + the start of ``node``'s block; 0 for a scalar."""
+        return 0 if node.__class__ is ScalarNode else self._blocks[id(node)]
 
     def _value(self, node: Node, depth: int, parent: Node) -> Any:
         """Build ``node``; ``parent`` is the collection holding it (where an alias is used)."""
@@ -184,18 +203,29 @@ class _Builder:
         if cls is SequenceNode:
             if node.tag != _SEQ:
                 raise _Refused("unsupported-tag", _tag_message(node.tag), node)
-            value: Any = [self._value(item, depth + 1, node) for item in node.value]
+            value: Any = []
+            entries: list[int] = []
+            blocks = self._blocks
+            for item in node.value:
+                value.append(self._value(item, depth + 1, node))
+                mark = item.start_mark
+                entries.append((mark.line << 32) | mark.column)
+                entries.append(0 if item.__class__ is ScalarNode else blocks[id(item)])
         else:
-            value = self._mapping(node, depth)
+            value, entries = self._mapping(node, depth)
         self._in_progress.discard(key)
         self._built[key] = value
+        self._blocks[key] = len(self.positions) + 1
+        self.positions.extend(entries)
         return value
 
-    def _mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
+    def _mapping(self, node: MappingNode, depth: int) -> tuple[dict[str, Any], list[int]]:
         if node.tag != _MAP:
             raise _Refused("unsupported-tag", _tag_message(node.tag), node)
         out: dict[str, Any] = {}
+        entries: list[int] = []
         merges: list[Node] = []
+        blocks = self._blocks
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
                 raise _Refused("yaml-syntax", "mapping keys must be plain strings", key_node)
@@ -214,15 +244,23 @@ class _Builder:
                     )
                 )
                 continue
-            out[key] = self._value(value_node, depth + 1, node)
+            out[_intern(key)] = self._value(value_node, depth + 1, node)
+            key_mark, value_mark = key_node.start_mark, value_node.start_mark
+            entries.append((key_mark.line << 32) | key_mark.column)
+            entries.append((value_mark.line << 32) | value_mark.column)
+            entries.append(0 if value_node.__class__ is ScalarNode else blocks[id(value_node)])
         for merge in merges:  # '<<: *defaults' fills in keys not written here
             sources = merge.value if isinstance(merge, SequenceNode) else [merge]
             for source in sources:
                 if not isinstance(source, MappingNode):
                     raise _Refused("yaml-syntax", "'<<' must merge a mapping", source)
-                for k, v in self._value(source, depth + 1, merge).items():
-                    out.setdefault(k, v)
-        return out
+                merged = self._value(source, depth + 1, merge)
+                start = blocks[id(source)] - 1
+                for index, (k, v) in enumerate(merged.items()):
+                    if k not in out:
+                        out[k] = v
+                        entries.extend(self.positions[start + 3 * index : start + 3 * index + 3])
+        return out, entries
 
     def _size(self, node: Node) -> int:
         """Number of values ``node`` expands to (memoised; aliases count in full)."""
@@ -298,8 +336,9 @@ def parse(text: str, file: str) -> ParseResult:
             result.findings.append(Finding("too-deep", "nesting is too deep", _location(file, node)))
             continue
         result.findings.extend(builder.findings)
+        mark = node.start_mark
         result.documents.append(
-            Document(file, index, data, text, node, node.start_mark.line + 1, node.start_mark.column + 1)
+            Document(file, index, data, mark.line + 1, mark.column + 1, builder.positions, builder.block(node))
         )
     return result
 

@@ -82,7 +82,7 @@ def input_for(item: LoadedResource) -> dict[str, Any]:
 def data_for(resources: list[LoadedResource], context: Context) -> dict[str, Any]:
     by_kind: dict[str, dict[str, Any]] = {}
     for item in resources:
-        by_kind.setdefault(item.resource.kind, {})[item.resource.name] = item.raw
+        by_kind.setdefault(item.kind, {})[item.name] = item.raw
     return {"resources": by_kind, "context": context.as_data()}
 
 
