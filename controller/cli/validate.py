@@ -50,6 +50,7 @@ def _validate(args: argparse.Namespace) -> int:
     from controller.engine.checks import judge
     from controller.loading import DEFAULT_PATHS, UsageError, load
     from controller.policy.engine import EngineError
+    from controller.policy.evaluate import parallel
     from controller.policy.sources import PolicyLoadError
     from controller.triggers.git_source import context_for
 
@@ -57,13 +58,14 @@ def _validate(args: argparse.Namespace) -> int:
     if not paths:
         return fail(f"nothing to validate: none of {', '.join(DEFAULT_PATHS)} exists here")
     settings = policy_settings(args)
+    workers = os.cpu_count() or 1  # large trees load, and are decided, in parallel
     try:
         # Policies read every resource's data (not its typed model); without them, only
-        # names and references outlive a document's checks. Large trees load in parallel.
+        # names and references outlive a document's checks.
         result = load(
             paths,
             max_file_bytes=args.max_file_bytes,
-            workers=os.cpu_count() or 1,
+            workers=workers,
             keep="data" if settings is not None else "references",
         )
     except UsageError as exc:
@@ -71,7 +73,8 @@ def _validate(args: argparse.Namespace) -> int:
     if not result.files:
         return fail(f"no .yaml or .yml files under {', '.join(paths)}")
     try:
-        report, _ = judge(result, settings, context_for())
+        with parallel(workers):
+            report, _ = judge(result, settings, context_for())
     except PolicyLoadError as exc:
         return fail(f"{exc} (use --no-policy to skip policies)")
     except EngineError as exc:

@@ -224,7 +224,7 @@ def _to_resource(doc: Document, keep: Keep = "resources") -> tuple[LoadedResourc
         resource.name,
         doc.location(("metadata", "name")),
         edges,
-        doc if keep != "references" else None,
+        None if keep == "references" else doc.compact() if keep == "data" else doc,
         resource if keep == "resources" else None,
     ), []
 

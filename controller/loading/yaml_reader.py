@@ -13,6 +13,7 @@ without parsing the YAML again.
 
 from __future__ import annotations
 
+import json
 import sys
 from array import array
 from dataclasses import dataclass, field
@@ -53,19 +54,26 @@ _intern = sys.intern  # mapping keys repeat in every document: keep one copy of 
 
 class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
     """libyaml's composer with a memoised tag resolver: resolving plain scalars
-    (the same keys and values again and again) is otherwise the costliest part."""
+    (the same keys and values again and again) is otherwise the costliest part.
 
-    _cache: ClassVar[dict[tuple[Any, Any, Any], str]] = {}
+    Equivalent to PyYAML's resolver here, where no path resolvers are registered:
+    a plain scalar's tag depends on its text alone, a quoted one is a string, and
+    collections get the default tags."""
+
+    _cache: ClassVar[dict[str, str]] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        key = (kind, value, implicit)
-        tag = self._cache.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[key] = tag
-        return tag
+        if kind is ScalarNode:
+            if not implicit[0]:
+                return _STR
+            tag = self._cache.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._cache) > 100_000:
+                    self._cache.clear()
+                self._cache[value] = tag
+            return tag
+        return _SEQ if kind is SequenceNode else _MAP
 
     # No path resolvers are registered: skip the per-node bookkeeping.
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
@@ -80,6 +88,11 @@ _NO_POSITION = -1
 _COLUMN = (1 << 32) - 1
 
 
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON: sorted keys, no spaces (what digests are taken of)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
 @dataclass(slots=True)
 class Document:
     """One YAML document: its plain data, and where each of its values is written.
@@ -87,25 +100,44 @@ class Document:
     ``positions`` holds one block per mapping or sequence of the document (see
     :class:`_Builder`); ``root`` is 1 + the start of the root's block (0 when the
     document is a scalar). Documents pickle: worker processes ship them back.
+    A compact document (:meth:`compact`) holds its data as canonical JSON text
+    instead, a fifth of the memory, and decodes it when :attr:`data` is read.
     """
 
     file: str
     index: int  # 0-based position in the stream
-    data: Any
+    _data: Any
     line: int = 1  # where the document starts (1-based)
     column: int = 1
     positions: array[int] = field(default_factory=lambda: array("Q"), repr=False)
     root: int = 0
+    _json: str | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> Any:
+        """The document's values (decoded again on every read of a compact document)."""
+        return self._data if self._json is None else json.loads(self._json)
+
+    def canonical_json(self) -> str:
+        """The data as canonical JSON (kept by a compact document, encoded otherwise)."""
+        return self._json if self._json is not None else canonical_json(self._data)
+
+    def compact(self) -> Document:
+        """This document with its data as canonical JSON text instead of values."""
+        return Document(
+            self.file, self.index, None, self.line, self.column, self.positions, self.root, self.canonical_json()
+        )
 
     def location(self, path: Path, *, at_key: bool = False) -> Location:
         """Where ``path`` is written. For a path that does not exist, its closest
         parent's key; with ``at_key``, the key of a mapping entry rather than its value."""
         positions = self.positions
-        value, block = self.data, self.root
         node = key = _NO_POSITION
+        value, block = (self.data, self.root) if path else (None, 0)
         for part in path:
             if block and isinstance(value, dict) and isinstance(part, str) and part in value:
-                entry = block - 1 + 3 * _key_index(value, part)
+                # A mapping's entries are in the order of their keys.
+                entry = block - 1 + 3 * sum(1 for other in value if other < part)
                 key, node, block = positions[entry], positions[entry + 1], positions[entry + 2]
                 value = value[part]
             elif block and isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
@@ -120,13 +152,6 @@ class Document:
         if mark == _NO_POSITION:
             return Location(self.file, self.line, self.column)
         return Location(self.file, (mark >> 32) + 1, (mark & _COLUMN) + 1)
-
-
-def _key_index(mapping: dict[str, Any], key: str) -> int:
-    for index, candidate in enumerate(mapping):
-        if candidate == key:
-            return index
-    raise KeyError(key)  # pragma: no cover - the caller checked membership
 
 
 @dataclass
@@ -153,10 +178,11 @@ class _Builder:
 
     Every mapping and sequence gets a block in ``positions``, written when it is
     finished (so children come first): a mapping has three slots per key, in the
-    order of its keys (merged keys included): the key's position, the value's,
-    and 1 + the start of the value's block (0 for a scalar); a sequence has two
-    per item: the item's position and its block. An alias shares the block of its
-    anchor; a merged key copies its entry from the mapping it was merged from.
+    order of the keys (sorted, so that the block does not depend on the order the
+    data is held in): the key's position, the value's, and 1 + the start of the
+    value's block (0 for a scalar); a sequence has two per item: the item's
+    position and its block. An alias shares the block of its anchor; a merged key
+    copies its entry from the mapping it was merged from.
     """
 
     def __init__(self, file: str) -> None:
@@ -165,30 +191,34 @@ class _Builder:
         self.positions: array[int] = array("Q")
         self._built: dict[int, Any] = {}  # id(collection node) -> value, to spot aliases
         self._blocks: dict[int, int] = {}  # id(collection node) -> 1 + start of its block
+        self._entries: dict[int, dict[str, tuple[int, int, int]]] = {}  # id(mapping node) -> key -> entry
         self._in_progress: set[int] = set()
         self._sizes: dict[int, int] = {}
         self._expanded = 0
 
     def build(self, node: Node) -> Any:
-        return self._value(node, 0, node)
+        if node.__class__ is ScalarNode:
+            return self._scalar(node)
+        return self._collection(node, 0, node)
 
     def block(self, node: Node) -> int:
         """1 + the start of ``node``'s block; 0 for a scalar."""
         return 0 if node.__class__ is ScalarNode else self._blocks[id(node)]
 
-    def _value(self, node: Node, depth: int, parent: Node) -> Any:
-        """Build ``node``; ``parent`` is the collection holding it (where an alias is used)."""
-        cls = node.__class__
-        if cls is ScalarNode:
-            tag = node.tag
-            if tag in _TEXT_TAGS:
-                return node.value
-            if tag == _NULL:
-                return None
-            construct = _SCALARS.get(tag)
-            if construct is None:
-                raise _Refused("unsupported-tag", _tag_message(tag), node)
-            return construct(node)
+    @staticmethod
+    def _scalar(node: Node) -> Any:
+        tag = node.tag
+        if tag in _TEXT_TAGS:
+            return node.value
+        if tag == _NULL:
+            return None
+        construct = _SCALARS.get(tag)
+        if construct is None:
+            raise _Refused("unsupported-tag", _tag_message(tag), node)
+        return construct(node)
+
+    def _collection(self, node: Node, depth: int, parent: Node) -> Any:
+        """Build a mapping or sequence; ``parent`` is the collection holding it (where an alias is used)."""
         if depth >= MAX_DEPTH:
             raise _Refused("too-deep", f"nesting is deeper than {MAX_DEPTH} levels", node)
         key = id(node)
@@ -200,32 +230,40 @@ class _Builder:
         if key in self._in_progress:
             raise _Refused("alias-bomb", "an alias refers to the value that contains it", parent)
         self._in_progress.add(key)
-        if cls is SequenceNode:
-            if node.tag != _SEQ:
-                raise _Refused("unsupported-tag", _tag_message(node.tag), node)
-            value: Any = []
-            entries: list[int] = []
-            blocks = self._blocks
-            for item in node.value:
-                value.append(self._value(item, depth + 1, node))
-                mark = item.start_mark
-                entries.append((mark.line << 32) | mark.column)
-                entries.append(0 if item.__class__ is ScalarNode else blocks[id(item)])
+        if node.__class__ is SequenceNode:
+            value: Any = self._sequence(node, depth)
         else:
-            value, entries = self._mapping(node, depth)
+            value = self._mapping(node, depth)
         self._in_progress.discard(key)
         self._built[key] = value
-        self._blocks[key] = len(self.positions) + 1
-        self.positions.extend(entries)
         return value
 
-    def _mapping(self, node: MappingNode, depth: int) -> tuple[dict[str, Any], list[int]]:
+    def _sequence(self, node: SequenceNode, depth: int) -> list[Any]:
+        if node.tag != _SEQ:
+            raise _Refused("unsupported-tag", _tag_message(node.tag), node)
+        out: list[Any] = []
+        entries: list[int] = []
+        for item in node.value:
+            if item.__class__ is ScalarNode:
+                tag = item.tag
+                out.append(item.value if tag in _TEXT_TAGS else self._scalar(item))
+                block = 0
+            else:
+                out.append(self._collection(item, depth + 1, node))
+                block = self._blocks[id(item)]
+            mark = item.start_mark
+            entries.append((mark.line << 32) | mark.column)
+            entries.append(block)
+        self._blocks[id(node)] = len(self.positions) + 1
+        self.positions.extend(entries)
+        return out
+
+    def _mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
         if node.tag != _MAP:
             raise _Refused("unsupported-tag", _tag_message(node.tag), node)
         out: dict[str, Any] = {}
-        entries: list[int] = []
+        entries: dict[str, tuple[int, int, int]] = {}
         merges: list[Node] = []
-        blocks = self._blocks
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
                 raise _Refused("yaml-syntax", "mapping keys must be plain strings", key_node)
@@ -244,23 +282,34 @@ class _Builder:
                     )
                 )
                 continue
-            out[_intern(key)] = self._value(value_node, depth + 1, node)
+            if value_node.__class__ is ScalarNode:
+                tag = value_node.tag
+                value = value_node.value if tag in _TEXT_TAGS else self._scalar(value_node)
+                block = 0
+            else:
+                value = self._collection(value_node, depth + 1, node)
+                block = self._blocks[id(value_node)]
+            key = _intern(key)
+            out[key] = value
             key_mark, value_mark = key_node.start_mark, value_node.start_mark
-            entries.append((key_mark.line << 32) | key_mark.column)
-            entries.append((value_mark.line << 32) | value_mark.column)
-            entries.append(0 if value_node.__class__ is ScalarNode else blocks[id(value_node)])
+            entries[key] = ((key_mark.line << 32) | key_mark.column, (value_mark.line << 32) | value_mark.column, block)
         for merge in merges:  # '<<: *defaults' fills in keys not written here
             sources = merge.value if isinstance(merge, SequenceNode) else [merge]
             for source in sources:
                 if not isinstance(source, MappingNode):
                     raise _Refused("yaml-syntax", "'<<' must merge a mapping", source)
-                merged = self._value(source, depth + 1, merge)
-                start = blocks[id(source)] - 1
-                for index, (k, v) in enumerate(merged.items()):
+                merged = self._collection(source, depth + 1, merge)
+                merged_entries = self._entries[id(source)]
+                for k, v in merged.items():
                     if k not in out:
                         out[k] = v
-                        entries.extend(self.positions[start + 3 * index : start + 3 * index + 3])
-        return out, entries
+                        entries[k] = merged_entries[k]
+        self._entries[id(node)] = entries
+        self._blocks[id(node)] = len(self.positions) + 1
+        positions = self.positions
+        for k in sorted(entries):
+            positions.extend(entries[k])
+        return out
 
     def _size(self, node: Node) -> int:
         """Number of values ``node`` expands to (memoised; aliases count in full)."""

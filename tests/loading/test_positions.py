@@ -122,9 +122,13 @@ def test_every_path_is_placed_as_the_node_graph_places_it(name: str, text: str) 
     assert pairs, "the case must hold at least one document"
     checked = 0
     for doc, root in pairs:
+        compact = doc.compact()  # data as canonical JSON, keys sorted: the same places
+        assert compact.data == doc.data
         for path in paths(doc.data):
             for at_key in (False, True):
-                assert doc.location(path, at_key=at_key) == oracle(name, root, path, at_key), (path, at_key)
+                expected = oracle(name, root, path, at_key)
+                assert doc.location(path, at_key=at_key) == expected, (path, at_key)
+                assert compact.location(path, at_key=at_key) == expected, (path, at_key, "compact")
                 checked += 1
     assert checked >= 4
 
