@@ -32,24 +32,49 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     import gc
 
+    enabled = gc.isenabled()
+    # A short-lived command that allocates many small objects and no cycles: the cyclic
+    # collector would only rescan them (a quarter of the time on 10,000 files). The
+    # library leaves the collector alone; the command switches it off for its own run.
+    gc.disable()
+    try:
+        return _validate(args)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import os
+
     from controller.engine.checks import judge
     from controller.loading import DEFAULT_PATHS, UsageError, load
     from controller.policy.engine import EngineError
+    from controller.policy.evaluate import parallel
     from controller.policy.sources import PolicyLoadError
     from controller.triggers.git_source import context_for
 
     paths = args.paths or [p for p in DEFAULT_PATHS if Path(p).exists()]
     if not paths:
         return fail(f"nothing to validate: none of {', '.join(DEFAULT_PATHS)} exists here")
+    settings = policy_settings(args)
+    workers = os.cpu_count() or 1  # large trees load, and are decided, in parallel
     try:
-        result = load(paths, max_file_bytes=args.max_file_bytes)
+        # Policies read every resource's data (not its typed model); without them, only
+        # names and references outlive a document's checks.
+        result = load(
+            paths,
+            max_file_bytes=args.max_file_bytes,
+            workers=workers,
+            keep="data" if settings is not None else "references",
+        )
     except UsageError as exc:
         return fail(str(exc))
     if not result.files:
         return fail(f"no .yaml or .yml files under {', '.join(paths)}")
-    gc.freeze()  # a short-lived process: keep the collector off the loaded resources
     try:
-        report, _ = judge(result, policy_settings(args), context_for())
+        with parallel(workers):
+            report, _ = judge(result, settings, context_for())
     except PolicyLoadError as exc:
         return fail(f"{exc} (use --no-policy to skip policies)")
     except EngineError as exc:

@@ -1,28 +1,35 @@
 """Files -> typed resources, with every mistake located.
 
-Called by the CLI's ``validate`` and by the engine when it loads a revision.
-``load`` never raises on bad input: it returns what loaded and the findings.
+Called by the CLI's ``validate`` (and ``audit``, ``plan``, ``policy``) and by the
+engine when it loads a revision (:func:`load_blobs`). ``load`` never raises on
+bad input: it returns what loaded and the findings.
+
+A library call with no process-wide side effects: it leaves the garbage
+collector alone, and it starts worker processes only when the caller asks
+(``workers``), from the main thread of a process that runs no other thread.
+
+What a loaded resource keeps is the caller's choice (``keep``): its typed model,
+its data and positions (``"resources"``, the default); only the data and
+positions, the model being rebuilt when asked for (``"data"``: what policies
+need, at half the memory); or only its kind, name and reference edges
+(``"references"``: a validation that reports findings and nothing else).
 """
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
-import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from pydantic import ValidationError
 
 from controller.api import API_VERSIONS, KINDS, Resource
 from controller.api.findings import Finding, Location, Report
 from controller.loading import errors
-from controller.loading.references import check_references
+from controller.loading.references import Edge, check_references
 from controller.loading.yaml_reader import Document, parse
 
 DEFAULT_PATHS = ("specs", "chaos")
@@ -32,21 +39,50 @@ PARALLEL_MIN_FILES = 200  # below this, starting worker processes costs more tha
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 
+Keep = Literal["resources", "data", "references"]
+KEEP: tuple[Keep, ...] = ("resources", "data", "references")
 
-@dataclass
+
+class DataNotKept(AttributeError):
+    """A resource's data or model was asked for, but the load kept only its references."""
+
+
+@dataclass(slots=True, eq=False)
 class LoadedResource:
-    """A valid resource, with the document it came from (raw data and positions)."""
+    """A valid resource: its kind, name and reference edges, and (unless loaded with
+    ``keep="references"``) the document it came from (raw data and positions).
 
-    resource: Resource
-    document: Document
+    With ``keep="data"`` the typed model is validated again from the data the first
+    time :attr:`resource` is read.
+    """
+
+    kind: str
+    name: str
+    name_at: Location  # where metadata.name is written
+    edges: tuple[Edge, ...]  # the resources this one points at, located
+    _document: Document | None = None
+    _model: Resource | None = None
+
+    @property
+    def resource(self) -> Resource:
+        if self._model is None:
+            document = self.document
+            self._model = KINDS[self.kind].model_validate(document.data)
+        return self._model
+
+    @property
+    def document(self) -> Document:
+        if self._document is None:
+            raise DataNotKept(f"{self.ref}: loaded with keep='references'; its data was not kept")
+        return self._document
 
     @property
     def key(self) -> tuple[str, str]:
-        return self.resource.kind, self.resource.name
+        return self.kind, self.name
 
     @property
     def ref(self) -> str:
-        return f"{self.resource.kind}/{self.resource.name}"
+        return f"{self.kind}/{self.name}"
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -73,7 +109,7 @@ class LoadResult:
         self.rejected += other.rejected
 
     def by_kind(self, kind: str) -> list[LoadedResource]:
-        return [r for r in self.resources if r.resource.kind == kind]
+        return [r for r in self.resources if r.kind == kind]
 
 
 class UsageError(Exception):
@@ -134,7 +170,7 @@ def _resource_name(data: dict[str, Any]) -> str | None:
     return None
 
 
-def _to_resource(doc: Document) -> tuple[LoadedResource | None, list[Finding]]:
+def _to_resource(doc: Document, keep: Keep = "resources") -> tuple[LoadedResource | None, list[Finding]]:
     data = doc.data
     if not isinstance(data, dict):
         return None, [
@@ -182,16 +218,24 @@ def _to_resource(doc: Document) -> tuple[LoadedResource | None, list[Finding]]:
         resource = cls.model_validate(data)
     except ValidationError as exc:
         return None, errors.translate_all(exc, cls, doc, name)
-    return LoadedResource(resource, doc), []
+    edges = tuple(Edge(ref.kind, ref.name, ref.path, doc.location(ref.path)) for ref in resource.references())
+    return LoadedResource(
+        resource.kind,
+        resource.name,
+        doc.location(("metadata", "name")),
+        edges,
+        None if keep == "references" else doc.compact() if keep == "data" else doc,
+        resource if keep == "resources" else None,
+    ), []
 
 
-def load_text(text: str, file: str) -> LoadResult:
+def load_text(text: str, file: str, *, keep: Keep = "resources") -> LoadResult:
     """Load resources from one YAML text (no cross-resource checks)."""
     result = LoadResult(files=[file])
     parsed = parse(text, file)
     result.findings.extend(parsed.findings)
     for doc in parsed.documents:
-        loaded, findings = _to_resource(doc)
+        loaded, findings = _to_resource(doc, keep)
         result.findings.extend(findings)
         if loaded is not None:
             result.resources.append(loaded)
@@ -200,50 +244,45 @@ def load_text(text: str, file: str) -> LoadResult:
     return result
 
 
-def _add(result: LoadResult, name: str, text: str | None, problem: Finding | None) -> None:
+def _add(result: LoadResult, name: str, text: str | None, problem: Finding | None, keep: Keep) -> None:
     if problem is not None:
         result.files.append(name)
         result.findings.append(problem)
     else:
         assert text is not None
-        result.extend(load_text(text, name))
+        result.extend(load_text(text, name, keep=keep))
 
 
-def _load_files(names: list[str], stdin: IO[Any] | None, max_file_bytes: int) -> LoadResult:
+def _load_files(names: list[str], stdin: IO[Any] | None, max_file_bytes: int, keep: Keep) -> LoadResult:
+    """Worker-process entry point too (module level, so it pickles)."""
     result = LoadResult()
     for name in names:
-        _add(result, name, *_read(name, stdin, max_file_bytes))
+        _add(result, name, *_read(name, stdin, max_file_bytes), keep)
     return result
 
 
-def load_blobs(blobs: Iterable[tuple[str, bytes]], *, max_file_bytes: int = MAX_FILE_BYTES) -> LoadResult:
+def _check_keep(keep: str) -> None:
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
+
+
+def load_blobs(
+    blobs: Iterable[tuple[str, bytes]], *, max_file_bytes: int = MAX_FILE_BYTES, keep: Keep = "resources"
+) -> LoadResult:
     """Load files given as (name, content), e.g. read from git at a revision."""
+    _check_keep(keep)
     result = LoadResult()
-    with _no_gc():
-        for name, data in blobs:
-            if Path(name).suffix in YAML_SUFFIXES:
-                _add(result, name, *_decode(name, data, max_file_bytes))
-        result.findings.extend(check_references(result.resources))
+    for name, data in blobs:
+        if Path(name).suffix in YAML_SUFFIXES:
+            _add(result, name, *_decode(name, data, max_file_bytes), keep)
+    result.findings.extend(check_references(result.resources))
     return result
 
 
-def _load_chunk(names: list[str], max_file_bytes: int) -> LoadResult:
-    """Worker-process entry point (module level, so it pickles)."""
-    with _no_gc():
-        return _load_files(names, None, max_file_bytes)
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Parsing allocates many small objects and no cycles: the cyclic collector
-    would only rescan them again and again (it doubles the load time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def may_fork() -> bool:
+    """Whether this process may start workers by forking: only from the main thread
+    of a process running no other thread (a fork copies locks other threads hold)."""
+    return threading.current_thread() is threading.main_thread() and threading.active_count() == 1
 
 
 def load(
@@ -251,29 +290,43 @@ def load(
     *,
     stdin: IO[Any] | None = None,
     max_file_bytes: int = MAX_FILE_BYTES,
-    workers: int | None = None,
+    workers: int = 1,
+    keep: Keep = "resources",
 ) -> LoadResult:
     """Load every resource under ``paths`` and check references between them.
 
-    Large trees are parsed by ``workers`` processes (default: one per core);
-    results keep the order of the files. Raises :class:`UsageError` for a path
-    that does not exist.
+    By default one process does the work. With ``workers`` > 1, large trees
+    (:data:`PARALLEL_MIN_FILES` files or more) are parsed by that many processes,
+    forked for the call and gone when it returns; results keep the order of the
+    files. Forking is skipped (the load runs in this process) when called from a
+    thread other than the main one or while other threads run. Raises
+    :class:`UsageError` for a path that does not exist.
     """
+    _check_keep(keep)
     names = list(discover(paths))
-    workers = workers or os.cpu_count() or 1
-    with _no_gc():
-        if workers > 1 and len(names) >= PARALLEL_MIN_FILES and STDIN_NAME not in names:
-            # The first chunk is loaded here while worker processes load the rest.
-            size = -(-len(names) // workers)
-            chunks = [names[i : i + size] for i in range(0, len(names), size)]
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(len(chunks) - 1, mp_context=context) as pool:
-                futures = [pool.submit(_load_chunk, chunk, max_file_bytes) for chunk in chunks[1:]]
-                parts = [_load_files(chunks[0], stdin, max_file_bytes), *(f.result() for f in futures)]
-        else:
-            parts = [_load_files(names, stdin, max_file_bytes)]
-        result = LoadResult()
-        for part in parts:
-            result.extend(part)
-        result.findings.extend(check_references(result.resources))
+    if workers > 1 and len(names) >= PARALLEL_MIN_FILES and STDIN_NAME not in names and may_fork():
+        parts = _load_parallel(names, stdin, max_file_bytes, keep, workers)
+    else:
+        parts = [_load_files(names, stdin, max_file_bytes, keep)]
+    result = LoadResult()
+    for part in parts:
+        result.extend(part)
+    result.findings.extend(check_references(result.resources))
     return result
+
+
+def _load_parallel(
+    names: list[str], stdin: IO[Any] | None, max_file_bytes: int, keep: Keep, workers: int
+) -> list[LoadResult]:
+    """The first chunk is loaded here while forked worker processes load the rest."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = -(-len(names) // workers)
+    chunks = [names[i : i + size] for i in range(0, len(names), size)]
+    if len(chunks) < 2:
+        return [_load_files(names, stdin, max_file_bytes, keep)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(len(chunks) - 1, mp_context=context) as pool:
+        futures = [pool.submit(_load_files, chunk, None, max_file_bytes, keep) for chunk in chunks[1:]]
+        return [_load_files(chunks[0], stdin, max_file_bytes, keep), *(f.result() for f in futures)]

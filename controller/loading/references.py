@@ -1,16 +1,29 @@
 """Checks across resources: unique names, references that resolve, no cycles.
 
-Called by :func:`controller.loading.loader.load` once every file is loaded.
+Called by :func:`controller.loading.loader.load` once every file is loaded. It
+needs only each resource's kind, name and located reference edges, which every
+loaded resource keeps whatever else the load dropped.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from controller.api.findings import Finding
+from controller.api.findings import Finding, Location
 
 if TYPE_CHECKING:
     from controller.loading.loader import LoadedResource
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One reference from a resource to another, and where it is written."""
+
+    kind: str
+    name: str
+    path: tuple[str | int, ...]
+    location: Location
 
 
 def check_references(resources: list[LoadedResource]) -> list[Finding]:
@@ -22,9 +35,9 @@ def check_references(resources: list[LoadedResource]) -> list[Finding]:
             findings.append(
                 Finding(
                     "duplicate-name",
-                    f"name '{item.resource.name}' is already used by the {item.resource.kind} at "
-                    f"{first.location(('metadata', 'name'))}; names are unique per kind",
-                    item.location(("metadata", "name")),
+                    f"name '{item.name}' is already used by the {item.kind} at "
+                    f"{first.name_at}; names are unique per kind",
+                    item.name_at,
                     resource=item.ref,
                     field="metadata.name",
                 )
@@ -34,7 +47,7 @@ def check_references(resources: list[LoadedResource]) -> list[Finding]:
 
     edges: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for key, item in by_key.items():
-        for ref in item.resource.references():
+        for ref in item.edges:
             target = (ref.kind, ref.name)
             if target not in by_key:
                 same_name = [k for k in by_key if k[1] == ref.name]
@@ -43,7 +56,7 @@ def check_references(resources: list[LoadedResource]) -> list[Finding]:
                     Finding(
                         "dangling-reference",
                         f"{_dotted(ref.path)}: {ref.kind} '{ref.name}' does not exist{hint}; define it or fix the name",
-                        item.location(ref.path),
+                        ref.location,
                         resource=item.ref,
                         field=_dotted(ref.path),
                     )
@@ -84,12 +97,12 @@ def _cycles(
             if color[target] == grey:
                 cycle = [*trail[trail.index(target) :], target]
                 item = by_key[cycle[0]]
-                ref = next(r for r in item.resource.references() if (r.kind, r.name) == cycle[1])
+                ref = next(r for r in item.edges if (r.kind, r.name) == cycle[1])
                 findings.append(
                     Finding(
                         "reference-cycle",
                         "reference cycle: " + " -> ".join(f"{k}/{n}" for k, n in cycle),
-                        item.location(ref.path),
+                        ref.location,
                         resource=item.ref,
                         field=_dotted(ref.path),
                     )

@@ -4,10 +4,18 @@ Called by :mod:`controller.loading.loader`. Uses libyaml's composer (fast, and
 every node keeps its line and column) and builds the Python values itself, so
 that it can refuse duplicate keys, unknown tags, deep nesting and alias bombs,
 and record a position for every path in the document.
+
+The node graph is dropped as soon as a document is built (it is about four
+times the size of the values); what stays is a table of positions, a few bytes
+per value, from which :meth:`Document.location` places a finding on any path
+without parsing the YAML again.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,23 +49,31 @@ _SCALARS = {
     "tag:yaml.org,2002:int": _CONSTRUCTOR.construct_yaml_int,
     "tag:yaml.org,2002:float": _CONSTRUCTOR.construct_yaml_float,
 }
+_intern = sys.intern  # mapping keys repeat in every document: keep one copy of each
 
 
 class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
     """libyaml's composer with a memoised tag resolver: resolving plain scalars
-    (the same keys and values again and again) is otherwise the costliest part."""
+    (the same keys and values again and again) is otherwise the costliest part.
 
-    _cache: ClassVar[dict[tuple[Any, Any, Any], str]] = {}
+    Equivalent to PyYAML's resolver here, where no path resolvers are registered:
+    a plain scalar's tag depends on its text alone, a quoted one is a string, and
+    collections get the default tags."""
+
+    _cache: ClassVar[dict[str, str]] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        key = (kind, value, implicit)
-        tag = self._cache.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[key] = tag
-        return tag
+        if kind is ScalarNode:
+            if not implicit[0]:
+                return _STR
+            tag = self._cache.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._cache) > 100_000:
+                    self._cache.clear()
+                self._cache[value] = tag
+            return tag
+        return _SEQ if kind is SequenceNode else _MAP
 
     # No path resolvers are registered: skip the per-node bookkeeping.
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
@@ -67,62 +83,75 @@ class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
         return None
 
 
-@dataclass
-class Document:
-    """One YAML document: its plain data, and its node graph for positions.
+# A position is a node's 0-based line and column packed in one integer.
+_NO_POSITION = -1
+_COLUMN = (1 << 32) - 1
 
-    The node graph is not pickled (loading in worker processes ships documents
-    back); it is composed again from ``text`` the first time a position is asked.
+
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON: sorted keys, no spaces (what digests are taken of)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(slots=True)
+class Document:
+    """One YAML document: its plain data, and where each of its values is written.
+
+    ``positions`` holds one block per mapping or sequence of the document (see
+    :class:`_Builder`); ``root`` is 1 + the start of the root's block (0 when the
+    document is a scalar). Documents pickle: worker processes ship them back.
+    A compact document (:meth:`compact`) holds its data as canonical JSON text
+    instead, a fifth of the memory, and decodes it when :attr:`data` is read.
     """
 
     file: str
     index: int  # 0-based position in the stream
-    data: Any
-    text: str = field(repr=False)
-    _node: Node | None = field(default=None, repr=False)
-    line: int = 1  # where the document starts (1-based), known without the node graph
+    _data: Any
+    line: int = 1  # where the document starts (1-based)
     column: int = 1
+    positions: array[int] = field(default_factory=lambda: array("Q"), repr=False)
+    root: int = 0
+    _json: str | None = field(default=None, repr=False)
 
     @property
-    def node(self) -> Node:
-        if self._node is None:
-            self._node = list(yaml.compose_all(self.text, Loader=_FastLoader))[self.index]
-        return self._node
+    def data(self) -> Any:
+        """The document's values (decoded again on every read of a compact document)."""
+        return self._data if self._json is None else json.loads(self._json)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_node": None}
+    def canonical_json(self) -> str:
+        """The data as canonical JSON (kept by a compact document, encoded otherwise)."""
+        return self._json if self._json is not None else canonical_json(self._data)
+
+    def compact(self) -> Document:
+        """This document with its data as canonical JSON text instead of values."""
+        return Document(
+            self.file, self.index, None, self.line, self.column, self.positions, self.root, self.canonical_json()
+        )
 
     def location(self, path: Path, *, at_key: bool = False) -> Location:
         """Where ``path`` is written. For a path that does not exist, its closest
         parent's key; with ``at_key``, the key of a mapping entry rather than its value."""
-        node, key = self.node, None
+        positions = self.positions
+        node = key = _NO_POSITION
+        value, block = (self.data, self.root) if path else (None, 0)
         for part in path:
-            found = _child(node, part)
-            if found is None:
+            if block and isinstance(value, dict) and isinstance(part, str) and part in value:
+                # A mapping's entries are in the order of their keys.
+                entry = block - 1 + 3 * sum(1 for other in value if other < part)
+                key, node, block = positions[entry], positions[entry + 1], positions[entry + 2]
+                value = value[part]
+            elif block and isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+                entry = block - 1 + 2 * part
+                node, block = positions[entry], positions[entry + 1]
+                key = node
+                value = value[part]
+            else:
                 at_key = True  # point at the parent that lacks it
                 break
-            key, node = found
-        mark = (key if at_key and key is not None else node).start_mark
-        return Location(self.file, mark.line + 1, mark.column + 1)
-
-
-def _child(node: Node, part: str | int) -> tuple[Node, Node] | None:
-    """(key node, value node) of ``part`` in a mapping, or (item, item) in a sequence."""
-    if isinstance(node, MappingNode):
-        merged: list[Node] = []
-        for key, value in node.value:
-            if key.tag == _MERGE:
-                merged.extend(value.value if isinstance(value, SequenceNode) else [value])
-            elif isinstance(key, ScalarNode) and key.value == part:
-                return key, value
-        for source in merged:
-            found = _child(source, part)
-            if found is not None:
-                return found
-    elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        item = node.value[part]
-        return item, item
-    return None
+        mark = key if at_key and key != _NO_POSITION else node
+        if mark == _NO_POSITION:
+            return Location(self.file, self.line, self.column)
+        return Location(self.file, (mark >> 32) + 1, (mark & _COLUMN) + 1)
 
 
 @dataclass
@@ -144,32 +173,52 @@ def _location(file: str, node: Node) -> Location:
 
 
 class _Builder:
-    """Builds one document's values from its node graph (the hot path of loading)."""
+    """Builds one document's values from its node graph (the hot path of loading),
+    and the table of positions that outlives the graph.
+
+    Every mapping and sequence gets a block in ``positions``, written when it is
+    finished (so children come first): a mapping has three slots per key, in the
+    order of the keys (sorted, so that the block does not depend on the order the
+    data is held in): the key's position, the value's, and 1 + the start of the
+    value's block (0 for a scalar); a sequence has two per item: the item's
+    position and its block. An alias shares the block of its anchor; a merged key
+    copies its entry from the mapping it was merged from.
+    """
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.findings: list[Finding] = []
+        self.positions: array[int] = array("Q")
         self._built: dict[int, Any] = {}  # id(collection node) -> value, to spot aliases
+        self._blocks: dict[int, int] = {}  # id(collection node) -> 1 + start of its block
+        self._entries: dict[int, dict[str, tuple[int, int, int]]] = {}  # id(mapping node) -> key -> entry
         self._in_progress: set[int] = set()
         self._sizes: dict[int, int] = {}
         self._expanded = 0
 
     def build(self, node: Node) -> Any:
-        return self._value(node, 0, node)
+        if node.__class__ is ScalarNode:
+            return self._scalar(node)
+        return self._collection(node, 0, node)
 
-    def _value(self, node: Node, depth: int, parent: Node) -> Any:
-        """Build ``node``; ``parent`` is the collection holding it (where an alias is used)."""
-        cls = node.__class__
-        if cls is ScalarNode:
-            tag = node.tag
-            if tag in _TEXT_TAGS:
-                return node.value
-            if tag == _NULL:
-                return None
-            construct = _SCALARS.get(tag)
-            if construct is None:
-                raise _Refused("unsupported-tag", _tag_message(tag), node)
-            return construct(node)
+    def block(self, node: Node) -> int:
+        """1 + the start of ``node``'s block; 0 for a scalar."""
+        return 0 if node.__class__ is ScalarNode else self._blocks[id(node)]
+
+    @staticmethod
+    def _scalar(node: Node) -> Any:
+        tag = node.tag
+        if tag in _TEXT_TAGS:
+            return node.value
+        if tag == _NULL:
+            return None
+        construct = _SCALARS.get(tag)
+        if construct is None:
+            raise _Refused("unsupported-tag", _tag_message(tag), node)
+        return construct(node)
+
+    def _collection(self, node: Node, depth: int, parent: Node) -> Any:
+        """Build a mapping or sequence; ``parent`` is the collection holding it (where an alias is used)."""
         if depth >= MAX_DEPTH:
             raise _Refused("too-deep", f"nesting is deeper than {MAX_DEPTH} levels", node)
         key = id(node)
@@ -181,20 +230,39 @@ class _Builder:
         if key in self._in_progress:
             raise _Refused("alias-bomb", "an alias refers to the value that contains it", parent)
         self._in_progress.add(key)
-        if cls is SequenceNode:
-            if node.tag != _SEQ:
-                raise _Refused("unsupported-tag", _tag_message(node.tag), node)
-            value: Any = [self._value(item, depth + 1, node) for item in node.value]
+        if node.__class__ is SequenceNode:
+            value: Any = self._sequence(node, depth)
         else:
             value = self._mapping(node, depth)
         self._in_progress.discard(key)
         self._built[key] = value
         return value
 
+    def _sequence(self, node: SequenceNode, depth: int) -> list[Any]:
+        if node.tag != _SEQ:
+            raise _Refused("unsupported-tag", _tag_message(node.tag), node)
+        out: list[Any] = []
+        entries: list[int] = []
+        for item in node.value:
+            if item.__class__ is ScalarNode:
+                tag = item.tag
+                out.append(item.value if tag in _TEXT_TAGS else self._scalar(item))
+                block = 0
+            else:
+                out.append(self._collection(item, depth + 1, node))
+                block = self._blocks[id(item)]
+            mark = item.start_mark
+            entries.append((mark.line << 32) | mark.column)
+            entries.append(block)
+        self._blocks[id(node)] = len(self.positions) + 1
+        self.positions.extend(entries)
+        return out
+
     def _mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
         if node.tag != _MAP:
             raise _Refused("unsupported-tag", _tag_message(node.tag), node)
         out: dict[str, Any] = {}
+        entries: dict[str, tuple[int, int, int]] = {}
         merges: list[Node] = []
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
@@ -214,14 +282,33 @@ class _Builder:
                     )
                 )
                 continue
-            out[key] = self._value(value_node, depth + 1, node)
+            if value_node.__class__ is ScalarNode:
+                tag = value_node.tag
+                value = value_node.value if tag in _TEXT_TAGS else self._scalar(value_node)
+                block = 0
+            else:
+                value = self._collection(value_node, depth + 1, node)
+                block = self._blocks[id(value_node)]
+            key = _intern(key)
+            out[key] = value
+            key_mark, value_mark = key_node.start_mark, value_node.start_mark
+            entries[key] = ((key_mark.line << 32) | key_mark.column, (value_mark.line << 32) | value_mark.column, block)
         for merge in merges:  # '<<: *defaults' fills in keys not written here
             sources = merge.value if isinstance(merge, SequenceNode) else [merge]
             for source in sources:
                 if not isinstance(source, MappingNode):
                     raise _Refused("yaml-syntax", "'<<' must merge a mapping", source)
-                for k, v in self._value(source, depth + 1, merge).items():
-                    out.setdefault(k, v)
+                merged = self._collection(source, depth + 1, merge)
+                merged_entries = self._entries[id(source)]
+                for k, v in merged.items():
+                    if k not in out:
+                        out[k] = v
+                        entries[k] = merged_entries[k]
+        self._entries[id(node)] = entries
+        self._blocks[id(node)] = len(self.positions) + 1
+        positions = self.positions
+        for k in sorted(entries):
+            positions.extend(entries[k])
         return out
 
     def _size(self, node: Node) -> int:
@@ -298,8 +385,9 @@ def parse(text: str, file: str) -> ParseResult:
             result.findings.append(Finding("too-deep", "nesting is too deep", _location(file, node)))
             continue
         result.findings.extend(builder.findings)
+        mark = node.start_mark
         result.documents.append(
-            Document(file, index, data, text, node, node.start_mark.line + 1, node.start_mark.column + 1)
+            Document(file, index, data, mark.line + 1, mark.column + 1, builder.positions, builder.block(node))
         )
     return result
 

@@ -1,7 +1,9 @@
 """regorus, in-process: the default engine.
 
-Policies are parsed once; each decision only sets the input. A regorus engine
-may only be used (and dropped) by the thread that made it: see
+Called by :mod:`controller.engine.checks` (validate, audit, the reconcile loop),
+the policy test runner and the Data API. Policies are parsed once; each decision
+only sets the input (as JSON text, when the caller has it). A regorus engine may
+only be used (and dropped) by the thread that made it: see
 :mod:`controller.policy.data_api` for serving it to many threads.
 """
 
@@ -46,6 +48,9 @@ def _decision_module(rules: list[RuleInfo]) -> str:
 
 class EmbeddedEngine:
     name = "regorus"
+    # A forked child may decide with its copy (same thread, no sockets or threads of its own):
+    # :func:`controller.policy.evaluate.evaluate` forks deciders when asked for workers.
+    forkable = True
 
     def __init__(self, files: list[PolicyFile], *, coverage: bool = False) -> None:
         self._engine = regorus.Engine()
@@ -71,15 +76,24 @@ class EmbeddedEngine:
 
     def load_data(self, data: dict[str, Any]) -> None:
         """Replace the whole ``data`` document (policies stay)."""
+        self.set_data_json(json.dumps(data))
+
+    def set_data_json(self, text: str) -> None:
+        """Replace the whole ``data`` document with ``text``, a JSON object (e.g.
+        ``{"modelplane": ...}``), for callers that already hold it as JSON."""
         try:
             self._engine.clear_data()
-            self._engine.add_data_json(json.dumps(data))
+            self._engine.add_data_json(text)
         except RuntimeError as exc:
             raise EngineError(clean_error(exc)) from None
 
     def decide(self, input_doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return self.decide_json(json.dumps(input_doc))
+
+    def decide_json(self, input_text: str) -> dict[str, dict[str, Any]]:
+        """:meth:`decide` for an input already encoded as JSON."""
         try:
-            self._engine.set_input_json(json.dumps(input_doc))
+            self._engine.set_input_json(input_text)
             value = json.loads(self._engine.eval_rule_as_json(DECISION_RULE))
         except RuntimeError as exc:
             raise EngineError(clean_error(exc)) from None

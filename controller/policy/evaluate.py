@@ -1,26 +1,58 @@
 """Judge resources with the policies: findings, waivers, decisions.
 
-Called by ``validate`` and ``audit`` (and later the engine). Every resource is
-evaluated against every package that defines finding rules; the input is the
-resource as written plus ``_source`` (file, line, column); ``data.modelplane``
-holds all resources of the revision and its context. If the engine fails, the
-decision is deny: modelplane fails closed.
+Called by ``validate`` and ``audit`` through :func:`controller.engine.checks.judge`
+(and so by the reconcile loop). Every resource is evaluated against every package
+that defines finding rules; the input is the resource as written plus ``_source``
+(file, line, column); ``data.modelplane`` holds all resources of the revision and
+its context. If the engine fails, the decision is deny: modelplane fails closed.
+
+Linear in the number of resources: each resource is encoded to JSON once (for the
+data, its input and its digest) when the engine takes JSON text, as the embedded
+engine does; a finding is placed from the positions the loader recorded; the
+decision log is kept compact and written out as :class:`Decision` records only
+when :attr:`PolicyOutcome.decisions` is read. With ``workers`` > 1 (asked for
+explicitly, or by a caller such as the CLI through :func:`parallel`), an engine
+that allows it decides in forked processes; never from a thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pickle
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from json.decoder import scanstring
 from typing import Any
 
 from controller.api.findings import Finding, Rule, Severity, Tally
 from controller.loading import LoadedResource
+from controller.loading.loader import may_fork
+from controller.loading.yaml_reader import Document, canonical_json
 from controller.policy.engine import EngineError, PolicyEngine
 from controller.policy.masking import scrub, secret_values
 from controller.policy.sources import RuleInfo
 from controller.policy.waivers import Waivers
+
+PARALLEL_MIN_RESOURCES = 500  # below this, forking costs more than it saves
+_WORKERS: ContextVar[int] = ContextVar("modelplane_policy_workers", default=1)
+
+
+@contextmanager
+def parallel(workers: int) -> Iterator[None]:
+    """Let :func:`evaluate` calls made inside this block (and in this thread or task
+    only) decide in up to ``workers`` processes, for callers that reach it through
+    a function that does not pass ``workers`` on (``judge``). The CLI uses it; a
+    library caller passes ``workers`` to :func:`evaluate` instead."""
+    token = _WORKERS.set(workers)
+    try:
+        yield
+    finally:
+        _WORKERS.reset(token)
 
 
 @dataclass(frozen=True)
@@ -37,7 +69,7 @@ class Context:
         return {**asdict(self), "changed_files": list(self.changed_files)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """One line of the decision log."""
 
@@ -52,15 +84,60 @@ class Decision:
     input_digest: str
 
 
+# One resource's decisions, compactly: (ref, input digest, what fired), where what fired
+# is ((rule index, result, message), ...) in the order of the rules; every other rule
+# passed. An engine failure on the resource is (ref, input digest, message) with a str.
+_Record = tuple[str, str, tuple[tuple[int, str, str], ...] | str]
+
+
+@dataclass
+class _DecisionLog:
+    """Every decision of one evaluation, a few bytes per resource rather than a
+    :class:`Decision` per rule and resource (20 rules x 10,000 resources)."""
+
+    timestamp: str
+    revision: str | None
+    engine: str
+    rules: list[tuple[str, str]] = field(default_factory=list)  # (package, rule id), in evaluation order
+    records: list[_Record] = field(default_factory=list)
+
+    def decisions(self) -> list[Decision]:
+        out: list[Decision] = []
+        add = out.append
+        head = (self.timestamp, self.revision, self.engine)
+        for ref, input_digest, fired in self.records:
+            if isinstance(fired, str):
+                add(Decision(*head, "*", "*", ref, "error", fired, input_digest))
+                continue
+            pending = iter(fired)
+            nxt = next(pending, None)
+            for index, (package, rule_id) in enumerate(self.rules):
+                if nxt is None or nxt[0] != index:
+                    add(Decision(*head, package, rule_id, ref, "pass", "", input_digest))
+                    continue
+                while nxt is not None and nxt[0] == index:
+                    add(Decision(*head, package, rule_id, ref, nxt[1], nxt[2], input_digest))
+                    nxt = next(pending, None)
+        return out
+
+
 @dataclass
 class PolicyOutcome(Tally):
     """What the policies decided (failures, warnings, exceptions, skipped); owns the exit code of a policy run."""
 
     findings: list[Finding] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
     rules: dict[str, Rule] = field(default_factory=dict)
     evaluated: int = 0
     skipped: int = 0
+    _log: _DecisionLog | None = field(default=None, repr=False, compare=False)
+    _decisions: list[Decision] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """One record per rule and resource (built on first read: most runs never read it)."""
+        if self._decisions is None:
+            self._decisions = self._log.decisions() if self._log is not None else []
+        return self._decisions
 
     @property
     def failures(self) -> list[Finding]:
@@ -75,20 +152,49 @@ class PolicyOutcome(Tally):
 
 
 def input_for(item: LoadedResource) -> dict[str, Any]:
-    doc = item.document
-    return {**item.raw, "_source": {"file": doc.file, "line": doc.line, "column": doc.column}}
+    return {**item.raw, "_source": _source(item.document)}
+
+
+def _source(doc: Document) -> dict[str, Any]:
+    return {"file": doc.file, "line": doc.line, "column": doc.column}
 
 
 def data_for(resources: list[LoadedResource], context: Context) -> dict[str, Any]:
     by_kind: dict[str, dict[str, Any]] = {}
     for item in resources:
-        by_kind.setdefault(item.resource.kind, {})[item.resource.name] = item.raw
+        by_kind.setdefault(item.kind, {})[item.name] = item.raw
     return {"resources": by_kind, "context": context.as_data()}
 
 
 def digest(doc: Any) -> str:
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return _digest_of(canonical_json(doc))
+
+
+def _digest_of(canonical: str) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _data_json(resources: list[LoadedResource], context: Context) -> str:
+    """``{"modelplane": data_for(resources, context)}`` as JSON (the same value), from
+    each resource's canonical JSON (kept by the loader when it keeps data only)."""
+    by_kind: dict[str, dict[str, str]] = {}
+    for item in resources:
+        by_kind.setdefault(item.kind, {})[item.name] = item.document.canonical_json()
+    kinds = ",".join(
+        f"{json.dumps(kind)}:{{{','.join(f'{json.dumps(name)}:{text}' for name, text in names.items())}}}"
+        for kind, names in by_kind.items()
+    )
+    return f'{{"modelplane":{{"resources":{{{kinds}}},"context":{json.dumps(context.as_data())}}}}}'
+
+
+def _input_json(item: LoadedResource) -> str:
+    """``canonical_json(input_for(item))``, without encoding the resource again:
+    ``_source`` is spliced in front when it sorts before the resource's first key
+    (it does for every valid resource: apiVersion, kind, metadata, spec)."""
+    text = item.document.canonical_json()
+    if text.startswith('{"') and scanstring(text, 2)[0] > "_source":
+        return '{"_source":' + canonical_json(_source(item.document)) + "," + text[1:]
+    return canonical_json(input_for(item))
 
 
 def _messages(value: Any) -> list[tuple[str, str | None]]:
@@ -123,6 +229,105 @@ def _exception_names(value: Any) -> set[str]:
     return {str(n) for n in names}
 
 
+@dataclass(frozen=True, slots=True)
+class _FindingRule:
+    """What evaluation needs of a finding rule, worked out once rather than per resource."""
+
+    index: int  # in evaluation order
+    name: str
+    rule_id: str
+    severity: Severity
+    suffix: str
+    fired: str  # the decision's result when it fires unwaived
+
+    @classmethod
+    def of(cls, index: int, rule: RuleInfo) -> _FindingRule:
+        severity = Severity.WARNING if rule.name.startswith("warn") else Severity.ERROR
+        fired = "warn" if severity == Severity.WARNING else "deny"
+        return cls(index, rule.name, rule.rule_id, severity, rule.name.partition("_")[2] or rule.name, fired)
+
+
+class _Judge:
+    """Decides resources one by one with an engine that holds the data already."""
+
+    def __init__(
+        self, engine: PolicyEngine, resources: list[LoadedResource], rules: list[RuleInfo], waivers: Waivers
+    ) -> None:
+        self.engine = engine
+        self.resources = resources
+        self.waivers = waivers
+        by_package: dict[str, list[RuleInfo]] = {}
+        for rule in rules:
+            by_package.setdefault(rule.package, []).append(rule)
+        self.packages: list[tuple[str, list[_FindingRule]]] = []
+        self.order: list[tuple[str, str]] = []  # (package, rule id) in evaluation order
+        for package, package_rules in sorted(by_package.items()):
+            judged = []
+            for rule in package_rules:
+                judged.append(_FindingRule.of(len(self.order), rule))
+                self.order.append((package, rule.rule_id))
+            self.packages.append((package, judged))
+        self.decide_json = getattr(engine, "decide_json", None)
+
+    def run(self, indexes: Sequence[int]) -> tuple[list[Finding], list[_Record]]:
+        findings: list[Finding] = []
+        records: list[_Record] = []
+        for index in indexes:
+            self._one(self.resources[index], findings, records)
+        return findings, records
+
+    def _one(self, item: LoadedResource, findings: list[Finding], records: list[_Record]) -> None:
+        ref = item.ref
+        if self.decide_json is not None:
+            text = _input_json(item)
+            input_digest = _digest_of(text)
+        else:
+            doc = input_for(item)
+            input_digest = digest(doc)
+        try:
+            results = self.decide_json(text) if self.decide_json is not None else self.engine.decide(doc)
+        except EngineError as exc:
+            findings.append(_engine_failure(item, "*", str(exc)))
+            records.append((ref, input_digest, str(exc)))
+            return
+        fired: list[tuple[int, str, str]] = []
+        secrets: set[str] | None = None  # found only if a message needs scrubbing
+        for package, package_rules in self.packages:
+            result = results.get(package, {})
+            exception = result.get("exception")
+            excepted = _exception_names(exception) if exception else set()
+            for rule in package_rules:
+                value = result.get(rule.name)
+                if value is None or value is False or value == []:  # did not fire (the common case)
+                    continue
+                waiver = self.waivers.waiver_for(rule.rule_id, ref)
+                waived_by = (
+                    f"exception rule in package {package}"
+                    if rule.suffix in excepted
+                    else waiver.label()
+                    if waiver
+                    else None
+                )
+                for message, field_text in _messages(value):
+                    if secrets is None:
+                        secrets = secret_values(item.raw)
+                    message = scrub(message, secrets)
+                    path = _field_path(field_text) if isinstance(field_text, str) else ()
+                    findings.append(
+                        Finding(
+                            rule.rule_id,
+                            message,
+                            item.document.location(path),
+                            rule.severity,
+                            resource=ref,
+                            field=field_text if isinstance(field_text, str) else None,
+                            waived_by=waived_by,
+                        )
+                    )
+                    fired.append((rule.index, "waived" if waived_by else rule.fired, message))
+        records.append((ref, input_digest, tuple(fired)))
+
+
 def evaluate(
     engine: PolicyEngine,
     resources: list[LoadedResource],
@@ -130,78 +335,83 @@ def evaluate(
     context: Context | None = None,
     today: date | None = None,
     skipped: int = 0,
+    workers: int | None = None,
 ) -> PolicyOutcome:
+    """Judge ``resources`` with ``engine``'s policies, one decision per resource, in order.
+
+    ``workers`` (default: 1, or what an enclosing :func:`parallel` block says): with
+    more than one, an engine that can be forked (``forkable``, as the embedded
+    engine) decides large sets in that many processes, forked once the data is set
+    and gone when this returns. Not from a thread, nor while other threads run:
+    then, and for other engines, one process decides everything.
+    """
     context = context or Context()
     today = today or datetime.now(UTC).date()
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
-    outcome = PolicyOutcome(skipped=skipped)
-
-    def decide(item: LoadedResource, rule_id: str, package: str, result: str, message: str, doc_digest: str) -> None:
-        outcome.decisions.append(
-            Decision(now, context.revision, engine.name, package, rule_id, item.ref, result, message, doc_digest)
-        )
+    log = _DecisionLog(now, context.revision, engine.name)
+    outcome = PolicyOutcome(skipped=skipped, _log=log)
+    set_data_json = getattr(engine, "set_data_json", None)
 
     try:
         rules = [r for r in engine.rules() if r.is_finding]
-        engine.set_data(data_for(resources, context))
+        if set_data_json is not None and getattr(engine, "decide_json", None) is not None:
+            set_data_json(_data_json(resources, context))
+        else:
+            engine.set_data(data_for(resources, context))
     except EngineError as exc:
         for item in resources:
             outcome.findings.append(_engine_failure(item, "*", str(exc)))
-            decide(item, "*", "*", "error", str(exc), "")
+            log.records.append((item.ref, "", str(exc)))
         return outcome
     outcome.rules = {
         r.rule_id: Rule(r.rule_id, f"{r.package}: {r.name}", f"Defined at {r.file}:{r.line}.") for r in rules
     }
-    by_package: dict[str, list[RuleInfo]] = {}
-    for rule in rules:
-        by_package.setdefault(rule.package, []).append(rule)
     waivers = Waivers(resources, today)
+    judge = _Judge(engine, resources, rules, waivers)
+    log.rules = judge.order
 
-    for item in resources:
-        doc = input_for(item)
-        doc_digest = digest(doc)
-        secrets: set[str] | None = None  # found only if a message needs scrubbing
-        outcome.evaluated += 1
-        try:
-            results = engine.decide(doc)
-        except EngineError as exc:
-            outcome.findings.append(_engine_failure(item, "*", str(exc)))
-            decide(item, "*", "*", "error", str(exc), doc_digest)
-            continue
-        for package, package_rules in sorted(by_package.items()):
-            result = results.get(package, {})
-            excepted = _exception_names(result.get("exception"))
-            for rule in package_rules:
-                fired = _messages(result.get(rule.name))
-                if not fired:
-                    decide(item, rule.rule_id, package, "pass", "", doc_digest)
-                    continue
-                severity = Severity.WARNING if rule.name.startswith("warn") else Severity.ERROR
-                suffix = rule.name.partition("_")[2] or rule.name
-                waiver = waivers.waiver_for(rule.rule_id, item.ref)
-                waived_by = (
-                    f"exception rule in package {package}" if suffix in excepted else waiver.label() if waiver else None
-                )
-                for message, field_text in fired:
-                    if secrets is None:
-                        secrets = secret_values(item.raw)
-                    message = scrub(message, secrets)
-                    path = _field_path(field_text) if isinstance(field_text, str) else ()
-                    outcome.findings.append(
-                        Finding(
-                            rule.rule_id,
-                            message,
-                            item.document.location(path),
-                            severity,
-                            resource=item.ref,
-                            field=field_text if isinstance(field_text, str) else None,
-                            waived_by=waived_by,
-                        )
-                    )
-                    result_word = "waived" if waived_by else ("warn" if severity == Severity.WARNING else "deny")
-                    decide(item, rule.rule_id, package, result_word, message, doc_digest)
+    workers = workers if workers is not None else _WORKERS.get()
+    indexes = range(len(resources))
+    if workers > 1 and len(resources) >= PARALLEL_MIN_RESOURCES and getattr(engine, "forkable", False) and may_fork():
+        parts = _forked(judge, indexes, workers)
+    else:
+        parts = [judge.run(indexes)]
+    for findings, records in parts:
+        outcome.findings.extend(findings)
+        log.records.extend(records)
+    outcome.evaluated = len(resources)
     outcome.findings.extend(waivers.problems({r.rule_id for r in rules}))
     return outcome
+
+
+def _forked(judge: _Judge, indexes: range, workers: int) -> list[tuple[list[Finding], list[_Record]]]:
+    """The first slice is decided here while forked children decide the others, each
+    with its copy of the engine and data; results come back in order through pipes.
+    A child that fails has its slice decided here again."""
+    size = -(-len(indexes) // workers)
+    slices = [indexes[i : i + size] for i in range(0, len(indexes), size)]
+    children: list[tuple[int, int, range]] = []
+    for part in slices[1:]:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: decide, send, and leave without running the parent's exit handlers
+            code = 1
+            try:
+                os.close(read)
+                with os.fdopen(write, "wb") as out:
+                    out.write(pickle.dumps(judge.run(part), pickle.HIGHEST_PROTOCOL))
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        children.append((pid, read, part))
+    parts = [judge.run(slices[0])]
+    for pid, read, part in children:
+        with os.fdopen(read, "rb") as pipe:
+            payload = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        parts.append(pickle.loads(payload) if status == 0 and payload else judge.run(part))
+    return parts
 
 
 def _engine_failure(item: LoadedResource, package: str, error: str) -> Finding:

@@ -2,11 +2,13 @@
 
 Values under secret-looking keys, and strings shaped like well-known
 credentials, are replaced by ``***`` before anything is written or shown.
+Called by :mod:`controller.policy.evaluate` for the messages of rules that fire.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 MASK = "***"
@@ -37,21 +39,27 @@ def mask(value: Any) -> Any:
 def secret_values(value: Any) -> set[str]:
     """Every string that :func:`mask` would hide, to scrub them from free text."""
     found: set[str] = set()
-
-    def walk(node: Any, secret: bool) -> None:
+    search = _SECRET_VALUE.search
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:  # iterative: called for every resource a rule fires on
+        node, secret = stack.pop()
         if isinstance(node, dict):
             for k, v in node.items():
-                walk(v, secret or bool(_SECRET_KEY.search(str(k))))
+                stack.append((v, secret or _secret_key(str(k))))
         elif isinstance(node, list):
-            for v in node:
-                walk(v, secret)
+            stack.extend((v, secret) for v in node)
         elif isinstance(node, str):
             if secret and len(node) >= 4:
                 found.add(node)
-            found.update(m.group(0) for m in _SECRET_VALUE.finditer(node))
-
-    walk(value, False)
+            if search(node):
+                found.update(m.group(0) for m in _SECRET_VALUE.finditer(node))
     return found
+
+
+@lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    """Whether values under ``key`` are secret (keys repeat across resources)."""
+    return bool(_SECRET_KEY.search(key))
 
 
 def scrub(text: str, secrets: set[str]) -> str:

@@ -36,7 +36,7 @@ class Waiver:
 class Waivers:
     def __init__(self, resources: list[LoadedResource], today: date) -> None:
         self.today = today
-        self.all = [Waiver(r) for r in resources if r.resource.kind == "PolicyException"]
+        self.all = [Waiver(r) for r in resources if r.kind == "PolicyException"]
         self._index: dict[tuple[str, str], Waiver] = {}  # (rule id, "Kind/name") -> first active waiver
         for waiver in self.all:
             if waiver.active_on(today):

@@ -190,3 +190,113 @@ def test_parallel_load_matches_serial_load(tmp_path: Path) -> None:
     assert first.location(("spec", "contract", "schemaMatch")) == serial.resources[-1].location(
         ("spec", "contract", "schemaMatch")
     )
+
+
+def _tree(tmp_path: Path, count: int) -> Path:
+    good = Path("specs/datasets/breast-cancer.yaml").read_text()
+    for i in range(count):
+        (tmp_path / f"{i:04d}.yaml").write_text(good.replace("name: breast-cancer", f"name: breast-cancer-{i}"))
+    return tmp_path
+
+
+def test_load_never_touches_the_garbage_collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collector is process-wide: a load in one server thread must not switch it off for the others."""
+    import gc
+
+    from controller.loading import load_blobs
+    from controller.loading.loader import PARALLEL_MIN_FILES
+
+    tree = _tree(tmp_path, PARALLEL_MIN_FILES)
+    calls: list[str] = []
+    for name in ("disable", "enable", "freeze", "unfreeze", "collect", "set_threshold"):
+        monkeypatch.setattr(gc, name, lambda *args, name=name: calls.append(name))
+    enabled = gc.isenabled()
+    load([str(tree)])
+    load([str(tree)], workers=2)
+    load_text(DATASET, "x.yaml")
+    load_blobs([("x.yaml", DATASET.encode())])
+    assert calls == []
+    assert gc.isenabled() == enabled
+
+
+def _count_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import os
+
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork)
+    return forks
+
+
+def test_load_forks_no_worker_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    from controller.loading.loader import PARALLEL_MIN_FILES
+
+    tree = _tree(tmp_path, PARALLEL_MIN_FILES + 1)
+    forks = _count_forks(monkeypatch)
+    result = load([str(tree)])
+    assert forks == [] and multiprocessing.active_children() == []
+    assert len(result.resources) == PARALLEL_MIN_FILES + 1
+    load([str(tree)], workers=2)
+    assert forks, "asked for two workers on the main thread: one worker process is forked"
+
+
+def test_load_from_a_thread_never_forks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server thread asking for workers gets the same result, loaded in its own process."""
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    from controller.loading.loader import PARALLEL_MIN_FILES
+
+    tree = _tree(tmp_path, PARALLEL_MIN_FILES + 1)
+    serial = load([str(tree)])
+    forks = _count_forks(monkeypatch)
+    with ThreadPoolExecutor(1) as pool:
+        threaded = pool.submit(load, [str(tree)], workers=2).result()
+    assert forks == [] and multiprocessing.active_children() == []
+    assert [r.ref for r in threaded.resources] == [r.ref for r in serial.resources]
+    assert threaded.findings == serial.findings
+
+
+INVALID_AND_EXAMPLES = ["tests/invalid", "specs", "chaos"]
+
+
+def test_what_a_load_keeps_does_not_change_what_it_finds() -> None:
+    full = load(INVALID_AND_EXAMPLES)
+    assert full.findings, "the invalid examples must produce findings"
+    for keep in ("data", "references"):
+        lean = load(INVALID_AND_EXAMPLES, keep=keep)
+        assert lean.findings == full.findings, keep
+        assert (lean.files, lean.rejected) == (full.files, full.rejected)
+        assert [(r.ref, r.name_at, r.edges) for r in lean.resources] == [
+            (r.ref, r.name_at, r.edges) for r in full.resources
+        ]
+
+
+def test_keep_data_rebuilds_the_model_when_asked() -> None:
+    full = {r.ref: r for r in load(["specs", "chaos"]).resources}
+    data = load(["specs", "chaos"], keep="data")
+    for item in data.resources:
+        assert item._model is None
+        assert item.raw == full[item.ref].raw
+        assert item.location(("metadata", "name")) == full[item.ref].location(("metadata", "name"))
+        assert item.resource == full[item.ref].resource
+        assert item.resource is item.resource  # rebuilt once
+
+
+def test_keep_references_keeps_no_data() -> None:
+    from controller.loading.loader import DataNotKept
+
+    (item,) = load(["specs/models"], keep="references").resources
+    assert (item.kind, item.name) == ("Model", "breast-cancer-classifier")
+    assert [(e.kind, e.name, e.path) for e in item.edges] == [("Dataset", "breast-cancer", ("spec", "dataset"))]
+    with pytest.raises(DataNotKept, match="Model/breast-cancer-classifier: loaded with keep='references'"):
+        _ = item.raw
+    with pytest.raises(ValueError, match="keep must be one of"):
+        load(["specs"], keep="everything")  # type: ignore[arg-type]
