@@ -156,7 +156,11 @@ def translate(error: dict[str, Any], model: type[BaseModel], doc: Document, reso
 
     if kind == "extra_forbidden":
         parent = _unwrap(seen[-2]) if len(seen) > 1 else None
-        known = [info.alias or name for name, info in parent.model_fields.items()] if _is_model(parent) else []
+        known = (
+            [info.alias or name for name, info in parent.model_fields.items()]
+            if parent is not None and _is_model(parent)
+            else []
+        )
         name = str(path[-1])
         close = _closest(name, known)
         hint = f"; did you mean '{close}'?" if close else (f"; known fields: {', '.join(known)}" if known else "")
@@ -212,4 +216,4 @@ def translate(error: dict[str, Any], model: type[BaseModel], doc: Document, reso
 
 
 def translate_all(exc: ValidationError, model: type[BaseModel], doc: Document, resource: str | None) -> list[Finding]:
-    return [translate(err, model, doc, resource) for err in exc.errors(include_url=False)]
+    return [translate(dict(err), model, doc, resource) for err in exc.errors(include_url=False)]

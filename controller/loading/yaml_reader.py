@@ -52,7 +52,7 @@ _SCALARS = {
 _intern = sys.intern  # mapping keys repeat in every document: keep one copy of each
 
 
-class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
+class _FastLoader(_Loader):
     """libyaml's composer with a memoised tag resolver: resolving plain scalars
     (the same keys and values again and again) is otherwise the costliest part.
 
@@ -215,7 +215,7 @@ class _Builder:
         construct = _SCALARS.get(tag)
         if construct is None:
             raise _Refused("unsupported-tag", _tag_message(tag), node)
-        return construct(node)
+        return construct(node)  # type: ignore[arg-type]  # a scalar: its tag says so
 
     def _collection(self, node: Node, depth: int, parent: Node) -> Any:
         """Build a mapping or sequence; ``parent`` is the collection holding it (where an alias is used)."""
@@ -233,7 +233,7 @@ class _Builder:
         if node.__class__ is SequenceNode:
             value: Any = self._sequence(node, depth)
         else:
-            value = self._mapping(node, depth)
+            value = self._mapping(node, depth)  # type: ignore[arg-type]  # a mapping, by elimination
         self._in_progress.discard(key)
         self._built[key] = value
         return value
@@ -353,8 +353,7 @@ def parse(text: str, file: str) -> ParseResult:
     result = ParseResult()
     nodes: list[Node | None] = []
     try:
-        for node in yaml.compose_all(text, Loader=_FastLoader):
-            nodes.append(node)
+        nodes.extend(yaml.compose_all(text, Loader=_FastLoader))
     except yaml.MarkedYAMLError as exc:
         result.findings.append(_syntax_finding(file, exc, text))
     except yaml.YAMLError as exc:  # pragma: no cover - libyaml reports marks

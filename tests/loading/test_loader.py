@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -243,8 +245,18 @@ def test_load_forks_no_worker_unless_asked(tmp_path: Path, monkeypatch: pytest.M
     result = load([str(tree)])
     assert forks == [] and multiprocessing.active_children() == []
     assert len(result.resources) == PARALLEL_MIN_FILES + 1
-    load([str(tree)], workers=2)
-    assert forks, "asked for two workers on the main thread: one worker process is forked"
+    # Asked for two workers in a single-threaded process (a fresh one: test runners keep threads).
+    script = (
+        "import os, sys\n"
+        "from controller.loading import load\n"
+        "forks = []\n"
+        "real = os.fork\n"
+        "os.fork = lambda: forks.append(1) or real()\n"
+        "result = load([sys.argv[1]], workers=2)\n"
+        "print(len(forks), len(result.resources))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tree)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", str(PARALLEL_MIN_FILES + 1)], "asked for two workers: one process is forked"
 
 
 def test_load_from_a_thread_never_forks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
