@@ -92,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         server = make_server(api, args.host, args.port)
     except (PolicyLoadError, OSError) as exc:
         return fail(str(exc))
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), server.server_address[1]
     print(f"serving OPA Data API on http://{host}:{port} ({len(files)} policy files)", flush=True)
     try:
         server.serve_forever()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 from sklearn.datasets import load_breast_cancer
 
 from controller.api import Dataset
@@ -47,11 +48,10 @@ def test_parquet_keeps_the_declared_column_types(parquet: Path, example, tmp_pat
     assert schema == {"mode": "exact", "missing": [], "extra": [], "mismatched": [], "success": True}
 
 
-def test_a_parquet_file_uri_loads(parquet: Path, example, tmp_path: Path) -> None:
-    dataset = _dataset(example, {"uri": f"file://{parquet}"})
-    loaded = data.load(dataset, {"breast-cancer": dataset}, tmp_path / "elsewhere")
-    assert loaded.frame.shape == (569, 31)
-    assert loaded.content_hash == data.content_hash(dataset, {"breast-cancer": dataset}, tmp_path / "elsewhere")
+def test_a_parquet_file_uri_is_refused(parquet: Path, example) -> None:
+    """file:// would read outside the repo: the schema refuses it (use a path)."""
+    with pytest.raises(ValidationError, match="reads a local file outside the repo"):
+        _dataset(example, {"uri": f"file://{parquet}"})
 
 
 def test_the_hash_follows_the_parquet_bytes(parquet: Path, example, tmp_path: Path) -> None:
