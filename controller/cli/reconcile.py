@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,7 +99,7 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     gc.freeze()  # a short-lived process: keep the collector off what is loaded at start
     try:
         with store(args) as opened:
-            source = GitSource(Path.cwd(), scratch=opened.state_dir)
+            source = GitSource(Path.cwd(), scratch=opened.state_dir, workers=os.cpu_count() or 1)
             outcome = reconcile_revision(source, args.revision, opened, _settings(args, do_apply=do_apply))
     except (UsageError, GitError, PolicyLoadError, EngineError, LockHeld, NothingToReconcile) as exc:
         return fail(str(exc))
@@ -149,7 +150,7 @@ def run_step(args: argparse.Namespace) -> int:
     settings = _settings(args, do_apply=False)
     try:
         with store(args) as opened:
-            source = GitSource(Path.cwd(), scratch=opened.state_dir)
+            source = GitSource(Path.cwd(), scratch=opened.state_dir, workers=os.cpu_count() or 1)
             if args.target in set(ActionKind):
                 if not args.resource:
                     return fail(f"'step {args.target}' needs a RESOURCE (Kind/name)")

@@ -12,6 +12,10 @@ from typing import Any
 
 from controller.api.status import ActionKind, OutcomeKind, Reason, RunStatus, Stage
 
+_KINDS = {str(k): k for k in ActionKind}
+_OUTCOMES = {str(o): o for o in OutcomeKind}
+_REASONS = {str(r): r for r in Reason}
+
 
 @dataclass(frozen=True)
 class DataCheck:
@@ -146,12 +150,13 @@ class Effect:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Effect:
+        # Dictionary look-ups, not Enum(...) calls: planning reads every entry of the ledger.
         return cls(
             row["key"],
-            ActionKind(row["kind"]),
+            _KINDS[row["kind"]],
             row["resource"],
-            OutcomeKind(row["outcome"]),
-            Reason(row["reason"]),
+            _OUTCOMES[row["outcome"]],
+            _REASONS[row["reason"]],
             row["message"],
             row["attempts"],
             row["retry_after"],

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.loading import LoadResult, load_blobs
+from controller.loading import LoadResult, load, load_blobs
 from controller.loading.loader import MAX_FILE_BYTES, discover
 from controller.policy.evaluate import Context
 from controller.policy.sources import PolicyFile, PolicyLoadError
@@ -169,10 +169,11 @@ class GitSource:
     ``root``; findings name files relative to it, whatever the current directory.
     """
 
-    def __init__(self, root: str | Path = ".", *, scratch: Path | None = None) -> None:
+    def __init__(self, root: str | Path = ".", *, scratch: Path | None = None, workers: int = 1) -> None:
         self.root = Path(root).resolve()
         self.repo = GitRepo(self.root)
         self.scratch = scratch  # where revisions are exported (default: the system's temp dir)
+        self.workers = workers  # loader processes for a large work tree (the CLI, owning its process, asks)
 
     def context(self, revision: str | None) -> Context:
         return context_for(str(self.root), revision)
@@ -180,6 +181,8 @@ class GitSource:
     def load(self, revision: str | None, paths: Sequence[str]) -> LoadResult:
         if revision:
             return load_blobs(self.repo.files(revision, list(paths)))
+        if self.root == Path.cwd().resolve():  # names are relative already: the loader reads (in parallel)
+            return load([p for p in paths if Path(p).exists()], workers=self.workers)
         blobs = []
         for path in paths:
             if not (self.root / path).exists():
