@@ -10,8 +10,6 @@ with the package: importing ``controller.api.findings`` or ``controller.api.stat
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this package is imported by every command
 if TYPE_CHECKING:
     from controller.api.chaos import ChaosExperiment
@@ -43,7 +41,8 @@ def __getattr__(name: str) -> object:
     elif name == "API_VERSIONS":
         value = (__getattr__("API_VERSION"),)
     elif name in _MODULES:
-        value = getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+        # __import__ rather than importlib.import_module: the same import, but -X importtime sees it.
+        value = getattr(__import__(f"{__name__}.{_MODULES[name]}", fromlist=[name]), name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

@@ -7,7 +7,6 @@ the format it prints (JUnit's XML library, say, only for ``--format junit``).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: keep start-up light
@@ -26,7 +25,7 @@ _MODULES = {
 
 def _formatter(module: str) -> Callable[[Report], str]:
     def render(report: Report) -> str:
-        return importlib.import_module(f"{__name__}.{module}").render(report)  # type: ignore[no-any-return]
+        return __import__(f"{__name__}.{module}", fromlist=["render"]).render(report)  # type: ignore[no-any-return]
 
     render.__name__ = render.__qualname__ = f"render_{module}"
     return render
