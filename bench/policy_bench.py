@@ -3,24 +3,27 @@
 Measures, side by side in one run:
   * one decision: one resource against every package that defines finding rules
     (what ``evaluate`` asks the engine for each resource), p50/p99/max per example kind;
-  * 1,000 resources: ``evaluate(EmbeddedEngine(files), resources)`` end to end,
-    building the engine included (loading the YAML is not timed);
+  * 1,000 and 10,000 resources: ``evaluate(EmbeddedEngine(files), resources)`` end to
+    end, building the engine included (loading the YAML is not timed), in one process
+    (the library's default) and with ``workers=2`` (what ``modelplane validate`` asks
+    for); its parts (build, set_data, decisions); writing out the decision log records;
+    and the time per resource at each size, to show the policy step is linear;
   * the baseline: a fresh engine per resource (parse and compile the library, set
     the data, evaluate every package for that one resource), timed on a sample of
-    the corpus and extrapolated linearly when the sample is smaller than the corpus.
+    the smallest corpus and extrapolated linearly when the sample is smaller than it.
 
 The corpus is the example chain (Dataset, Model, InferenceService, ChaosExperiment,
 PolicyException) copied and renamed per group, as in ``validate_bench.py``. It must
 produce exactly one ``datasets.retention_required`` finding per dataset, each waived
 by its group's PolicyException; anything else stops the run.
 
-Usage: python bench/policy_bench.py [--resources 1000] [--repeats 5] [--decisions 2000] [--fresh-sample 100]
+Usage: python bench/policy_bench.py [--resources 1000 10000] [--repeats 5] [--decisions 2000] [--fresh-sample 100]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import os
 import shutil
 import statistics
 import tempfile
@@ -130,16 +133,11 @@ def check_outcome(outcome: PolicyOutcome, resources: list[LoadedResource], findi
 
 
 def load_corpus(directory: Path, count: int) -> list[LoadedResource]:
-    """The corpus as ``modelplane validate`` loads it (default workers), then a full collection.
-
-    The loader parses with the cyclic GC off, so every object it made is still in the youngest
-    generation; the first collections after it scan the whole corpus (about 0.25 s for 1,000
-    files), in whatever runs next. That is loading's cost, so it is paid here, untimed.
-    """
-    result = load([str(directory)])
+    """The corpus as ``modelplane validate`` loads it: in parallel, keeping each resource's
+    data and positions (its typed model is rebuilt only if asked for)."""
+    result = load([str(directory)], workers=os.cpu_count() or 1, keep="data")
     if result.findings or len(result.resources) != count:
         raise SystemExit(f"corpus did not load cleanly: {len(result.resources)} resources, {result.findings[:3]}")
-    gc.collect()
     return result.resources
 
 
@@ -149,12 +147,12 @@ def row(label: str, seconds: float, note: str = "") -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resources", type=int, default=1000, help="corpus size (a multiple of 5)")
+    parser.add_argument("--resources", type=int, nargs="+", default=[1000, 10000], help="corpus sizes (multiples of 5)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of the corpus measurements (medians)")
     parser.add_argument("--decisions", type=int, default=2000, help="timed single decisions per kind")
     parser.add_argument("--fresh-sample", type=int, default=100, help="resources timed with a fresh engine each")
     args = parser.parse_args()
-    if args.resources <= 0 or args.resources % len(EXAMPLES):
+    if any(n <= 0 or n % len(EXAMPLES) for n in args.resources):
         parser.error(f"--resources must be a positive multiple of {len(EXAMPLES)} (whole example chains)")
     if args.repeats < 1 or args.decisions < 2 or args.fresh_sample < 1:
         parser.error("--repeats and --fresh-sample must be >= 1, --decisions >= 2")
@@ -182,44 +180,53 @@ def main() -> None:
     }
     decisions = time_decisions(cases, args.decisions)
 
-    # 2 and 3. The corpus: evaluate() with one engine vs a fresh engine per resource. Each measurement
-    # gets the corpus freshly loaded (not timed), as ``modelplane validate`` has it: from 200 files on
-    # (and 2+ cores) the loader parses part of them in worker processes.
-    work = Path(tempfile.mkdtemp(prefix="modelplane-policy-bench-"))
-    sample = min(args.fresh_sample, args.resources)
-    names = ["evaluate", "evaluate again", "build", "set_data", "calls", "engine", "fresh"]
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    try:
-        make_corpus(work, args.resources)
-        for repeat in range(args.repeats):  # interleaved, so all see the same machine state
-            resources = load_corpus(work, args.resources)
-            start = time.perf_counter()
-            outcome = evaluate(EmbeddedEngine(files), resources, context=CONTEXT, today=TODAY)
-            samples["evaluate"].append(time.perf_counter() - start)
-            if repeat == 0:
-                check_outcome(outcome, resources, finding_rules)
-                findings, waived = len(outcome.findings), len(outcome.exceptions)
-            start = time.perf_counter()  # the same resources again
-            evaluate(EmbeddedEngine(files), resources, context=CONTEXT, today=TODAY)
-            samples["evaluate again"].append(time.perf_counter() - start)
+    # 2 and 3. The corpora: evaluate() with one engine vs a fresh engine per resource. Each measurement
+    # gets the corpus freshly loaded (not timed), as ``modelplane validate`` has it.
+    sizes = sorted(args.resources)
+    names = ["evaluate", "evaluate, 2 processes", "decision log", "build", "set_data", "calls", "engine", "fresh"]
+    med: dict[int, dict[str, float]] = {}
+    counts: dict[int, tuple[int, int]] = {}
+    sample = min(args.fresh_sample, sizes[0])
+    for n in sizes:
+        work = Path(tempfile.mkdtemp(prefix="modelplane-policy-bench-"))
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        try:
+            make_corpus(work, n)
+            for repeat in range(args.repeats):  # interleaved, so all see the same machine state
+                resources = load_corpus(work, n)
+                start = time.perf_counter()
+                outcome = evaluate(EmbeddedEngine(files), resources, context=CONTEXT, today=TODAY)
+                samples["evaluate"].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                written = outcome.decisions
+                samples["decision log"].append(time.perf_counter() - start)
+                if repeat == 0:
+                    check_outcome(outcome, resources, finding_rules)
+                    counts[n] = (len(outcome.findings), len(outcome.exceptions))
+                start = time.perf_counter()  # the same resources, decided in two processes
+                forked = evaluate(EmbeddedEngine(files), resources, context=CONTEXT, today=TODAY, workers=2)
+                samples["evaluate, 2 processes"].append(time.perf_counter() - start)
+                if forked.findings != outcome.findings or [d.result for d in forked.decisions] != [
+                    d.result for d in written
+                ]:
+                    raise SystemExit("two processes decided differently from one")
 
-            resources = load_corpus(work, args.resources)
-            shared, parts = shared_engine_run(files, data_for(resources, CONTEXT), resources)
-            for name, value in parts.items():
-                samples[name].append(value)
-            samples["engine"].append(sum(parts.values()))
+                resources = load_corpus(work, n)
+                shared, parts = shared_engine_run(files, data_for(resources, CONTEXT), resources)
+                for name, value in parts.items():
+                    samples[name].append(value)
+                samples["engine"].append(sum(parts.values()))
 
-            resources = load_corpus(work, args.resources)
-            data = data_for(resources, CONTEXT)
-            start = time.perf_counter()
-            fresh = fresh_engine_run(files, data, resources[:sample])
-            samples["fresh"].append(time.perf_counter() - start)
-            if fresh != shared[:sample]:
-                raise SystemExit("a fresh engine per resource decided differently from one shared engine")
-    finally:
-        shutil.rmtree(work)
-    med = {name: statistics.median(values) for name, values in samples.items()}
-    n = args.resources
+                if n == sizes[0]:
+                    data = data_for(resources, CONTEXT)
+                    start = time.perf_counter()
+                    fresh = fresh_engine_run(files, data, resources[:sample])
+                    samples["fresh"].append(time.perf_counter() - start)
+                    if fresh != shared[:sample]:
+                        raise SystemExit("a fresh engine per resource decided differently from one shared engine")
+        finally:
+            shutil.rmtree(work)
+        med[n] = {name: statistics.median(values) for name, values in samples.items() if values}
 
     print()
     print(f"1. One decision: one resource x {len(packages)} packages ({finding_rules} finding rules) in one query,")
@@ -231,42 +238,56 @@ def main() -> None:
     verdict = "met" if max(p99s) < 1 else "MISSED"
     print(f"   target p99 < 1 ms: {verdict} (Model p99 {p99s[0]:.3f} ms; worst kind {max(p99s):.3f} ms)")
 
-    total = med["evaluate"]
-    print()
-    print(f"2. {n} resources against the whole library, medians of {args.repeats} runs (loading not timed):")
-    row("evaluate(EmbeddedEngine(files), resources)", total, "1.00x")
-    row(
-        "  same resources evaluated again",
-        med["evaluate again"],
-        f"{med['evaluate again'] / total:.2f}x",
-    )
-    row("  engine work only (build, set_data, decide per resource)", med["engine"], f"{med['engine'] / total:.2f}x")
-    row("    EmbeddedEngine(files): parse + compile the library", med["build"])
-    row(f"    set_data: {n} resources", med["set_data"])
-    row(
-        f"    one decision ({len(packages)} packages) x {n} resources",
-        med["calls"],
-        f"{med['calls'] / n * 1000:.3f} ms each",
-    )
-    print(f"   per resource, end to end: {total / n * 1000:.3f} ms")
-    print(f"   target < 2 s wall: {'met' if total < 2 else 'MISSED'} ({total:.2f} s)")
-    print(
-        f"   findings: {findings}, all {RULE}, one per Dataset, {waived} waived by their group's "
-        f"PolicyException: as expected"
-    )
+    for n in sizes:
+        m = med[n]
+        total = m["evaluate"]
+        print()
+        print(f"2. {n} resources against the whole library, medians of {args.repeats} runs (loading not timed):")
+        row("evaluate(EmbeddedEngine(files), resources): one process", total, "1.00x")
+        row(
+            "  the same, workers=2 (forked deciders)",
+            m["evaluate, 2 processes"],
+            f"{m['evaluate, 2 processes'] / total:.2f}x",
+        )
+        row("  then outcome.decisions (records for the decision log)", m["decision log"])
+        row("  engine work only (build, set_data, decide per resource)", m["engine"], f"{m['engine'] / total:.2f}x")
+        row("    EmbeddedEngine(files): parse + compile the library", m["build"])
+        row(f"    set_data: {n} resources", m["set_data"])
+        row(
+            f"    one decision ({len(packages)} packages) x {n} resources",
+            m["calls"],
+            f"{m['calls'] / n * 1000:.3f} ms each",
+        )
+        findings, waived = counts[n]
+        print(f"   per resource, end to end: {total / n * 1000:.3f} ms (one process)")
+        print(
+            f"   findings: {findings}, all {RULE}, one per Dataset, {waived} waived by their group's "
+            f"PolicyException: as expected"
+        )
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
+        factor = large / small
+        print()
+        print(f"   linearity, {large} vs {small} resources ({factor:g}x the resources):")
+        for name in ("evaluate", "evaluate, 2 processes", "set_data", "calls", "decision log"):
+            grow = med[large][name] / med[small][name]
+            print(f"     {name:40s} {grow:5.1f}x the time ({grow / factor:4.2f}x per resource)")
+        print(f"   target 1,000 resources < 2 s wall: {'met' if med[small]['evaluate'] < 2 else 'MISSED'}")
 
-    estimated = med["fresh"] * n / sample
+    n = sizes[0]
+    total = med[n]["evaluate"]
+    estimated = med[n]["fresh"] * n / sample
     print()
     if sample < n:
         print(f"3. Fresh engine per resource, timed on the first {sample} resources and EXTRAPOLATED x{n / sample:g}:")
     else:
         print(f"3. Fresh engine per resource, all {n} resources timed:")
-    row(f"{sample} resources: new engine, set_data, one decision each", med["fresh"])
-    row("  per resource", med["fresh"] / sample)
+    row(f"{sample} resources: new engine, set_data, one decision each", med[n]["fresh"])
+    row("  per resource", med[n]["fresh"] / sample)
     row(f"{n} resources" + (" (extrapolated)" if sample < n else ""), estimated)
     print(f"   fresh engine per resource / evaluate() with one engine = {estimated / total:.1f}x")
     print(
-        f"   fresh engine per resource / engine work only, one engine = {estimated / med['engine']:.1f}x"
+        f"   fresh engine per resource / engine work only, one engine = {estimated / med[n]['engine']:.1f}x"
         " (like for like)"
     )
 

@@ -1,18 +1,32 @@
-"""Benchmark: validate 1,000 spec files (schema + references).
+"""Benchmark: validation at 1,000 and 10,000 spec files, and start-up, as whole processes.
 
-Compares, side by side in one run and on the same files:
-  * ``modelplane validate --no-policy DIR`` as a process (what a user or CI runs; schema and references),
+Measures, side by side in one run and on the same files (each command a fresh
+process; wall time and the process's peak RSS, medians of interleaved runs):
+  * ``modelplane validate --no-policy DIR`` (schema, names, references),
   * ``modelplane validate DIR`` with the Rego policies too,
-  * the loader in-process (``controller.loading.load``: parse, models, references),
-    on one process and on two (a worker process parses half the files),
-  * ``check-jsonschema`` against the same generated schema (schema only, no references).
+  * ``check-jsonschema`` against the same generated schema (schema only, no references),
+  * the floor: libyaml (``yaml.CSafeLoader``) and a compiled JSON Schema validator
+    (``jsonschema_rs``), streaming file by file (schema only),
+  * with ``--compare-with REV``: the same two ``modelplane validate`` commands run
+    on the code at git revision REV ("before"), from a scratch export of it,
+  * start-up: ``modelplane --version`` and ``modelplane validate FILE`` (with and
+    without policies) on one example file, what a pre-commit hook pays, the floor
+    for one file, and the top import costs of ``validate FILE`` (``python -X importtime``).
 
-Usage: python bench/validate_bench.py [--files 1000] [--repeats 5]
+The corpus is copies of the example chain (Dataset, Model, InferenceService,
+ChaosExperiment, PolicyException), renamed so that every reference resolves; every
+command must report it valid (exit 0), or the run stops. Python's bytecode cache
+is written and used, as after a normal install (PYTHONDONTWRITEBYTECODE is unset
+for the measured processes, and both trees are compiled first).
+
+Usage: python bench/validate_bench.py [--files 1000 10000] [--repeats 5] [--peer-repeats N]
+                                      [--startup-repeats 15] [--compare-with REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -20,11 +34,35 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EXAMPLES = sorted([*ROOT.glob("specs/**/*.yaml"), *ROOT.glob("chaos/**/*.yaml")])
+ONE_FILE = ROOT / "specs/datasets/breast-cancer.yaml"  # what a pre-commit hook hands over: one changed file
+SCHEMA = ROOT / "schemas/modelplane.schema.json"
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+FLOOR = r"""
+import sys, json, pathlib, yaml, jsonschema_rs
+class Loader(yaml.CSafeLoader):  # dates stay text, as in modelplane (JSON has no dates)
+    pass
+Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+validator = jsonschema_rs.validator_for(json.loads(pathlib.Path(sys.argv[1]).read_text()))
+errors = 0
+for name in sys.argv[2:]:
+    path = pathlib.Path(name)
+    files = sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
+    for file in files:  # streaming: one file's documents at a time
+        for doc in yaml.load_all(file.read_bytes(), Loader=Loader):
+            errors += sum(1 for _ in validator.iter_errors(doc))
+print(errors)
+sys.exit(1 if errors else 0)
+"""
 
 
 def make_corpus(target: Path, count: int) -> list[Path]:
@@ -45,71 +83,194 @@ def make_corpus(target: Path, count: int) -> list[Path]:
         text = text.replace("../../schemas/", str(ROOT / "schemas") + "/").replace(
             "../schemas/", str(ROOT / "schemas") + "/"
         )
-        path = target / f"{i:04d}.yaml"
+        path = target / f"{i:05d}.yaml"
         path.write_text(text)
         files.append(path)
     return files
 
 
-def timed(cmd: list[str], expect: int = 0) -> float:
+def _drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """Read both pipes to the end (without waiting for the process: wait4 reaps it)."""
+    import threading
+
+    assert proc.stdout is not None and proc.stderr is not None
+    err: list[bytes] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))  # type: ignore[union-attr]
+    reader.start()
+    out = proc.stdout.read()
+    reader.join()
+    return out, err[0]
+
+
+def timed(cmd: list[str], expect: tuple[int, ...] = (0,), env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one process, reaped with wait4 for its own usage."""
     start = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or ENV, cwd=ROOT)
+    out, err = _drain(proc)
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    if out.returncode != expect:
-        raise SystemExit(f"{cmd[0]} exited {out.returncode}:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
-    return elapsed
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    if code not in expect:
+        raise SystemExit(
+            f"{' '.join(map(str, cmd[:5]))} ... exited {code}:\n{out.decode()[-2000:]}{err.decode()[-2000:]}"
+        )
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def before_tree(revision: str, scratch: Path) -> tuple[list[str], dict[str, str]]:
+    """The ``modelplane`` command for the code at ``revision`` (exported, not checked out)."""
+    tree = scratch / "before"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "controller")], check=True, env=ENV)
+    env = {**ENV, "PYTHONPATH": str(tree)}
+    # -P: do not put the current directory (this checkout) ahead of PYTHONPATH.
+    cmd = [
+        sys.executable,
+        "-P",
+        "-c",
+        "import sys; from controller.cli import main; sys.argv[0] = 'modelplane'; sys.exit(main())",
+    ]
+    return cmd, env
+
+
+def import_costs(repeats: int) -> list[tuple[str, float]]:
+    """Import time of ``modelplane validate FILE`` by top-level package (the sum of
+    its modules' own times, so nothing counts twice), medians in ms."""
+    costs: dict[str, list[float]] = defaultdict(list)
+    for _ in range(repeats):
+        cmd = [sys.executable, "-X", "importtime", str(BIN / "modelplane"), "validate", str(ONE_FILE)]
+        err = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT).stderr
+        totals: dict[str, float] = defaultdict(float)
+        for line in err.splitlines():
+            match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s+(\S+)$", line)
+            if match:
+                name = match.group(2)
+                package = ".".join(name.split(".")[:2]) if name.startswith("controller.") else name.split(".")[0]
+                totals[package] += int(match.group(1)) / 1000
+        for package, ms in totals.items():
+            costs[package].append(ms)
+        costs["(all imports)"].append(sum(totals.values()))
+    ranked = sorted(((name, statistics.median(v)) for name, v in costs.items()), key=lambda kv: -kv[1])
+    return ranked
+
+
+def row(name: str, walls: list[float], rsss: list[float], base: float | None) -> str:
+    wall = statistics.median(walls)
+    rss = statistics.median(rsss)
+    ratio = f"{wall / base:6.2f}x" if base else "       "
+    return f"  {name:46s} {wall * 1000:9.1f} ms {rss:7.0f} MB  {ratio}   (runs: {len(walls)})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--files", type=int, nargs="+", default=[1000, 10000], help="corpus sizes")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each command (medians)")
+    parser.add_argument("--peer-repeats", type=int, help="runs of check-jsonschema (default: --repeats)")
+    parser.add_argument("--startup-repeats", type=int, default=15, help="runs of each one-file command")
+    parser.add_argument("--compare-with", metavar="REV", help="also run the code at this git revision ('before')")
     args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="modelplane-bench-"))
+    peer_repeats = args.peer_repeats or args.repeats
     try:
-        files = make_corpus(work, args.files)
-        in_process = (
-            "import sys, time; from controller.loading import load\n"
-            "t = time.perf_counter(); r = load([sys.argv[1]], workers=int(sys.argv[3])); e = time.perf_counter() - t\n"
-            "assert not r.findings and len(r.resources) == int(sys.argv[2]), r.findings[:3]\n"
-            "print(e)"
-        )
-        commands = {
-            "modelplane validate --no-policy": [str(BIN / "modelplane"), "validate", "--no-policy", str(work)],
-            "modelplane validate (+ policies)": [
-                str(BIN / "modelplane"),
-                "validate",
-                "--policies",
-                str(ROOT / "policies"),
-                str(work),
-            ],
-            "check-jsonschema (process)": [
-                str(BIN / "check-jsonschema"),
-                "--schemafile",
-                str(ROOT / "schemas/modelplane.schema.json"),
-                *map(str, files),
-            ],
-        }
-        loader_names = ["loader in-process, 1 process", "loader in-process, 2 processes"]
-        samples: dict[str, list[float]] = {name: [] for name in [*commands, *loader_names]}
-        for _ in range(args.repeats):  # interleaved, so both see the same machine state
-            for name, cmd in commands.items():
-                samples[name].append(timed(cmd))
-            for workers, name in enumerate(loader_names, start=1):  # each in a fresh process
-                cmd = [sys.executable, "-c", in_process, str(work), str(args.files), str(workers)]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-                samples[name].append(float(out.stdout))
-    finally:
-        shutil.rmtree(work)
+        import jsonschema_rs  # noqa: F401
+    except ImportError:
+        raise SystemExit("the floor needs jsonschema_rs: .venv/bin/pip install jsonschema-rs") from None
 
-    medians = {name: statistics.median(values) for name, values in samples.items()}
-    base = medians["modelplane validate --no-policy"]
-    print(f"{args.files} files, {args.repeats} runs each, medians:")
-    for name, value in medians.items():
-        print(f"  {name:34s} {value * 1000:8.1f} ms   ({value / base:5.2f}x validate --no-policy)")
-    ratio = medians["check-jsonschema (process)"] / base
-    print(f"check-jsonschema / modelplane validate --no-policy (same checks and more) = {ratio:.1f}x")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "controller")], check=True, env=ENV)
+    scratch = Path(tempfile.mkdtemp(prefix="modelplane-bench-"))
+    modelplane = [str(BIN / "modelplane")]
+    policies = ["--policies", str(ROOT / "policies")]
+    try:
+        before = before_tree(args.compare_with, scratch) if args.compare_with else None
+        print(
+            f"python {sys.version.split()[0]}, {os.cpu_count()} cores; medians of interleaved runs; "
+            "RSS = peak of the process"
+        )
+        for count in args.files:
+            corpus = scratch / f"corpus-{count}"
+            corpus.mkdir()
+            make_corpus(corpus, count)
+            commands: dict[str, tuple[list[str], dict[str, str] | None, int]] = {
+                "modelplane validate --no-policy DIR": ([*modelplane, "validate", "--no-policy", str(corpus)], None, 0),
+                "modelplane validate DIR (+ policies)": ([*modelplane, "validate", *policies, str(corpus)], None, 0),
+            }
+            if before is not None:
+                cmd, env = before
+                commands[f"  before ({args.compare_with}): --no-policy"] = (
+                    [*cmd, "validate", "--no-policy", str(corpus)],
+                    env,
+                    0,
+                )
+                commands[f"  before ({args.compare_with}): + policies"] = (
+                    [*cmd, "validate", *policies, str(corpus)],
+                    env,
+                    0,
+                )
+            commands["check-jsonschema --schemafile ... DIR/*"] = (
+                [str(BIN / "check-jsonschema"), "--schemafile", str(SCHEMA), *map(str, sorted(corpus.iterdir()))],
+                None,
+                peer_repeats,
+            )
+            commands["floor: libyaml + jsonschema_rs, streaming"] = (
+                [sys.executable, "-c", FLOOR, str(SCHEMA), str(corpus)],
+                None,
+                0,
+            )
+            walls: dict[str, list[float]] = defaultdict(list)
+            rsss: dict[str, list[float]] = defaultdict(list)
+            for repeat in range(args.repeats):  # interleaved, so all see the same machine state
+                for name, (cmd, env, limit) in commands.items():
+                    if limit and repeat >= limit:
+                        continue
+                    wall, rss = timed(cmd, env=env)
+                    walls[name].append(wall)
+                    rsss[name].append(rss)
+            base = statistics.median(walls["modelplane validate --no-policy DIR"])
+            print(f"\n{count} files ({sum(p.stat().st_size for p in corpus.iterdir()) / 1e6:.1f} MB):")
+            print(f"  {'command':46s} {'wall':>12s} {'peak RSS':>10s}  vs --no-policy")
+            for name in commands:
+                print(row(name, walls[name], rsss[name], base))
+            shutil.rmtree(corpus)
+
+        one = {
+            "modelplane --version": ([*modelplane, "--version"], None, (0,)),
+            "modelplane validate FILE": ([*modelplane, "validate", *policies, str(ONE_FILE)], None, (0, 1)),
+            "modelplane validate --no-policy FILE": (
+                [*modelplane, "validate", "--no-policy", str(ONE_FILE)],
+                None,
+                (0,),
+            ),
+        }
+        if before is not None:
+            cmd, env = before
+            one[f"  before ({args.compare_with}): --version"] = ([*cmd, "--version"], env, (0,))
+            one[f"  before ({args.compare_with}): validate FILE"] = (
+                [*cmd, "validate", *policies, str(ONE_FILE)],
+                env,
+                (0, 1),
+            )
+        one["floor: python + libyaml + jsonschema_rs, one file"] = (
+            [sys.executable, "-c", FLOOR, str(SCHEMA), str(ONE_FILE)],
+            None,
+            (0,),
+        )
+        one["floor: python -c pass"] = ([sys.executable, "-c", "pass"], None, (0,))
+        walls = defaultdict(list)
+        rsss = defaultdict(list)
+        for _ in range(args.startup_repeats):
+            for name, (cmd, env, expect) in one.items():
+                wall, rss = timed(cmd, expect, env)
+                walls[name].append(wall)
+                rsss[name].append(rss)
+        print(f"\nstart-up, one file ({ONE_FILE.relative_to(ROOT)}):")
+        for name in one:
+            print(row(name, walls[name], rsss[name], None))
+        print("\n  imports of `modelplane validate FILE` by package (python -X importtime, self times, medians):")
+        for name, ms in import_costs(min(args.startup_repeats, 7))[:12]:
+            print(f"    {ms:7.1f} ms  {name}")
+    finally:
+        shutil.rmtree(scratch)
 
 
 if __name__ == "__main__":

@@ -2,19 +2,52 @@
 
 The loader (``controller.loading``) turns YAML into these models; schemas in
 ``schemas/`` and the spec reference in ``docs/`` are generated from them.
+
+The models are imported on first use (``from controller.api import Model``), not
+with the package: importing ``controller.api.findings`` or ``controller.api.status``
+(the formatters, the state store, ``modelplane --version``) does not build them.
 """
 
-from controller.api.chaos import ChaosExperiment
-from controller.api.common import API_VERSION, Reference, Resource
-from controller.api.dataset import Dataset
-from controller.api.inference_service import InferenceService
-from controller.api.model import Model
-from controller.api.policy_exception import PolicyException
+from __future__ import annotations
 
-KINDS: dict[str, type[Resource]] = {
-    cls.__name__: cls for cls in (Dataset, Model, InferenceService, ChaosExperiment, PolicyException)
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this package is imported by every command
+if TYPE_CHECKING:
+    from controller.api.chaos import ChaosExperiment
+    from controller.api.common import API_VERSION, Reference, Resource
+    from controller.api.dataset import Dataset
+    from controller.api.inference_service import InferenceService
+    from controller.api.model import Model
+    from controller.api.policy_exception import PolicyException
+
+    KINDS: dict[str, type[Resource]]
+    API_VERSIONS: tuple[str, ...]
+
+_MODULES = {
+    "API_VERSION": "common",
+    "Reference": "common",
+    "Resource": "common",
+    "Dataset": "dataset",
+    "Model": "model",
+    "InferenceService": "inference_service",
+    "ChaosExperiment": "chaos",
+    "PolicyException": "policy_exception",
 }
-API_VERSIONS = (API_VERSION,)
+_KIND_ORDER = ("Dataset", "Model", "InferenceService", "ChaosExperiment", "PolicyException")
+
+
+def __getattr__(name: str) -> object:
+    if name == "KINDS":
+        value: object = {kind: __getattr__(kind) for kind in _KIND_ORDER}
+    elif name == "API_VERSIONS":
+        value = (__getattr__("API_VERSION"),)
+    elif name in _MODULES:
+        # __import__ rather than importlib.import_module: the same import, but -X importtime sees it.
+        value = getattr(__import__(f"{__name__}.{_MODULES[name]}", fromlist=[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "API_VERSION",

@@ -47,12 +47,7 @@ def run(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     import os
 
-    from controller.engine.checks import judge
     from controller.loading import DEFAULT_PATHS, UsageError, load
-    from controller.policy.engine import EngineError
-    from controller.policy.evaluate import parallel
-    from controller.policy.sources import PolicyLoadError
-    from controller.triggers.git_source import context_for
 
     paths = args.paths or [p for p in DEFAULT_PATHS if Path(p).exists()]
     if not paths:
@@ -72,6 +67,15 @@ def _validate(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if not result.files:
         return fail(f"no .yaml or .yml files under {', '.join(paths)}")
+    if settings is None:  # the loader's report is the whole report: no policy engine, no git
+        return emit(result.report(), args)
+
+    from controller.engine.checks import judge
+    from controller.policy.engine import EngineError
+    from controller.policy.evaluate import parallel
+    from controller.policy.sources import PolicyLoadError
+    from controller.triggers.git_source import context_for
+
     try:
         with parallel(workers):
             report, _ = judge(result, settings, context_for())

@@ -312,3 +312,54 @@ def test_keep_references_keeps_no_data() -> None:
         _ = item.raw
     with pytest.raises(ValueError, match="keep must be one of"):
         load(["specs"], keep="everything")  # type: ignore[arg-type]
+
+
+def _rglob_oracle(root: str) -> list[str]:
+    """How the loader walked a directory before: pathlib's rglob, filtered and sorted."""
+    base = Path(root)
+
+    def hidden(p: Path) -> bool:
+        return any(part.startswith(".") for part in p.relative_to(base).parts)
+
+    return [
+        str(p)
+        for p in sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file() and not hidden(p))
+    ]
+
+
+def test_directory_walk_finds_what_rglob_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller.loading.loader import discover
+
+    tree = tmp_path / "tree"
+    for name in [
+        "a-b.yaml",
+        "a/b.yaml",
+        "a/c/d.yml",
+        "a.b.yml",
+        "x.YAML",
+        "trailing.yaml.",
+        "z.yaml.txt",
+        ".hidden.yaml",
+        ".git/config.yaml",
+        "b/.hidden/deep.yaml",
+        "dir.yaml/inner.yaml",
+        "é/ü.yaml",
+        "10.yaml",
+        "9.yaml",
+    ]:
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text("a: 1\n")
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "linked.yaml").write_text("a: 1\n")
+    (outside / "sub" / "in-linked-dir.yaml").write_text("a: 1\n")
+    (tree / "link-to-file.yaml").symlink_to(outside / "linked.yaml")
+    (tree / "link-to-dir").symlink_to(outside / "sub")
+    (tree / "broken.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    found = list(discover([str(tree)]))
+    assert found == _rglob_oracle(str(tree))
+    assert str(tree / "link-to-file.yaml") in found and str(tree / "dir.yaml" / "inner.yaml") in found
+    assert not [f for f in found if "/." in f or "in-linked-dir" in f or "broken" in f]
+    assert list(discover([str(tree) + "/"])) == found
+    monkeypatch.chdir(tree)
+    assert list(discover(["."])) == _rglob_oracle(".") == [str(Path(f).relative_to(tree)) for f in found]

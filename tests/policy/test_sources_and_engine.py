@@ -53,3 +53,20 @@ def test_library_rules_are_discovered_with_ids(library: list[PolicyFile]) -> Non
         "chaos.non_production_target",
     } <= findings
     assert any(r.is_test for r in rules)
+
+
+def test_json_text_and_values_decide_alike(library: list[PolicyFile]) -> None:
+    """evaluate() hands the embedded engine JSON text it already holds; the answers are the same."""
+    import json
+
+    from controller.loading import load
+    from controller.policy.evaluate import Context, data_for, input_for
+
+    resources = load(["specs", "chaos"], keep="data").resources
+    by_values, by_text = EmbeddedEngine([f for f in library if not f.is_test]), EmbeddedEngine(library)
+    data = data_for(resources, Context(revision="abc"))
+    by_values.set_data(data)
+    by_text.set_data_json(json.dumps({"modelplane": data}, sort_keys=True))
+    decided = [by_values.decide(input_for(item)) for item in resources]
+    assert decided == [by_text.decide_json(json.dumps(input_for(item))) for item in resources]
+    assert any(result.get("datasets", {}).get("deny_retention_required") for result in decided)

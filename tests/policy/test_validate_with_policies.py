@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -13,7 +14,7 @@ import pytest
 from controller.api.findings import Severity
 from controller.loading import load
 from controller.policy.embedded import EmbeddedEngine
-from controller.policy.evaluate import Context, evaluate
+from controller.policy.evaluate import Context, PolicyOutcome, digest, evaluate, input_for
 from controller.policy.opa import OpaServerEngine
 from controller.policy.sources import PolicyFile
 
@@ -233,3 +234,183 @@ def test_every_example_kind_is_judged(kind: str, library: list[PolicyFile], plat
     assert {f.resource for f in outcome.failures} == {resource}
     assert rule in {f.rule for f in outcome.failures}
     assert [d.result for d in outcome.decisions if (d.rule, d.resource) == (rule, resource)] == ["deny"]
+
+
+# Where a policy finding with a field points: at the field as written, from the
+# positions the loader recorded (no YAML parsed again), however the load kept it.
+FIELDS_POLICY = PolicyFile(
+    "fields.rego",
+    """package fields
+
+violation_where contains {"msg": sprintf("at %s", [f]), "field": f} if {
+    input.kind == "Model"
+    some f in [
+        "spec.gates[0].threshold",
+        "spec.gates[1]",
+        "metadata.name",
+        "spec.search.space.max_depth.high",
+        "spec.nope.deeper",
+        "spec.gates[7]",
+        "spec.dataset.below",
+    ]
+}
+""",
+)
+
+
+def _written_at(lines: list[str], line_text: str, token: str) -> tuple[int, int]:
+    """1-based line and column of ``token`` on the first line starting with ``line_text`` (stripped)."""
+    number = next(i for i, text in enumerate(lines, 1) if text.strip().startswith(line_text))
+    return number, lines[number - 1].index(token) + 1
+
+
+@pytest.mark.parametrize("keep", ["resources", "data"])
+def test_policy_findings_point_at_the_field_as_written(keep: str) -> None:
+    lines = MODEL.read_text().splitlines()
+    expected = {
+        "spec.gates[0].threshold": _written_at(lines, "threshold: 0.92", "0.92"),
+        "spec.gates[1]": _written_at(lines, "- metric: recall", "metric"),
+        "metadata.name": _written_at(lines, "name: breast-cancer-classifier", "breast-cancer-classifier"),
+        "spec.search.space.max_depth.high": _written_at(lines, "max_depth: {type: int", "4}"),
+        "spec.nope.deeper": _written_at(lines, "spec:", "spec"),  # the closest parent's key
+        "spec.gates[7]": _written_at(lines, "gates:", "gates"),
+        "spec.dataset.below": _written_at(lines, "dataset: breast-cancer", "dataset"),
+    }
+    result = load(["specs"], keep=keep)
+    outcome = evaluate(EmbeddedEngine([FIELDS_POLICY]), result.resources, today=date(2026, 11, 22))
+    found = {
+        f.field: (f.location.file, f.location.line, f.location.column)
+        for f in outcome.findings
+        if f.rule == "fields.where"
+    }
+    assert found == {field: (str(MODEL), line, column) for field, (line, column) in expected.items()}
+
+
+def _without_time(outcome: PolicyOutcome) -> list[tuple[object, ...]]:
+    return [(d.policy, d.rule, d.resource, d.result, d.message, d.input_digest) for d in outcome.decisions]
+
+
+def test_decisions_are_recorded_per_rule_and_resource_with_the_digest_of_the_input(library: list[PolicyFile]) -> None:
+    result = load(["specs", "chaos"], keep="data")
+    outcome = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22))
+    rules = [r for r in EmbeddedEngine(library).rules() if r.is_finding]
+    assert len(outcome.decisions) == len(rules) * len(result.resources)
+    by_resource = {item.ref: digest(input_for(item)) for item in result.resources}
+    assert {d.resource: d.input_digest for d in outcome.decisions} == by_resource
+    waived = [d for d in outcome.decisions if d.result == "waived"]
+    assert [(d.rule, d.resource) for d in waived] == [("datasets.retention_required", "Dataset/breast-cancer")]
+    assert outcome.decisions is outcome.decisions  # built once, on first read
+
+
+def _count_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import os
+
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork)
+    return forks
+
+
+def test_forked_deciders_decide_as_one_process(
+    library: list[PolicyFile], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import gc
+
+    from controller.policy import evaluate as evaluation
+
+    for name in ("specs", "chaos"):
+        shutil.copytree(name, tmp_path / name)
+    weaken_gate(tmp_path)
+    result = load([str(tmp_path / "specs"), str(tmp_path / "chaos")], keep="data")
+    serial = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22))
+    assert serial.failures, "the weakened gate must fail, so that findings travel back from a child"
+    monkeypatch.setattr(evaluation, "PARALLEL_MIN_RESOURCES", 2)
+    forks = _count_forks(monkeypatch)
+    calls: list[str] = []
+    for name in ("disable", "enable", "freeze", "collect"):
+        monkeypatch.setattr(gc, name, lambda *args, name=name: calls.append(name))
+    forked = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22), workers=3)
+    assert len(forks) == 2 and calls == []
+    assert forked.findings == serial.findings
+    assert _without_time(forked) == _without_time(serial)
+    assert forked.evaluated == serial.evaluated == len(result.resources)
+    with evaluation.parallel(2):  # how the CLI asks, through judge()
+        evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22))
+    assert len(forks) == 3
+
+
+def test_deciders_are_never_forked_from_a_thread(library: list[PolicyFile], monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from controller.policy import evaluate as evaluation
+
+    result = load(["specs", "chaos"], keep="data")
+    monkeypatch.setattr(evaluation, "PARALLEL_MIN_RESOURCES", 2)
+    forks = _count_forks(monkeypatch)
+
+    def in_thread() -> PolicyOutcome:
+        return evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22), workers=2)
+
+    with ThreadPoolExecutor(1) as pool:
+        outcome = pool.submit(in_thread).result()
+    assert forks == []
+    assert outcome.evaluated == len(result.resources) and len(outcome.exceptions) == 1
+
+
+def test_a_failed_decider_is_replaced_by_deciding_its_share_here(
+    library: list[PolicyFile], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import pickle
+
+    from controller.policy import evaluate as evaluation
+
+    result = load(["specs", "chaos"], keep="data")
+    serial = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22))
+    parent = os.getpid()
+    real_dumps = pickle.dumps
+
+    def dumps(value: object, *args: object) -> bytes:
+        if os.getpid() != parent:
+            raise RuntimeError("a child that dies before it answers")
+        return real_dumps(value, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evaluation, "PARALLEL_MIN_RESOURCES", 2)
+    monkeypatch.setattr(evaluation.pickle, "dumps", dumps)
+    forked = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22), workers=2)
+    assert forked.findings == serial.findings and _without_time(forked) == _without_time(serial)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["gc-on", "gc-off"])
+def test_validate_command_leaves_the_collector_as_it_found_it(enabled: bool) -> None:
+    """The command switches the collector off for its own run only (the library never touches it)."""
+    import gc
+
+    from controller.cli import main
+
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        assert main(["validate", "--no-policy", "specs"]) == 0
+        assert gc.isenabled() == enabled
+    finally:
+        gc.enable() if was else gc.disable()
+
+
+@pytest.mark.parametrize("keep", ["resources", "data"])
+def test_the_json_handed_to_the_engine_is_the_data_and_input_as_values(keep: str) -> None:
+    from controller.policy import evaluate as evaluation
+    from controller.policy.evaluate import data_for
+
+    resources = load(["specs", "chaos", "tests/invalid/duplicate-name.yaml"], keep=keep).resources
+    context = Context(revision="abc", changed_files=("specs/x.yaml",))
+    assert json.loads(evaluation._data_json(resources, context)) == {"modelplane": data_for(resources, context)}
+    for item in resources:
+        text = evaluation._input_json(item)
+        assert json.loads(text) == input_for(item)
+        assert text == json.dumps(input_for(item), sort_keys=True, separators=(",", ":"))
