@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from controller.cli.common import EXIT_OK, fail
 
@@ -77,27 +76,19 @@ def test_policies(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from controller.loading import DEFAULT_PATHS, load
-    from controller.policy.data_api import DataApi, make_server
-    from controller.policy.evaluate import data_for
-    from controller.policy.sources import PolicyLoadError, discover
-    from controller.triggers.git_source import context_for
+    # Imported here: starlette and uvicorn load only when a server is started.
+    from controller.loading import UsageError
+    from controller.policy.sources import PolicyLoadError
+    from controller.server.run import ServerError
+    from controller.server.serve import serve_data_api
+
+    def announce(url: str, policy_files: int) -> None:
+        print(f"serving OPA Data API on {url} ({policy_files} policy files)", flush=True)
 
     try:
-        files = discover(args.policies)
-        paths = args.paths or [p for p in DEFAULT_PATHS if Path(p).exists()]
-        result = load(paths) if paths else None
-        data = {"modelplane": data_for(result.resources if result else [], context_for())}
-        api = DataApi(files, data)
-        server = make_server(api, args.host, args.port)
-    except (PolicyLoadError, OSError) as exc:
+        serve_data_api(args.policies, args.paths, host=args.host, port=args.port, on_ready=announce)
+    except (PolicyLoadError, UsageError, ServerError, OSError) as exc:
         return fail(str(exc))
-    host, port = str(server.server_address[0]), server.server_address[1]
-    print(f"serving OPA Data API on http://{host}:{port} ({len(files)} policy files)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down gracefully
         pass
-    finally:
-        server.server_close()
     return EXIT_OK

@@ -1,230 +1,221 @@
-"""OPA's Data API, served from the embedded engine.
+"""OPA's Data and Policy APIs over the embedded engine, without HTTP.
 
-``POST /v1/data/{path}`` with ``{"input": ...}`` answers ``{"result": ...}`` (no
-``result`` when undefined), ``GET /health`` answers ``{}``; policies and data can
-be read and replaced with ``GET|PUT /v1/policies/{id}`` and ``PUT /v1/data/{path}``,
-so OPA clients (``opa-python-client`` among them) work against it unchanged.
+Called by :mod:`controller.server.data_api`, which maps ``POST|GET|PUT /v1/data/{path}``
+and ``GET|PUT /v1/policies/{id}`` onto :class:`DataApi` and its errors onto OPA's
+status codes. Nothing here knows of HTTP: operations take paths, JSON values and
+policy text, and return JSON values or raise :class:`InvalidRequest`,
+:class:`~controller.policy.sources.PolicyLoadError` or
+:class:`~controller.policy.engine.EngineError`.
 
-:class:`DataApi` holds the logic and knows nothing of HTTP; :func:`serve` wraps
-it in a threaded HTTP server bound to 127.0.0.1 unless told otherwise. The
-controller's server will mount :class:`DataApi` for runtime decisions.
+A regorus engine is pyo3 "unsendable": it may only be used, and dropped, on the
+thread that made it. :class:`DataApi` keeps its engine on one thread of its own;
+async callers await that thread's work (the event loop never blocks on the engine),
+and every change to the policies and data also runs there, in order, so that thread
+is the only writer and no lock is needed.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
+import asyncio
+import re
+import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlparse
 
 from controller.policy.embedded import EmbeddedEngine
 from controller.policy.engine import EngineError
 from controller.policy.sources import PolicyFile, PolicyLoadError
 
-MAX_BODY_BYTES = 1 << 20
-log = logging.getLogger(__name__)
+# A path deeper than this is refused: queries are compiled to Rego references and
+# written data nests one object per segment; no real document is this deep.
+MAX_PATH_SEGMENTS = 64
+# Queried paths become Rego references (``data.a.b``): only identifiers, so a path
+# can never inject Rego into the query.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-Answer = tuple[int, dict[str, Any] | None]
 T = TypeVar("T")
+Outcome = tuple[Any, Exception | None]
 
 
-def _error(status: HTTPStatus, code: str, message: str) -> Answer:
-    return status, {"code": code, "message": message}
+class InvalidRequest(ValueError):
+    """The caller's mistake: a path that cannot be queried, data of the wrong shape."""
+
+
+def _split(path: str, *, identifiers: bool) -> list[str]:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) > MAX_PATH_SEGMENTS:
+        raise InvalidRequest(f"path has {len(parts)} segments; at most {MAX_PATH_SEGMENTS} are allowed")
+    if identifiers:
+        for part in parts:
+            if not _IDENTIFIER.match(part):
+                raise InvalidRequest(f"path segment {part!r} is not a Rego identifier ([A-Za-z_][A-Za-z0-9_]*)")
+    return parts
+
+
+def _with_value(data: dict[str, Any], parts: list[str], value: Any, path: str) -> dict[str, Any]:
+    """A copy of ``data`` with ``value`` at ``parts``; objects on the way are copied,
+    the rest is shared (documents are replaced, never changed in place)."""
+    head, rest = parts[0], parts[1:]
+    if not rest:
+        return {**data, head: value}
+    child = data.get(head, {})
+    if not isinstance(child, dict):
+        raise InvalidRequest(f"/{path} is not an object path")
+    return {**data, head: _with_value(child, rest, value, path)}
+
+
+def _detached(exc: Exception) -> Exception:
+    """``exc`` made safe to raise on another thread.
+
+    A traceback keeps its frames' locals alive, an engine among them; if the
+    exception died on the caller's thread, so would that engine. Known errors are
+    rebuilt without a traceback; anything else keeps its type and message, but the
+    locals of every frame in its chain are cleared here, on the engine thread."""
+    if isinstance(exc, PolicyLoadError):
+        return PolicyLoadError(exc.message, exc.file, exc.line, exc.column)
+    if isinstance(exc, EngineError):
+        return EngineError(str(exc))
+    if isinstance(exc, InvalidRequest):
+        return InvalidRequest(str(exc))
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        traceback.clear_frames(link.__traceback__)
+        link = link.__cause__ or link.__context__
+    return exc
 
 
 class _EngineThread:
-    """Owns one regorus engine on one thread.
+    """One thread that runs tasks in the order they were submitted.
 
-    A regorus engine may only be used, and dropped, by the thread that made it:
-    every call, every replacement and the final drop run on this thread.
-    """
+    :class:`DataApi` makes, uses and drops its engine only in tasks run here.
+    Errors come back through :func:`_detached`."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="regorus")
-        self._engine: EmbeddedEngine | None = None  # touched only on the pool thread
 
-    def _run(self, task: Callable[[], T]) -> T:
-        """Run ``task`` on the engine thread. Errors are re-raised here without their
-        traceback, whose frames would otherwise drop an engine on this thread."""
-
-        def guarded() -> tuple[T | None, Exception | None]:
+    def _submit(self, task: Callable[[], T]) -> Future[Outcome]:
+        def guarded() -> Outcome:
             try:
                 return task(), None
-            except PolicyLoadError as exc:
-                return None, PolicyLoadError(exc.message, exc.file, exc.line, exc.column)
-            except EngineError as exc:
-                return None, EngineError(str(exc))
+            except Exception as exc:
+                return None, _detached(exc)
 
-        value, error = self._pool.submit(guarded).result()
+        try:
+            return self._pool.submit(guarded)
+        except RuntimeError:  # shut down
+            raise EngineError("the Data API is closed") from None
+
+    @staticmethod
+    def _unwrap(outcome: Outcome) -> Any:
+        value, error = outcome
         if error is not None:
             raise error
-        return value  # type: ignore[return-value]
+        return value
 
-    def call(self, fn: Callable[[EmbeddedEngine], T]) -> T:
-        def task() -> T:
-            assert self._engine is not None
-            return fn(self._engine)
+    def run(self, task: Callable[[], T]) -> T:
+        """Run ``task`` here and wait for it (blocking the caller)."""
+        return self._unwrap(self._submit(task).result())
 
-        return self._run(task)
+    async def arun(self, task: Callable[[], T]) -> T:
+        """Run ``task`` here; the caller's event loop stays free meanwhile."""
+        return self._unwrap(await asyncio.wrap_future(self._submit(task)))
 
-    def replace(self, policies: list[PolicyFile], data: dict[str, Any]) -> None:
-        """Build a new engine; on a load error the old one stays."""
-
-        def task() -> None:
-            engine = EmbeddedEngine(policies)
-            engine.load_data(data)
-            self._engine = engine  # the old engine is dropped here, on its own thread
-
-        self._run(task)
-
-    def close(self) -> None:
-        self._pool.submit(setattr, self, "_engine", None).result()
+    def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
 
 
 class DataApi:
-    """The Data and Policy APIs over one embedded engine; requests may come from any thread."""
+    """The Data and Policy APIs over one embedded engine.
+
+    Build it (and close it) from any thread; await its operations from any event
+    loop. Use it as a context manager, or call :meth:`close`, to drop the engine on
+    its own thread."""
 
     def __init__(self, files: list[PolicyFile], data: dict[str, Any] | None = None) -> None:
-        self._lock = threading.Lock()  # one writer at a time for policies and data
+        # The policies and data are replaced whole on the engine thread, never changed
+        # in place, so any thread may read the current ones. The engine itself is
+        # touched only on that thread.
         self._policies = {f.path.strip("/"): PolicyFile(f.path.strip("/"), f.text) for f in files}
         self._data: dict[str, Any] = dict(data or {})
-        self._engine = _EngineThread()
-        self._engine.replace(list(self._policies.values()), self._data)
+        self._engine: EmbeddedEngine | None = None
+        self._closed = False
+        self._thread = _EngineThread()
+        try:
+            self._thread.run(lambda: self._load(self._policies, self._data))
+        except BaseException:
+            self._thread.shutdown()
+            raise
+
+    def __enter__(self) -> DataApi:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
     def close(self) -> None:
-        self._engine.close()
-
-    def handle(self, method: str, path: str, body: bytes) -> Answer:
-        route = urlparse(path).path
-        if route in ("/health", "/health/"):
-            return (
-                (HTTPStatus.OK, {})
-                if method == "GET"
-                else _error(HTTPStatus.METHOD_NOT_ALLOWED, "invalid_method", method)
-            )
-        if route.startswith("/v1/data"):
-            return self._data_api(method, unquote(route[len("/v1/data") :]).strip("/"), body)
-        if route.startswith("/v1/policies"):
-            return self._policy_api(method, unquote(route[len("/v1/policies") :]).strip("/"), body)
-        return _error(HTTPStatus.NOT_FOUND, "resource_not_found", f"no such endpoint: {route}")
-
-    def _data_api(self, method: str, data_path: str, body: bytes) -> Answer:
-        if method in ("POST", "GET"):
-            input_doc = None
-            if method == "POST" and body.strip():
-                try:
-                    doc = json.loads(body)
-                except json.JSONDecodeError as exc:
-                    return _error(HTTPStatus.BAD_REQUEST, "invalid_parameter", f"body is not JSON: {exc}")
-                if not isinstance(doc, dict):
-                    return _error(HTTPStatus.BAD_REQUEST, "invalid_parameter", 'body must be {"input": ...}')
-                input_doc = doc.get("input")
-            try:
-                value = self._engine.call(lambda engine: engine.query(data_path, input_doc))
-            except EngineError as exc:
-                return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", str(exc))
-            return HTTPStatus.OK, ({} if value is None else {"result": value})
-        if method == "PUT":
-            try:
-                value = json.loads(body or b"null")
-            except json.JSONDecodeError as exc:
-                return _error(HTTPStatus.BAD_REQUEST, "invalid_parameter", f"body is not JSON: {exc}")
-            parts = [p for p in data_path.split("/") if p]
-            if not parts:
-                if not isinstance(value, dict):
-                    return _error(HTTPStatus.BAD_REQUEST, "invalid_parameter", "root data must be an object")
-                new = dict(value)
-            else:
-                new = json.loads(json.dumps(self._data))
-                node = new
-                for part in parts[:-1]:
-                    node = node.setdefault(part, {})
-                    if not isinstance(node, dict):
-                        return _error(
-                            HTTPStatus.BAD_REQUEST, "invalid_parameter", f"/{data_path} is not an object path"
-                        )
-                node[parts[-1]] = value
-            with self._lock:
-                self._engine.call(lambda engine: engine.load_data(new))
-                self._data = new
-            return HTTPStatus.NO_CONTENT, None
-        return _error(HTTPStatus.METHOD_NOT_ALLOWED, "invalid_method", f"{method} is not allowed on /v1/data")
-
-    def _policy_api(self, method: str, policy_id: str, body: bytes) -> Answer:
-        if method == "GET" and not policy_id:
-            with self._lock:
-                return HTTPStatus.OK, {"result": [{"id": p.path, "raw": p.text} for p in self._policies.values()]}
-        if method == "GET":
-            policy = self._policies.get(policy_id)
-            if policy is None:
-                return _error(
-                    HTTPStatus.NOT_FOUND, "resource_not_found", f"storage_not_found_error: policy id {policy_id!r}"
-                )
-            return HTTPStatus.OK, {"result": {"id": policy.path, "raw": policy.text}}
-        if method == "PUT" and policy_id:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                return _error(HTTPStatus.BAD_REQUEST, "invalid_parameter", "policy is not UTF-8 text")
-            with self._lock:
-                candidate = {**self._policies, policy_id: PolicyFile(policy_id, text)}
-                try:
-                    self._engine.replace(list(candidate.values()), self._data)
-                except PolicyLoadError as exc:
-                    return _error(HTTPStatus.BAD_REQUEST, "invalid_parameter", str(exc))
-                self._policies = candidate
-            return HTTPStatus.OK, {}
-        return _error(HTTPStatus.METHOD_NOT_ALLOWED, "invalid_method", f"{method} is not allowed on /v1/policies")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    api: DataApi
-    max_body = MAX_BODY_BYTES
-    protocol_version = "HTTP/1.1"
-
-    def _respond(self, status: int, doc: dict[str, Any] | None) -> None:
-        payload = b"" if doc is None else json.dumps(doc).encode()
-        self.send_response(status)
-        if doc is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _dispatch(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self._respond(*_error(HTTPStatus.BAD_REQUEST, "invalid_parameter", "bad Content-Length"))
+        """Drop the engine on its thread and stop that thread (once; later calls do nothing)."""
+        if self._closed:
             return
-        if length > self.max_body:
-            self.close_connection = True
-            self._respond(
-                *_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "invalid_parameter", f"body over {self.max_body} bytes")
-            )
-            return
-        body = self.rfile.read(length) if length else b""
-        try:
-            status, doc = self.api.handle(self.command, self.path, body)
-        except Exception:  # never leak a traceback to the client
-            log.exception("policy Data API failed on %s %s", self.command, self.path)
-            status, doc = _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
-        self._respond(status, doc)
+        self._closed = True
+        self._thread.run(lambda: setattr(self, "_engine", None))
+        self._thread.shutdown()
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+    # Tasks: these run on the engine thread only.
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
+    def _load(self, policies: dict[str, PolicyFile], data: dict[str, Any]) -> None:
+        """A new engine for ``policies`` and ``data``; on a load error the old one stays."""
+        engine = EmbeddedEngine(list(policies.values()))
+        engine.load_data(data)
+        self._engine = engine  # the old engine is dropped here, on its own thread
+        self._policies, self._data = policies, data
 
+    def _running(self) -> EmbeddedEngine:
+        if self._engine is None:
+            raise EngineError("the Data API is closed")
+        return self._engine
 
-def make_server(api: DataApi, host: str = "127.0.0.1", port: int = 8181) -> ThreadingHTTPServer:
-    handler = type("Handler", (_Handler,), {"api": api})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    # Operations.
+
+    async def query(self, path: str, input_doc: Any = None) -> Any:
+        """``data.<path>`` for ``input_doc``; None when undefined.
+
+        Without an input the query sees ``input`` as ``{}``: the engine keeps the
+        last input it was given, and a query must never see another caller's."""
+        dotted = "/".join(_split(path, identifiers=True))
+        doc = {} if input_doc is None else input_doc
+        return await self._thread.arun(lambda: self._running().query(dotted, doc))
+
+    async def put_data(self, path: str, value: Any) -> None:
+        """Replace the document at ``data.<path>`` (the whole ``data`` for an empty path)."""
+        parts = _split(path, identifiers=False)
+        if not parts and not isinstance(value, dict):
+            raise InvalidRequest("root data must be an object")
+
+        def task() -> None:
+            new = dict(value) if not parts else _with_value(self._data, parts, value, "/".join(parts))
+            self._running().load_data(new)
+            self._data = new
+
+        await self._thread.arun(task)
+
+    def policies(self) -> list[PolicyFile]:
+        return list(self._policies.values())
+
+    def policy(self, policy_id: str) -> PolicyFile | None:
+        return self._policies.get(policy_id.strip("/"))
+
+    async def put_policy(self, policy_id: str, text: str) -> None:
+        """Add or replace one policy; on a load error nothing changes."""
+        policy_id = policy_id.strip("/")
+        if not policy_id:
+            raise InvalidRequest("a policy needs an id")
+
+        def task() -> None:
+            self._running()
+            self._load({**self._policies, policy_id: PolicyFile(policy_id, text)}, self._data)
+
+        await self._thread.arun(task)

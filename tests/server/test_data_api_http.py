@@ -1,14 +1,14 @@
-"""OPA's Data API served from the embedded engine, used through opa-python-client, and
-the OPA-server engine (our HTTP client for OPA) giving the same decisions as the embedded
-engine when pointed at that Data API (regorus answers on both sides; no OPA binary runs)."""
+"""OPA's Data API served from the embedded engine by the server (uvicorn on 127.0.0.1),
+used through opa-python-client and plain HTTP, and the OPA-server engine (our HTTP client
+for OPA) giving the same decisions as the embedded engine when pointed at that Data API
+(regorus answers on both sides; no OPA binary runs)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
-import threading
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -16,28 +16,16 @@ import pytest
 from opa_client import OpaClient
 
 from controller.loading import load
-from controller.policy.data_api import MAX_BODY_BYTES, DataApi, make_server
+from controller.policy.data_api import DataApi
 from controller.policy.embedded import EmbeddedEngine
-from controller.policy.evaluate import Context, data_for, evaluate
+from controller.policy.evaluate import Context, evaluate
 from controller.policy.opa import OpaServerEngine
 from controller.policy.sources import PolicyFile
+from controller.server.app import MAX_BODY_BYTES, create_app
+from controller.server.data_api import routes
+from controller.server.run import serving
 
 TODAY = date(2026, 11, 22)
-
-
-@pytest.fixture
-def server(library: list[PolicyFile]) -> Iterator[tuple[str, int]]:
-    resources = load(["specs", "chaos"]).resources
-    api = DataApi(library, {"modelplane": data_for(resources, Context())})
-    httpd = make_server(api, "127.0.0.1", 0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd.server_address[0], httpd.server_address[1]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        api.close()
 
 
 def request(addr: tuple[str, int], method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
@@ -50,13 +38,8 @@ def request(addr: tuple[str, int], method: str, path: str, body: bytes | None = 
 
 
 def test_binds_loopback_by_default(library: list[PolicyFile]) -> None:
-    api = DataApi(library)
-    httpd = make_server(api, port=0)
-    try:
-        assert httpd.server_address[0] == "127.0.0.1"
-    finally:
-        httpd.server_close()
-        api.close()
+    with DataApi(library) as api, serving(create_app(routes(api)), port=0) as (host, _):
+        assert host == "127.0.0.1"
 
 
 def test_runtime_access_decisions_through_opa_client(server: tuple[str, int]) -> None:
@@ -117,14 +100,16 @@ def test_oversize_body_is_refused(server: tuple[str, int]) -> None:
         response = http.client.HTTPResponse(sock)
         response.begin()
         status, doc = response.status, json.loads(response.read())
-    assert (status, doc) == (413, {"code": "invalid_parameter", "message": f"body over {MAX_BODY_BYTES} bytes"})
+    assert status == 413 and doc["code"] == "invalid_parameter"
+    assert doc["message"] == f"request body over {MAX_BODY_BYTES} bytes"
     # exactly at the limit the body is read and answered (whitespace: no input, as OPA does)
     status, doc = request(server, "POST", "/v1/data/access", b" " * MAX_BODY_BYTES)
     assert (status, doc["result"]["allow"]) == (200, False)
     assert request(server, "GET", "/health") == (200, {})  # still serving
 
 
-def test_policies_and_data_can_be_replaced(server: tuple[str, int]) -> None:
+def test_policies_and_data_can_be_replaced(fresh_server: tuple[str, int]) -> None:
+    server = fresh_server
     rego = b'package extra\n\ngreeting := sprintf("hello %s", [data.who])\n'
     assert request(server, "PUT", "/v1/policies/extra.rego", rego) == (200, {})
     assert request(server, "PUT", "/v1/data/who", b'"world"')[0] == 204
@@ -138,8 +123,9 @@ def _decisions(outcome) -> list[tuple[str, str, str, str, str | None]]:
 
 
 def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
-    server: tuple[str, int], library: list[PolicyFile], tmp_path: Path
+    fresh_server: tuple[str, int], library: list[PolicyFile], tmp_path: Path
 ) -> None:
+    server = fresh_server  # the OPA engine writes data.modelplane
     """``OpaServerEngine`` (the HTTP client that talks to an OPA server) against our own Data
     API, which runs regorus: it checks the client's protocol and result mapping, with the
     same Rego evaluator on both sides, not a real OPA binary."""
@@ -190,7 +176,9 @@ def test_policy_serve_command_answers_on_loopback() -> None:
     import sys
 
     exe = Path(sys.executable).with_name("modelplane")
-    proc = subprocess.Popen([str(exe), "policy", "serve", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(exe), "policy", "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline()
@@ -202,8 +190,12 @@ def test_policy_serve_command_answers_on_loopback() -> None:
             b'"user": "bob", "groups": ["ml-platform"], "consent": true}}'
         )
         assert request(("127.0.0.1", port), "POST", "/v1/data/access/allow", body) == (200, {"result": True})
+        # Ctrl-C: a graceful stop, exit 0, nothing on stderr (an engine dropped on the
+        # wrong thread would print pyo3's complaint there).
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert (proc.returncode, err) == (0, "")
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout:
-            proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)

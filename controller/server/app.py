@@ -1,0 +1,151 @@
+"""The one ASGI app: route groups from each API module, one error shape, limits.
+
+Called by :mod:`controller.server.serve` (and by tests) as
+``create_app(data_api.routes(api), ...)``; every API module contributes a list of
+Starlette routes, so later ones (webhooks, status, ``/metrics``) plug in beside the
+Data API without touching it.
+
+What every route gets from here:
+
+- ``GET /health`` answers ``{}`` (as OPA's does);
+- every error is JSON ``{"code": ..., "message": ...}``, OPA's shape, and never a
+  stack trace (uvicorn logs those);
+- request bodies are limited to ``max_body_bytes`` whatever the framing: a declared
+  ``Content-Length`` over it is refused before a byte is read, and a chunked body is
+  counted as it arrives and refused as soon as it grows past it (413, and the
+  connection is closed rather than drained);
+- a request body must arrive within ``body_timeout`` seconds (408), so a client
+  dripping a body cannot hold a connection and its buffer forever.
+
+(Starlette's own ``max_body_size`` is not used: it answers an oversize
+``Content-Length`` with plain text, replacing whatever the app sends.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from http import HTTPStatus
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_BYTES = 1 << 20
+BODY_TIMEOUT_S = 30.0
+
+# OPA's error codes (https://www.openpolicyagent.org/docs/rest-api#errors), by status.
+_CODES = {
+    400: "invalid_parameter",
+    404: "resource_not_found",
+    405: "invalid_method",
+    408: "request_timeout",
+    413: "invalid_parameter",
+    500: "internal_error",
+}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    code = _CODES.get(status, "internal_error" if status >= 500 else "invalid_parameter")
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+def _message(request: Request, status: int, detail: str) -> str:
+    """The exception's own message, or a helpful one for Starlette's bare 404 and 405."""
+    if detail and detail != HTTPStatus(status).phrase:
+        return detail
+    if status == 404:
+        return f"no such endpoint: {request.url.path}"
+    if status == 405:
+        return f"{request.method} is not allowed on {request.url.path}"
+    return HTTPStatus(status).phrase
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code in (408, 413):
+        # The rest of the body is not wanted: close rather than read it to keep the
+        # connection alive.
+        headers["Connection"] = "close"
+    return error_response(exc.status_code, _message(request, exc.status_code, exc.detail), headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # Starlette re-raises after this, and uvicorn logs the traceback; the client
+    # gets none.
+    return error_response(500, "internal error")
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({})
+
+
+class _BodyLimits:
+    """Request bodies: at most ``max_bytes``, complete within ``seconds``.
+
+    A declared ``Content-Length`` over the limit is answered at once, before the app
+    runs and before a byte of body is read. Otherwise every ``receive`` is counted
+    (chunked bodies declare no length) and timed against one deadline; going over
+    either raises an :class:`HTTPException` in the route reading the body, so at most
+    ``max_bytes`` (plus one chunk) are ever held. Once the body is complete,
+    ``receive`` (a route waiting for a disconnect, say) is passed through untouched."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, seconds: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = f"request body over {self.max_bytes} bytes"
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await error_response(413, too_large, {"Connection": "close"})(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        received = 0
+        body_done = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(408, f"request body not received within {self.seconds:g} s") from None
+            if message["type"] != "http.request":
+                body_done = True
+                return message
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, too_large)
+            body_done = not message.get("more_body", False)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def create_app(
+    *route_groups: Iterable[BaseRoute],
+    max_body_bytes: int = MAX_BODY_BYTES,
+    body_timeout: float = BODY_TIMEOUT_S,
+) -> Starlette:
+    """The app serving ``GET /health`` and every group's routes, in order."""
+    routes: list[BaseRoute] = [Route("/health", _health), Route("/health/", _health)]
+    for group in route_groups:
+        routes.extend(group)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_BodyLimits, max_bytes=max_body_bytes, seconds=body_timeout)],
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+    )
