@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -330,6 +331,9 @@ def test_forked_deciders_decide_as_one_process(
     serial = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22))
     assert serial.failures, "the weakened gate must fail, so that findings travel back from a child"
     monkeypatch.setattr(evaluation, "PARALLEL_MIN_RESOURCES", 2)
+    # The test runner (pytest-xdist) keeps idle threads of its own, which `may_fork` refuses
+    # to fork beside; the test's main thread is the one that matters here.
+    monkeypatch.setattr(evaluation, "may_fork", lambda: threading.current_thread() is threading.main_thread())
     forks = _count_forks(monkeypatch)
     calls: list[str] = []
     for name in ("disable", "enable", "freeze", "collect"):
@@ -351,6 +355,9 @@ def test_deciders_are_never_forked_from_a_thread(library: list[PolicyFile], monk
 
     result = load(["specs", "chaos"], keep="data")
     monkeypatch.setattr(evaluation, "PARALLEL_MIN_RESOURCES", 2)
+    # The test runner (pytest-xdist) keeps idle threads of its own, which `may_fork` refuses
+    # to fork beside; the test's main thread is the one that matters here.
+    monkeypatch.setattr(evaluation, "may_fork", lambda: threading.current_thread() is threading.main_thread())
     forks = _count_forks(monkeypatch)
 
     def in_thread() -> PolicyOutcome:
