@@ -23,7 +23,7 @@ from controller.engine.events import Events, Phase, StepEvent
 from controller.engine.outcomes import Outcome, Retry, Stalled, Succeeded
 from controller.state.artifacts import ArtifactError, ArtifactMissing
 from controller.state.clock import now
-from controller.state.records import Run
+from controller.state.records import ModelVersion, Run
 from controller.state.store import Store
 from reconcilers import data, datagate, metricgate, modelcard, train
 
@@ -239,16 +239,22 @@ def register_step(action: Action, ctx: StepContext) -> Outcome:
     return done
 
 
-def promote_step(action: Action, ctx: StepContext) -> Outcome:
+def _registered(action: Action, ctx: StepContext) -> tuple[Run, ModelVersion] | Retry | Stalled:
+    """The passed run and its registered version, its artifact verified; or why not."""
     run = _run(action, ctx, RunStatus.PASSED)
     if isinstance(run, Retry):
         return run
     version = ctx.store.registry.for_run(run.id)
     if version is None:
         return Retry(Reason.DEPENDENCY_NOT_READY, f"run {run.id} has no registered version yet")
-    rejected = _unverified(action, ctx, run)
-    if rejected:
-        return rejected
+    return _unverified(action, ctx, run) or (run, version)
+
+
+def promote_step(action: Action, ctx: StepContext) -> Outcome:
+    found = _registered(action, ctx)
+    if not isinstance(found, tuple):
+        return found
+    _, version = found
     model = ctx.models[action.name]
     stage = Stage(_input(action, "stage"))
     if stage == Stage.PRODUCTION:
@@ -275,17 +281,13 @@ def promote_step(action: Action, ctx: StepContext) -> Outcome:
 
 
 def card_step(action: Action, ctx: StepContext) -> Outcome:
-    run = _run(action, ctx, RunStatus.PASSED)
-    if isinstance(run, Retry):
-        return run
-    version = ctx.store.registry.for_run(run.id)
+    found = _registered(action, ctx)
+    if not isinstance(found, tuple):
+        return found
+    run, version = found
     stage = Stage(_input(action, "stage"))
-    if version is None or version.stage != stage:
-        where = version.stage if version else "not registered"
-        return Retry(Reason.STAGE_CHANGED, f"the version is {where}, not {stage}: plan again")
-    rejected = _unverified(action, ctx, run)
-    if rejected:
-        return rejected
+    if version.stage != stage:
+        return Retry(Reason.STAGE_CHANGED, f"the version is {version.stage}, not {stage}: plan again")
     model = ctx.models[action.name]
     decisions = ctx.store.audit.latest("policy", action.resource)
     card = modelcard.CardInput(
