@@ -50,6 +50,9 @@ _SCALARS = {
     "tag:yaml.org,2002:float": _CONSTRUCTOR.construct_yaml_float,
 }
 _intern = sys.intern  # mapping keys repeat in every document: keep one copy of each
+# Numbers and booleans by (tag, text): the same few ("true", "42", "0.25") again and again,
+# and PyYAML's constructors for them are Python code. The values are immutable, so shared.
+_CONSTRUCTED: dict[tuple[str, str], Any] = {}
 
 
 class _FastLoader(_Loader):
@@ -212,10 +215,17 @@ class _Builder:
             return node.value
         if tag == _NULL:
             return None
-        construct = _SCALARS.get(tag)
-        if construct is None:
-            raise _Refused("unsupported-tag", _tag_message(tag), node)
-        return construct(node)  # type: ignore[arg-type]  # a scalar: its tag says so
+        key = (tag, node.value)
+        value = _CONSTRUCTED.get(key, _CONSTRUCTED)
+        if value is _CONSTRUCTED:
+            construct = _SCALARS.get(tag)
+            if construct is None:
+                raise _Refused("unsupported-tag", _tag_message(tag), node)
+            value = construct(node)  # type: ignore[arg-type]  # a scalar: its tag says so
+            if len(_CONSTRUCTED) > 10_000:
+                _CONSTRUCTED.clear()
+            _CONSTRUCTED[key] = value
+        return value
 
     def _collection(self, node: Node, depth: int, parent: Node) -> Any:
         """Build a mapping or sequence; ``parent`` is the collection holding it (where an alias is used)."""
@@ -264,8 +274,9 @@ class _Builder:
         out: dict[str, Any] = {}
         entries: dict[str, tuple[int, int, int]] = {}
         merges: list[Node] = []
+        scalar_node, text_tags, intern, blocks = ScalarNode, _TEXT_TAGS, _intern, self._blocks  # locals: a hot loop
         for key_node, value_node in node.value:
-            if key_node.__class__ is not ScalarNode:
+            if key_node.__class__ is not scalar_node:
                 raise _Refused("yaml-syntax", "mapping keys must be plain strings", key_node)
             if key_node.tag == _MERGE:
                 merges.append(value_node)
@@ -282,14 +293,13 @@ class _Builder:
                     )
                 )
                 continue
-            if value_node.__class__ is ScalarNode:
-                tag = value_node.tag
-                value = value_node.value if tag in _TEXT_TAGS else self._scalar(value_node)
+            if value_node.__class__ is scalar_node:
+                value = value_node.value if value_node.tag in text_tags else self._scalar(value_node)
                 block = 0
             else:
                 value = self._collection(value_node, depth + 1, node)
-                block = self._blocks[id(value_node)]
-            key = _intern(key)
+                block = blocks[id(value_node)]
+            key = intern(key)
             out[key] = value
             key_mark, value_mark = key_node.start_mark, value_node.start_mark
             entries[key] = ((key_mark.line << 32) | key_mark.column, (value_mark.line << 32) | value_mark.column, block)
