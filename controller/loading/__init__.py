@@ -1,7 +1,13 @@
-"""YAML -> typed resources with source positions; schema and reference checks."""
+"""YAML -> resources with source positions; schema and reference validation.
+
+Called by the CLI (validate, audit, plan, policy), the engine (a revision's
+resources) and the policy layer (the loaded resources it judges).
+"""
 
 from controller.loading.loader import (
     DEFAULT_PATHS,
+    DataNotKept,
+    Keep,
     LoadedResource,
     LoadResult,
     UsageError,
@@ -10,4 +16,14 @@ from controller.loading.loader import (
     load_text,
 )
 
-__all__ = ["DEFAULT_PATHS", "LoadResult", "LoadedResource", "UsageError", "load", "load_blobs", "load_text"]
+__all__ = [
+    "DEFAULT_PATHS",
+    "DataNotKept",
+    "Keep",
+    "LoadResult",
+    "LoadedResource",
+    "UsageError",
+    "load",
+    "load_blobs",
+    "load_text",
+]

@@ -54,7 +54,8 @@ class LoadedResource:
     ``keep="references"``) the document it came from (raw data and positions).
 
     With ``keep="data"`` the typed model is validated again from the data the first
-    time :attr:`resource` is read.
+    time :attr:`resource` is read (the data then has its mapping keys in sorted order:
+    it is kept as canonical JSON).
     """
 
     kind: str
@@ -258,6 +259,7 @@ def _to_resource(doc: Document, keep: Keep = "resources") -> tuple[LoadedResourc
 
 def load_text(text: str, file: str, *, keep: Keep = "resources") -> LoadResult:
     """Load resources from one YAML text (no cross-resource checks)."""
+    _check_keep(keep)
     result = LoadResult(files=[file])
     parsed = parse(text, file)
     result.findings.extend(parsed.findings)

@@ -194,7 +194,6 @@ class _Builder:
         self.positions: array[int] = array("Q")
         self._built: dict[int, Any] = {}  # id(collection node) -> value, to spot aliases
         self._blocks: dict[int, int] = {}  # id(collection node) -> 1 + start of its block
-        self._entries: dict[int, dict[str, tuple[int, int, int]]] = {}  # id(mapping node) -> key -> entry
         self._in_progress: set[int] = set()
         self._sizes: dict[int, int] = {}
         self._expanded = 0
@@ -272,9 +271,12 @@ class _Builder:
         if node.tag != _MAP:
             raise _Refused("unsupported-tag", _tag_message(node.tag), node)
         out: dict[str, Any] = {}
-        entries: dict[str, tuple[int, int, int]] = {}
+        keys: list[str] = []  # in the order of ``out``
+        entries: list[int] = []  # three per key, in the same order
         merges: list[Node] = []
         scalar_node, text_tags, intern, blocks = ScalarNode, _TEXT_TAGS, _intern, self._blocks  # locals: a hot loop
+        add_key, add = keys.append, entries.append
+        ordered, last = True, ""  # whether the keys come in sorted order, as specs' keys mostly do
         for key_node, value_node in node.value:
             if key_node.__class__ is not scalar_node:
                 raise _Refused("yaml-syntax", "mapping keys must be plain strings", key_node)
@@ -301,24 +303,35 @@ class _Builder:
                 block = blocks[id(value_node)]
             key = intern(key)
             out[key] = value
-            key_mark, value_mark = key_node.start_mark, value_node.start_mark
-            entries[key] = ((key_mark.line << 32) | key_mark.column, (value_mark.line << 32) | value_mark.column, block)
+            add_key(key)
+            if key < last:
+                ordered = False
+            last = key
+            mark = key_node.start_mark
+            add((mark.line << 32) | mark.column)
+            mark = value_node.start_mark
+            add((mark.line << 32) | mark.column)
+            add(block)
         for merge in merges:  # '<<: *defaults' fills in keys not written here
             sources = merge.value if isinstance(merge, SequenceNode) else [merge]
             for source in sources:
                 if not isinstance(source, MappingNode):
                     raise _Refused("yaml-syntax", "'<<' must merge a mapping", source)
                 merged = self._collection(source, depth + 1, merge)
-                merged_entries = self._entries[id(source)]
-                for k, v in merged.items():
+                start = blocks[id(source)] - 1
+                for index, k in enumerate(sorted(merged)):  # the source's block is in key order
                     if k not in out:
-                        out[k] = v
-                        entries[k] = merged_entries[k]
-        self._entries[id(node)] = entries
-        self._blocks[id(node)] = len(self.positions) + 1
-        positions = self.positions
-        for k in sorted(entries):
-            positions.extend(entries[k])
+                        out[k] = merged[k]
+                        keys.append(k)
+                        ordered = ordered and last < k
+                        last = k
+                        entries += self.positions[start + 3 * index : start + 3 * index + 3]
+        blocks[id(node)] = len(self.positions) + 1
+        if ordered:
+            self.positions.extend(entries)
+        else:
+            for index in sorted(range(len(keys)), key=keys.__getitem__):
+                self.positions.extend(entries[3 * index : 3 * index + 3])
         return out
 
     def _size(self, node: Node) -> int:
