@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fork_counter import count_forks
 
 from controller.api import Dataset, Model
 from controller.loading import UsageError, load, load_text
@@ -221,27 +222,13 @@ def test_load_never_touches_the_garbage_collector(tmp_path: Path, monkeypatch: p
     assert gc.isenabled() == enabled
 
 
-def _count_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    import os
-
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def fork() -> int:
-        forks.append(1)
-        return real_fork()
-
-    monkeypatch.setattr(os, "fork", fork)
-    return forks
-
-
 def test_load_forks_no_worker_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import multiprocessing
 
     from controller.loading.loader import PARALLEL_MIN_FILES
 
     tree = _tree(tmp_path, PARALLEL_MIN_FILES + 1)
-    forks = _count_forks(monkeypatch)
+    forks = count_forks(monkeypatch)
     result = load([str(tree)])
     assert forks == [] and multiprocessing.active_children() == []
     assert len(result.resources) == PARALLEL_MIN_FILES + 1
@@ -268,7 +255,7 @@ def test_load_from_a_thread_never_forks(tmp_path: Path, monkeypatch: pytest.Monk
 
     tree = _tree(tmp_path, PARALLEL_MIN_FILES + 1)
     serial = load([str(tree)])
-    forks = _count_forks(monkeypatch)
+    forks = count_forks(monkeypatch)
     with ThreadPoolExecutor(1) as pool:
         threaded = pool.submit(load, [str(tree)], workers=2).result()
     assert forks == [] and multiprocessing.active_children() == []

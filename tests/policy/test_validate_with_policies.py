@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from fork_counter import count_forks
 
 from controller.api.findings import Severity
 from controller.loading import load
@@ -300,21 +301,8 @@ def test_decisions_are_recorded_per_rule_and_resource_with_the_digest_of_the_inp
     assert {d.resource: d.input_digest for d in outcome.decisions} == by_resource
     waived = [d for d in outcome.decisions if d.result == "waived"]
     assert [(d.rule, d.resource) for d in waived] == [("datasets.retention_required", "Dataset/breast-cancer")]
-    assert outcome.decisions is outcome.decisions  # built once, on first read
-
-
-def _count_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    import os
-
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def fork() -> int:
-        forks.append(1)
-        return real_fork()
-
-    monkeypatch.setattr(os, "fork", fork)
-    return forks
+    first = outcome.decisions
+    assert outcome.decisions is first  # built once, on first read, then kept
 
 
 def test_forked_deciders_decide_as_one_process(
@@ -334,7 +322,7 @@ def test_forked_deciders_decide_as_one_process(
     # The test runner (pytest-xdist) keeps idle threads of its own, which `may_fork` refuses
     # to fork beside; the test's main thread is the one that matters here.
     monkeypatch.setattr(evaluation, "may_fork", lambda: threading.current_thread() is threading.main_thread())
-    forks = _count_forks(monkeypatch)
+    forks = count_forks(monkeypatch)
     calls: list[str] = []
     for name in ("disable", "enable", "freeze", "collect"):
         monkeypatch.setattr(gc, name, lambda *args, name=name: calls.append(name))
@@ -358,7 +346,7 @@ def test_deciders_are_never_forked_from_a_thread(library: list[PolicyFile], monk
     # The test runner (pytest-xdist) keeps idle threads of its own, which `may_fork` refuses
     # to fork beside; the test's main thread is the one that matters here.
     monkeypatch.setattr(evaluation, "may_fork", lambda: threading.current_thread() is threading.main_thread())
-    forks = _count_forks(monkeypatch)
+    forks = count_forks(monkeypatch)
 
     def in_thread() -> PolicyOutcome:
         return evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22), workers=2)
