@@ -157,7 +157,7 @@ def main() -> None:
     if args.repeats < 1 or args.decisions < 2 or args.fresh_sample < 1:
         parser.error("--repeats and --fresh-sample must be >= 1, --decisions >= 2")
 
-    library = discover(ROOT / "policies")
+    library = discover(ROOT / "controller" / "policy" / "library")  # the built-in library
     files = [f for f in library if not f.is_test]  # what validate and audit load for deciding
     engine = EmbeddedEngine(files)
     rules = engine.rules()

@@ -180,7 +180,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "controller")], check=True, env=ENV)
     scratch = Path(tempfile.mkdtemp(prefix="modelplane-bench-"))
     modelplane = [str(BIN / "modelplane")]
-    policies = ["--policies", str(ROOT / "policies")]
+    policies = ["--policies", str(ROOT / "controller" / "policy" / "library")]  # the built-in library, by path
     try:
         before = before_tree(args.compare_with, scratch) if args.compare_with else None
         print(

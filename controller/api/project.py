@@ -19,8 +19,10 @@ FILE_NAME = "modelplane.yaml"
 
 
 class ProjectSpec(StrictModel):
-    policies: str = Field(
-        default="policies", description="The Rego policy directory, relative to the root (default: policies)."
+    policies: list[str] | None = Field(
+        default=None,
+        description="The policy set: directories relative to the root, and 'builtin' for the library that "
+        "ships with modelplane (e.g. [builtin, policies]). Unset: builtin, plus policies/ when it exists.",
     )
     stateDir: str = Field(
         default=".modelplane",
@@ -31,6 +33,20 @@ class ProjectSpec(StrictModel):
         description="Who may approve a model version for Production, as identities (e.g. alice or "
         "alice@example.org; compared case-folded and trimmed). Unset: anyone who runs 'modelplane approve'.",
     )
+
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("policies")
+    @classmethod
+    def _some(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("an empty policy set would judge nothing: remove the key for the default set")
+        if value is not None and any(not v.strip() for v in value):
+            raise ValueError("a policy source cannot be blank")
+        return value
 
     @field_validator("approvers")
     @classmethod

@@ -76,7 +76,7 @@ def report(args: argparse.Namespace) -> int:
     assert settings is not None
     try:
         if args.revision:
-            result, files = load_revision(args.revision, paths, args.policies)
+            result, files = load_revision(args.revision, paths, settings.sources)
         else:
             result, files = load([p for p in paths if Path(p).exists()] or paths), None
         outcome, _ = judge(result, settings, context_for(revision=args.revision), files)

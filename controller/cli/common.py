@@ -47,7 +47,13 @@ def state_flag() -> argparse.ArgumentParser:
 
 
 def policy_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policies", default="policies", metavar="DIR", help="Rego policies (default: policies/)")
+    parser.add_argument(
+        "--policies",
+        action="append",
+        metavar="DIR",
+        help="a policy directory, or 'builtin' for the library shipped with modelplane; repeat for more "
+        "(default: the project file's 'policies', else builtin and policies/ when it exists)",
+    )
     parser.add_argument("--opa-url", metavar="URL", help="decide with an OPA server instead of the embedded engine")
 
 
@@ -57,7 +63,20 @@ def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
     from controller.engine.checks import PolicySettings
 
     log = Path(args.decision_log) if getattr(args, "decision_log", None) else None
-    return PolicySettings(directory=args.policies, opa_url=args.opa_url, decision_log=log)
+    return PolicySettings(sources=policy_sources(args), opa_url=args.opa_url, decision_log=log)
+
+
+def policy_sources(args: argparse.Namespace) -> list[str]:
+    """``--policies`` as given, else the project file's, else the default set (the
+    current directory is the root by now: see :mod:`controller.cli.root`)."""
+    if args.policies:
+        return list(args.policies)
+    project = getattr(args, "project", None)
+    if project is not None and project.spec.policies is not None:
+        return list(project.spec.policies)
+    from controller.policy.sources import default_sources
+
+    return default_sources()
 
 
 def emit(report: Report, args: argparse.Namespace) -> int:

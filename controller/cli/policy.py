@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from controller.cli.common import EXIT_OK, fail
+from controller.cli.common import EXIT_OK, fail, policy_sources
 
 
 def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
@@ -15,7 +15,12 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     test = sub.add_parser(
         "test", help="run test_* rules, like 'opa test'", description="Run every test_* rule; exit 1 on a failure."
     )
-    test.add_argument("directory", nargs="?", default="policies", metavar="DIR")
+    test.add_argument(
+        "policies",
+        nargs="*",
+        metavar="DIR",
+        help="policy directories, or 'builtin' (default: the project's policy set, as validate uses)",
+    )
     test.add_argument("--run", "-r", metavar="PATTERN", help="only tests whose 'package.name' contains PATTERN")
     test.add_argument("--format", choices=["text", "json"], default="text")
     test.add_argument("--verbose", "-v", action="store_true", help="list passing tests too")
@@ -30,7 +35,9 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     serve_cmd.add_argument(
         "paths", nargs="*", metavar="PATH", help="resources for data.modelplane (default: specs/ and chaos/)"
     )
-    serve_cmd.add_argument("--policies", default="policies", metavar="DIR")
+    serve_cmd.add_argument(
+        "--policies", action="append", metavar="DIR", help="a policy directory or 'builtin'; repeatable (as validate)"
+    )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, default=8181)
     serve_cmd.set_defaults(func=serve)
@@ -41,7 +48,7 @@ def test_policies(args: argparse.Namespace) -> int:
     from controller.policy.testing import run_tests
 
     try:
-        run = run_tests(discover(args.directory), run=args.run, coverage=not args.no_coverage)
+        run = run_tests(discover(policy_sources(args)), run=args.run, coverage=not args.no_coverage)
     except PolicyLoadError as exc:
         return fail(str(exc))
     if args.format == "json":
@@ -86,7 +93,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"serving OPA Data API on {url} ({policy_files} policy files)", flush=True)
 
     try:
-        serve_data_api(args.policies, args.paths, host=args.host, port=args.port, on_ready=announce)
+        serve_data_api(policy_sources(args), args.paths, host=args.host, port=args.port, on_ready=announce)
     except (PolicyLoadError, UsageError, ServerError, OSError) as exc:
         return fail(str(exc))
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down gracefully

@@ -18,8 +18,8 @@ from controller.cli.common import DEFAULT_STATE_DIR
 
 # Options and arguments that name files or directories the user typed.
 PATH_ARGS = ("paths", "state_dir", "policies", "directory", "output", "decision_log", "schemas_dir", "reference")
-DEFAULT_POLICIES = "policies"
 PROJECT_FILE = "modelplane.yaml"  # controller.api.project.FILE_NAME, without importing the models
+BUILTIN = "builtin"  # controller.policy.sources.BUILTIN: the policy library, not a path
 
 
 def find_root(start: Path) -> Path | None:
@@ -31,7 +31,7 @@ def find_root(start: Path) -> Path | None:
 
 
 def _rebase(value: str, here: Path, root: Path) -> str:
-    if value == "-" or not value:
+    if value in ("-", BUILTIN) or not value:
         return value
     absolute = (here / value).resolve()
     return str(absolute.relative_to(root)) if absolute.is_relative_to(root) else str(absolute)
@@ -46,7 +46,7 @@ def enter(args: argparse.Namespace) -> None:
         raise NotADirectoryError(f"-C {args.directory_C}: no such directory")
     root = find_root(start) or start
     if root != here:
-        defaults = {"state_dir": DEFAULT_STATE_DIR, "policies": DEFAULT_POLICIES, "directory": DEFAULT_POLICIES}
+        defaults = {"state_dir": DEFAULT_STATE_DIR}
         for name in PATH_ARGS:
             value = getattr(args, name, None)
             if (
@@ -72,5 +72,3 @@ def enter(args: argparse.Namespace) -> None:
         spec = args.project.spec
         if args.state_dir == DEFAULT_STATE_DIR:
             args.state_dir = spec.stateDir
-        if getattr(args, "policies", None) == DEFAULT_POLICIES:
-            args.policies = spec.policies

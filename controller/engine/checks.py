@@ -7,6 +7,7 @@ findings from the chosen engine; the report decides the exit code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -17,12 +18,12 @@ from controller.policy import decision_log
 from controller.policy.embedded import EmbeddedEngine
 from controller.policy.engine import PolicyEngine
 from controller.policy.evaluate import Context, PolicyOutcome, evaluate
-from controller.policy.sources import PolicyFile, discover
+from controller.policy.sources import BUILTIN, PolicyFile, discover
 
 
 @dataclass
 class PolicySettings:
-    directory: str = "policies"
+    sources: Sequence[str] = (BUILTIN,)  # 'builtin' or policy directories
     opa_url: str | None = None
     decision_log: Path | None = None
     today: date | None = None
@@ -45,7 +46,7 @@ def judge(
     report = result.report()
     if settings is None:
         return report, None
-    files = files if files is not None else discover(settings.directory)
+    files = files if files is not None else discover(settings.sources)
     engine = open_engine([f for f in files if not f.is_test], settings.opa_url)
     outcome: PolicyOutcome = evaluate(
         engine, result.resources, context=context, today=settings.today, skipped=result.rejected

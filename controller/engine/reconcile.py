@@ -110,7 +110,7 @@ def _prepare(source: Source, revision: str | None, store: Store, settings: Setti
     result = source.load(revision, settings.paths)
     if not result.files:
         raise NothingToReconcile(f"nothing to reconcile: no resources under {', '.join(settings.paths)}")
-    files = source.policy_files(revision, settings.policy.directory) if settings.policy else None
+    files = source.policy_files(revision, settings.policy.sources) if settings.policy else None
     report, outcome = judge(result, settings.policy, context, files)
     denied, decisions = _policy_view(outcome)
     return _Prepared(report, result, context.revision, denied, decisions)

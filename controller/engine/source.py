@@ -27,8 +27,9 @@ class Source(Protocol):
         """The resources under ``paths`` (relative to the repo root), named by their relative paths."""
         ...
 
-    def policy_files(self, revision: str | None, directory: str) -> list[PolicyFile]:
-        """The Rego files under ``directory``; raises PolicyLoadError when there are none."""
+    def policy_files(self, revision: str | None, sources: Sequence[str]) -> list[PolicyFile]:
+        """The Rego files of the policy set (``builtin`` or directories); raises
+        PolicyLoadError when there are none."""
         ...
 
     def anchor(self) -> str | None:

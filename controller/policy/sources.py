@@ -1,17 +1,27 @@
-"""Rego files of a policy directory, and what they define.
+"""Rego files of a policy set, and what they define.
 
 Called by the engines (to load policies) and by the test runner (to find
-``test_*`` rules). Loading fails loudly: no policies is an error, not a pass.
+``test_*`` rules). A policy set is a list of sources: directories (or single
+``.rego`` files) of the platform repo, and ``builtin``, the library that ships
+with modelplane (``controller/policy/library``), so a platform repo uses it by
+reference instead of copying it. Loading fails loudly: no policies is an error,
+not a pass, and a repo file that redefines a package of the library is refused
+(Rego would merge the two silently).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 DEFAULT_DIR = "policies"
+BUILTIN = "builtin"  # the library shipped with modelplane; a directory of that name is ./builtin
+LIBRARY = Path(__file__).resolve().parent / "library"
+_PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.M)
 FINDING_PREFIXES = ("deny", "warn", "violation")
 
 
@@ -62,15 +72,61 @@ class RuleInfo:
         return f"{self.package}.{suffix or self.name}"
 
 
-def discover(directory: str | Path = DEFAULT_DIR) -> list[PolicyFile]:
+def default_sources(root: str | Path = ".") -> list[str]:
+    """The policy set when none is configured: the built-in library, and the repo's
+    own ``policies/`` directory when it has one."""
+    return [BUILTIN, DEFAULT_DIR] if (Path(root) / DEFAULT_DIR).is_dir() else [BUILTIN]
+
+
+def library() -> list[PolicyFile]:
+    """The built-in library, named ``builtin/<file>.rego`` wherever it is installed."""
+    return [PolicyFile(f"{BUILTIN}/{p.name}", p.read_text(encoding="utf-8")) for p in sorted(LIBRARY.glob("*.rego"))]
+
+
+def package_of(policy: PolicyFile) -> tuple[str, int] | None:
+    """The package a file declares, and the line it declares it on."""
+    match = _PACKAGE.search(policy.text)
+    return (match.group(1), 1 + policy.text.count("\n", 0, match.start())) if match else None
+
+
+def _directory(directory: str | Path) -> list[PolicyFile]:
     root = Path(directory)
     if not root.exists():
         raise PolicyLoadError(f"policy directory '{directory}' does not exist")
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*.rego") if p.is_file())
-    files = [PolicyFile(str(p), p.read_text(encoding="utf-8")) for p in paths]
-    if not [f for f in files if not f.is_test]:
-        raise PolicyLoadError(f"no policies found in '{directory}' (expected *.rego files)")
-    return files
+    return [PolicyFile(str(p), p.read_text(encoding="utf-8")) for p in paths]
+
+
+def combine(parts: Sequence[tuple[str, list[PolicyFile]]]) -> list[PolicyFile]:
+    """The files of every source, in order, refusing an empty set and a repo file
+    that redefines a package of the built-in library."""
+    builtin = {found[0] for name, files in parts if name == BUILTIN for f in files if (found := package_of(f))}
+    out: list[PolicyFile] = []
+    for name, files in parts:
+        if name != BUILTIN:
+            for f in files:
+                found = package_of(f)
+                if found and found[0] in builtin:
+                    package, line = found
+                    raise PolicyLoadError(
+                        f"package {package} is defined by the built-in library too; rename your package "
+                        f"(e.g. platform_{package.replace('.', '_')}), or leave 'builtin' out of the policy set "
+                        "to use your own copy instead",
+                        f.path,
+                        line,
+                        1,
+                    )
+        out.extend(files)
+    if not [f for f in out if not f.is_test]:
+        named = ", ".join(f"'{name}'" for name, _ in parts) or "no source"
+        raise PolicyLoadError(f"no policies found in {named} (expected *.rego files)")
+    return out
+
+
+def discover(sources: str | Path | Sequence[str | Path] = DEFAULT_DIR) -> list[PolicyFile]:
+    """The policy files of one source or a list of them (``builtin`` or a path)."""
+    chosen = [sources] if isinstance(sources, str | Path) else list(sources)
+    return combine([(str(s), library() if str(s) == BUILTIN else _directory(s)) for s in chosen])
 
 
 def _dotted(ref: Any) -> str | None:

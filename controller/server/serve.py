@@ -20,7 +20,7 @@ from controller.triggers.git_source import context_for
 
 
 def serve_data_api(
-    policies: str | Path,
+    policies: str | Path | Sequence[str],
     paths: Sequence[str] = (),
     *,
     host: str = DEFAULT_HOST,
@@ -28,7 +28,7 @@ def serve_data_api(
     access_log: bool = False,
     on_ready: Callable[[str, int], None] | None = None,
 ) -> None:
-    """Serve OPA's Data API with the Rego files under ``policies``, and the resources
+    """Serve OPA's Data API with the Rego files of ``policies`` (a policy set), and the resources
     under ``paths`` (default: ``specs/`` and ``chaos/`` where present) as
     ``data.modelplane``, until interrupted.
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from controller.loading import LoadResult, load, load_blobs
 from controller.loading.loader import MAX_FILE_BYTES, discover
 from controller.policy.evaluate import Context
-from controller.policy.sources import PolicyFile, PolicyLoadError
+from controller.policy.sources import BUILTIN, PolicyFile, combine, library
 from controller.policy.sources import discover as discover_policies
 
 
@@ -145,16 +145,25 @@ def context_for(root: str = ".", revision: str | None = None) -> Context:
     )
 
 
+def _revision_policies(repo: GitRepo, revision: str, sources: Sequence[str]) -> list[PolicyFile]:
+    """The policy set at ``revision``: the repo's directories as committed there, and
+    the built-in library as installed (it is not part of the repo)."""
+    parts = []
+    for source in sources:
+        if source == BUILTIN:
+            parts.append((source, library()))
+            continue
+        files = [PolicyFile(p, b.decode("utf-8")) for p, b in repo.files(revision, [source]) if p.endswith(".rego")]
+        parts.append((f"{source}' at revision '{revision}", files))
+    return combine(parts)
+
+
 def load_revision(
-    revision: str, paths: list[str], policies: str, root: str = "."
+    revision: str, paths: list[str], policies: Sequence[str], root: str = "."
 ) -> tuple[LoadResult, list[PolicyFile]]:
     """Resources and policies exactly as committed at ``revision``."""
     repo = GitRepo(root)
-    result = load_blobs(repo.files(revision, paths))
-    rego = [PolicyFile(p, b.decode("utf-8")) for p, b in repo.files(revision, [policies]) if p.endswith(".rego")]
-    if not [f for f in rego if not f.is_test]:
-        raise PolicyLoadError(f"no policies found in '{policies}' at revision {revision}")
-    return result, rego
+    return load_blobs(repo.files(revision, paths)), _revision_policies(repo, revision, policies)
 
 
 def _relative(path: str, root: Path) -> str:
@@ -192,19 +201,13 @@ class GitSource:
                     blobs.append((_relative(name, self.root), handle.read(MAX_FILE_BYTES + 1)))
         return load_blobs(blobs)
 
-    def policy_files(self, revision: str | None, directory: str) -> list[PolicyFile]:
+    def policy_files(self, revision: str | None, sources: Sequence[str]) -> list[PolicyFile]:
         if revision:
-            found = [
-                PolicyFile(p, b.decode("utf-8"))
-                for p, b in self.repo.files(revision, [directory])
-                if p.endswith(".rego")
-            ]
-            if not [f for f in found if not f.is_test]:
-                raise PolicyLoadError(f"no policies found in '{directory}' at revision {revision}")
-            return found
-        target = Path(directory)
-        files = discover_policies(str(target if target.is_absolute() else self.root / target))
-        return [PolicyFile(_relative(f.path, self.root), f.text) for f in files]
+            return _revision_policies(self.repo, revision, sources)
+        absolute = [s if s == BUILTIN or Path(s).is_absolute() else str(self.root / s) for s in sources]
+        files = discover_policies(absolute)
+        builtin = f"{BUILTIN}/"
+        return [f if f.path.startswith(builtin) else PolicyFile(_relative(f.path, self.root), f.text) for f in files]
 
     def anchor(self) -> str | None:
         return self.repo.read_anchor() if self.repo.is_repo() else None

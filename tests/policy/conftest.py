@@ -7,17 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from controller.policy.sources import PolicyFile, discover
+from controller.policy.sources import PolicyFile, library
 
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Path:
-    """A scratch copy of specs/, chaos/ and policies/ that a test may edit."""
+    """A scratch copy of specs/, chaos/ and policies/ (the platform's own) that a test may edit."""
     for name in ("specs", "chaos", "policies"):
         shutil.copytree(name, tmp_path / name)
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def library() -> list[PolicyFile]:
-    return discover(Path(__file__).resolve().parents[2] / "policies")
+@pytest.fixture(scope="session", name="library")
+def library_files() -> list[PolicyFile]:
+    """The built-in library (no tests: they are not decided)."""
+    return library()

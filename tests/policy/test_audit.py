@@ -33,7 +33,7 @@ def test_audit_sarif_validates_against_the_schema(platform: Path, upstream: Path
     assert result["ruleId"] == "datasets.retention_required"
     assert result["suppressions"][0]["kind"] == "external"
     rules = log["runs"][0]["tool"]["driver"]["rules"]
-    assert rules[result["ruleIndex"]]["help"]["text"].startswith("Defined at policies/datasets.rego:")
+    assert rules[result["ruleIndex"]]["help"]["text"].startswith("Defined at builtin/datasets.rego:")
 
 
 def test_audit_writes_every_decision_to_the_log(platform: Path) -> None:

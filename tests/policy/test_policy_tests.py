@@ -21,14 +21,14 @@ def test_library_tests_all_pass_with_full_coverage(library: list[PolicyFile]) ->
 
 
 def test_a_broken_policy_test_fails_the_run(platform: Path) -> None:
-    broken = platform / "policies" / "models_test.rego"
+    broken = platform / "policies" / "platform_test.rego"
     broken.write_text(
-        broken.read_text() + "\ntest_deliberately_broken if { count(models.deny_gates_required) == 99 }\n"
+        broken.read_text() + "\ntest_deliberately_broken if { count(platform.violation_card_owner_contact) == 99 }\n"
     )
     out = subprocess.run([str(EXE), "policy", "test", str(platform / "policies")], capture_output=True, text=True)
     assert out.returncode == 1
-    assert "FAIL: data.models_test.test_deliberately_broken" in out.stdout
-    assert "FAIL: 1" in out.stdout
+    assert "FAIL: data.platform_test.test_deliberately_broken" in out.stdout
+    assert "PASS: 4/5  FAIL: 1" in out.stdout
 
 
 def test_run_filter_and_verbose_listing() -> None:

@@ -110,12 +110,10 @@ def test_waiver_for_an_unknown_rule_is_reported(platform: Path) -> None:
     ids=["missing-directory", "empty-directory"],
 )
 def test_no_policies_is_a_usage_error(empty: bool, reason: str, platform: Path) -> None:
-    import shutil
-
     shutil.rmtree(platform / "policies")
     if empty:
         (platform / "policies").mkdir()
-    out = validate(platform)
+    out = validate(platform, "--policies", "policies")
     assert (out.returncode, out.stdout) == (2, "")
     assert out.stderr == f"modelplane: {reason} (use --no-policy to skip policies)\n"
     assert validate(platform, "--no-policy").returncode == 0

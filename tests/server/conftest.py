@@ -9,7 +9,6 @@ refused write changes nothing); a test that writes policies or data takes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from controller.loading import load
 from controller.policy.data_api import DataApi
 from controller.policy.evaluate import Context, data_for
-from controller.policy.sources import PolicyFile, discover
+from controller.policy.sources import BUILTIN, PolicyFile, discover
 from controller.server.app import create_app
 from controller.server.data_api import routes
 from controller.server.run import serving
@@ -25,7 +24,7 @@ from controller.server.run import serving
 
 @pytest.fixture(scope="session")
 def library() -> list[PolicyFile]:
-    return discover(Path(__file__).resolve().parents[2] / "policies")
+    return discover(BUILTIN)
 
 
 @pytest.fixture(scope="session")
