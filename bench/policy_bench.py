@@ -41,7 +41,7 @@ from controller.policy.embedded import EmbeddedEngine
 from controller.policy.evaluate import Context, PolicyOutcome, data_for, evaluate, input_for
 from controller.policy.sources import PolicyFile, discover
 
-# Inside the example PolicyException's window (approved 2026-11-01, expires 2027-06-30),
+# Inside the example PolicyException's window (approved 2026-11-01, expires 2027-04-30),
 # so the waivers, and the findings checked below, do not change with the calendar.
 TODAY = date(2026, 12, 1)
 CONTEXT = Context()

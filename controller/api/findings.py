@@ -71,7 +71,27 @@ RULES: dict[str, Rule] = {
         Rule(
             "waiver-unknown-rule",
             "A PolicyException names a rule no policy defines",
-            "Use a rule id '<package>.<rule>' that exists in policies/.",
+            "Use a rule id '<package>.<rule>' that exists in the policy set.",
+        ),
+        Rule(
+            "waiver-too-long",
+            "A PolicyException lasts longer than the platform allows; it waives nothing",
+            "Bring expires within waiverMaxDays of approvedAt (modelplane.yaml; default 180) and renew it later.",
+        ),
+        Rule(
+            "waiver-not-yet-approved",
+            "A PolicyException's approvedAt is in the future; it waives nothing yet",
+            "Set approvedAt to the day the waiver was approved.",
+        ),
+        Rule(
+            "waiver-without-approver",
+            "A policy's own exception rule waived a finding; nobody approved it",
+            "File a PolicyException with a reason, an approver and an expiry instead; --strict-waivers refuses these.",
+        ),
+        Rule(
+            "policy-timeout",
+            "A policy decision took longer than its time limit; the decision is deny",
+            "Make the named package's rules cheaper, or raise --policy-timeout; modelplane fails closed.",
         ),
     )
 }
@@ -95,7 +115,7 @@ class Finding:
     severity: Severity = Severity.ERROR
     resource: str | None = None  # "Kind/name"
     field: str | None = None  # dotted path, e.g. "spec.gates[0].operator"
-    waived_by: str | None = None  # e.g. "PolicyException/retention-waiver (until 2027-06-30)"
+    waived_by: str | None = None  # e.g. "PolicyException/retention-waiver (until 2027-04-30)"
 
     @property
     def help(self) -> str:

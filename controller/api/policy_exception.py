@@ -1,15 +1,40 @@
-"""``PolicyException``: a waiver of named policy rules for named resources, until it expires."""
+"""``PolicyException``: a waiver of named policy rules for named resources, until it expires.
+
+A waiver is a decision by a person, so its approver is a real identity (as
+approvals are: trimmed, case-folded, matching a pattern) and its reason real
+text, and it has a start (``approvedAt``) and an end (``expires``): how long a
+waiver may last is the platform's setting (the project file's ``waiverMaxDays``),
+checked where policies judge, since it depends on the project.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from controller.api.common import NonEmptyStr, Reference, Resource, ResourceRef, StrictModel
+from controller.api.common import Reference, Resource, ResourceRef, StrictModel
+from controller.api.identity import normalise
 
 RULE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+MIN_REASON_CHARS = 12
+# What people type to get past a required field.
+PLACEHOLDERS = frozenset({"todo", "tbd", "n/a", "na", "none", "fixme", "xxx", "test", "temp", "reason", "waiver", "-"})
+
+
+def _reason(value: str) -> str:
+    text = " ".join(value.split())
+    if text.casefold().strip(".!") in PLACEHOLDERS or len(text) < MIN_REASON_CHARS or len(text.split()) < 2:
+        raise ValueError(
+            f"reason {value.strip()!r} does not say why: write a sentence a reviewer can check "
+            f"(at least {MIN_REASON_CHARS} characters and two words), e.g. 'Public, de-identified data; no "
+            "retention clock applies.'"
+        )
+    if not re.search(r"[^\W\d_]", text):
+        raise ValueError(f"reason {value.strip()!r} has no words: say why the rule does not apply")
+    return text
 
 
 class PolicyExceptionSpec(StrictModel):
@@ -17,19 +42,40 @@ class PolicyExceptionSpec(StrictModel):
         description="Waived rules as '<package>.<rule>', e.g. 'models.medical_min_auc'."
     )
     resources: Annotated[list[ResourceRef], Field(min_length=1)]
-    reason: NonEmptyStr
-    approvedBy: NonEmptyStr
-    approvedAt: date | None = None
-    expires: date = Field(description="Last day the waiver applies (YYYY-MM-DD).")
+    reason: str = Field(description="Why the rules do not apply: a sentence a reviewer can check.")
+    approvedBy: str = Field(
+        description="Who approved the waiver, as an identity (e.g. alice or dpo@example.org; compared "
+        "case-folded and trimmed)."
+    )
+    approvedAt: date = Field(description="The day the waiver was approved (YYYY-MM-DD); its lifetime starts here.")
+    expires: date = Field(
+        description="Last day the waiver applies (YYYY-MM-DD); at most the project's waiverMaxDays "
+        "(default 180) after approvedAt."
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _real_reason(cls, value: str) -> str:
+        return _reason(value)
+
+    @field_validator("approvedBy")
+    @classmethod
+    def _identity(cls, value: str) -> str:
+        return normalise(value)
 
     @model_validator(mode="after")
     def _expires_after_approval(self) -> PolicyExceptionSpec:
-        if self.approvedAt and self.expires < self.approvedAt:
+        if self.expires < self.approvedAt:
             raise ValueError(f"expires ({self.expires}) is before approvedAt ({self.approvedAt})")
         return self
 
+    @property
+    def lifetime_days(self) -> int:
+        """Days from approval to expiry."""
+        return (self.expires - self.approvedAt).days
+
     def active_on(self, day: date) -> bool:
-        return day <= self.expires
+        return self.approvedAt <= day <= self.expires
 
 
 class PolicyException(Resource):

@@ -8,7 +8,7 @@ Production. Read by the CLI before any command runs.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -16,6 +16,7 @@ from controller.api.common import StrictModel
 from controller.api.identity import normalise
 
 FILE_NAME = "modelplane.yaml"
+DEFAULT_WAIVER_MAX_DAYS = 180
 
 
 class ProjectSpec(StrictModel):
@@ -27,6 +28,11 @@ class ProjectSpec(StrictModel):
     stateDir: str = Field(
         default=".modelplane",
         description="The state directory (database, artifacts, cards), relative to the root unless absolute.",
+    )
+    waiverMaxDays: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=DEFAULT_WAIVER_MAX_DAYS,
+        description="The longest a PolicyException may last, from approvedAt to expires, in days "
+        f"(default {DEFAULT_WAIVER_MAX_DAYS}); a longer one waives nothing and is an error.",
     )
     approvers: list[str] | None = Field(
         default=None,

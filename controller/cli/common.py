@@ -54,16 +54,31 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
         help="a policy directory, or 'builtin' for the library shipped with modelplane; repeat for more "
         "(default: the project file's 'policies', else builtin and policies/ when it exists)",
     )
+    parser.add_argument(
+        "--strict-waivers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="refuse waivers nobody approved (a policy's own 'exception' rules); default: on when the CI "
+        "environment variable is set, as CI services set it",
+    )
     parser.add_argument("--opa-url", metavar="URL", help="decide with an OPA server instead of the embedded engine")
 
 
 def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
     if getattr(args, "no_policy", False):
         return None  # before importing the policy engine: --no-policy does not need it
+    import os
+
     from controller.engine.checks import PolicySettings
+    from controller.policy.waivers import WaiverRules
 
     log = Path(args.decision_log) if getattr(args, "decision_log", None) else None
-    return PolicySettings(sources=policy_sources(args), opa_url=args.opa_url, decision_log=log)
+    strict = args.strict_waivers
+    if strict is None:
+        strict = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    project = getattr(args, "project", None)
+    rules = WaiverRules(strict=strict) if project is None else WaiverRules(project.spec.waiverMaxDays, strict)
+    return PolicySettings(sources=policy_sources(args), opa_url=args.opa_url, decision_log=log, waivers=rules)
 
 
 def policy_sources(args: argparse.Namespace) -> list[str]:

@@ -8,7 +8,7 @@ findings from the chosen engine; the report decides the exit code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from controller.policy.embedded import EmbeddedEngine
 from controller.policy.engine import PolicyEngine
 from controller.policy.evaluate import Context, PolicyOutcome, evaluate
 from controller.policy.sources import BUILTIN, PolicyFile, discover
+from controller.policy.waivers import WaiverRules
 
 
 @dataclass
@@ -27,6 +28,7 @@ class PolicySettings:
     opa_url: str | None = None
     decision_log: Path | None = None
     today: date | None = None
+    waivers: WaiverRules = field(default_factory=WaiverRules)
 
 
 def open_engine(files: list[PolicyFile], opa_url: str | None = None) -> PolicyEngine:
@@ -49,7 +51,12 @@ def judge(
     files = files if files is not None else discover(settings.sources)
     engine = open_engine([f for f in files if not f.is_test], settings.opa_url)
     outcome: PolicyOutcome = evaluate(
-        engine, result.resources, context=context, today=settings.today, skipped=result.rejected
+        engine,
+        result.resources,
+        context=context,
+        today=settings.today,
+        skipped=result.rejected,
+        waiver_rules=settings.waivers,
     )
     report.findings.extend(outcome.findings)
     report.rules.update(outcome.rules)

@@ -36,7 +36,7 @@ from controller.loading.yaml_reader import Document, canonical_json
 from controller.policy.engine import EngineError, PolicyEngine
 from controller.policy.masking import scrub, secret_values
 from controller.policy.sources import RuleInfo
-from controller.policy.waivers import Waivers
+from controller.policy.waivers import WaiverRules, Waivers
 
 PARALLEL_MIN_RESOURCES = 500  # below this, forking costs more than it saves
 _WORKERS: ContextVar[int] = ContextVar("modelplane_policy_workers", default=1)
@@ -301,29 +301,42 @@ class _Judge:
                 if value is None or value is False or value == []:  # did not fire (the common case)
                     continue
                 waiver = self.waivers.waiver_for(rule.rule_id, ref)
-                waived_by = (
-                    f"exception rule in package {package}"
-                    if rule.suffix in excepted
-                    else waiver.label()
-                    if waiver
-                    else None
-                )
+                unapproved = rule.suffix in excepted and waiver is None  # an approved waiver comes first
+                waived_by = waiver.label() if waiver else self.waivers.exception_rule(package) if unapproved else None
                 for message, field_text in _messages(value):
                     if secrets is None:
                         secrets = secret_values(item.raw)
                     message = scrub(message, secrets)
                     path = _field_path(field_text) if isinstance(field_text, str) else ()
+                    location = item.document.location(path)
+                    if unapproved and waived_by is None:
+                        message += (
+                            f" (an exception rule in package {package} would waive this, but it names no "
+                            "approver: strict waivers accept only a PolicyException)"
+                        )
                     findings.append(
                         Finding(
                             rule.rule_id,
                             message,
-                            item.document.location(path),
+                            location,
                             rule.severity,
                             resource=ref,
                             field=field_text if isinstance(field_text, str) else None,
                             waived_by=waived_by,
                         )
                     )
+                    if unapproved and waived_by is not None:
+                        findings.append(
+                            Finding(
+                                "waiver-without-approver",
+                                f"{rule.rule_id} is waived for {ref} by the exception rule of package {package}, "
+                                "which names no approver, reason or expiry; file a PolicyException instead "
+                                "(--strict-waivers, the default when CI is set, refuses this waiver)",
+                                location,
+                                Severity.WARNING,
+                                resource=ref,
+                            )
+                        )
                     fired.append((rule.index, "waived" if waived_by else rule.fired, message))
         records.append((ref, input_digest, tuple(fired)))
 
@@ -336,6 +349,7 @@ def evaluate(
     today: date | None = None,
     skipped: int = 0,
     workers: int | None = None,
+    waiver_rules: WaiverRules | None = None,
 ) -> PolicyOutcome:
     """Judge ``resources`` with ``engine``'s policies, one decision per resource, in order.
 
@@ -366,7 +380,7 @@ def evaluate(
     outcome.rules = {
         r.rule_id: Rule(r.rule_id, f"{r.package}: {r.name}", f"Defined at {r.file}:{r.line}.") for r in rules
     }
-    waivers = Waivers(resources, today)
+    waivers = Waivers(resources, today, waiver_rules)
     judge = _Judge(engine, resources, rules, waivers)
     log.rules = judge.order
 

@@ -28,7 +28,15 @@ def test_every_rule_has_an_invalid_example() -> None:
     covered = {_expectation(p)[2] for p in INVALID}
     # io-error and file-too-large need conditions a committed file cannot have (see test_loader.py);
     # the policy rules are exercised in tests/policy.
-    policy = {"policy-engine-error", "waiver-expired", "waiver-unknown-rule"}
+    policy = {
+        "policy-engine-error",
+        "policy-timeout",
+        "waiver-expired",
+        "waiver-unknown-rule",
+        "waiver-too-long",
+        "waiver-not-yet-approved",
+        "waiver-without-approver",
+    }
     assert set(RULES) - covered == {"io-error", "file-too-large", *policy}
 
 

@@ -120,8 +120,9 @@ metadata: {name: w}
 spec:
   rules: [models.gates_required]
   resources: [{kind: Model, name: m}]
-  reason: r
+  reason: Exploratory model, never deployed.
   approvedBy: a
+  approvedAt: 2026-12-01
   expires: 2027-01-31
 """,
         "w.yaml",

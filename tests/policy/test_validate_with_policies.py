@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from controller.policy.embedded import EmbeddedEngine
 from controller.policy.evaluate import Context, PolicyOutcome, digest, evaluate, input_for
 from controller.policy.opa import OpaServerEngine
 from controller.policy.sources import PolicyFile
+from controller.policy.waivers import WaiverRules
 
 EXE = Path(sys.executable).with_name("modelplane")
 MODEL = Path("specs/models/breast-cancer-classifier.yaml")
@@ -34,9 +35,15 @@ spec:
     - {kind: Model, name: breast-cancer-classifier}
   reason: Retrospective study model; a clinician reviews every prediction.
   approvedBy: chief-medical-officer
-  approvedAt: 2026-11-01
+  approvedAt: APPROVED
   expires: EXPIRES
 """
+TODAY = date.today()  # the subprocesses judge with the real date
+APPROVED, IN_FORCE = str(TODAY - timedelta(days=30)), str(TODAY + timedelta(days=30))
+
+
+def waiver_text(expires: str = IN_FORCE, approved: str = APPROVED) -> str:
+    return WAIVER.replace("APPROVED", approved).replace("EXPIRES", expires)
 
 
 def validate(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -72,7 +79,7 @@ def test_weak_gate_fails_with_rule_message_at_model_file(platform: Path) -> None
 def test_waiver_turns_failure_into_counted_exception_until_it_expires(platform: Path) -> None:
     weaken_gate(platform)
     waiver = platform / "specs" / "exceptions" / "auc-waiver.yaml"
-    waiver.write_text(WAIVER.replace("EXPIRES", "2999-12-31"))
+    waiver.write_text(waiver_text())
     out = validate(platform, "--format", "json")
     assert out.returncode == 0, out.stdout
     doc = json.loads(out.stdout)
@@ -80,21 +87,20 @@ def test_waiver_turns_failure_into_counted_exception_until_it_expires(platform: 
     waived = [f for f in doc["findings"] if f["rule"] == "models.medical_min_auc"]
     assert waived[0]["waived_by"].startswith("PolicyException/auc-waiver (approved by chief-medical-officer")
 
-    waiver.write_text(WAIVER.replace("EXPIRES", "2026-11-02"))
+    yesterday = str(TODAY - timedelta(days=1))
+    waiver.write_text(waiver_text(expires=yesterday))
     out = validate(platform)
     assert out.returncode == 1
     assert "error [models.medical_min_auc]" in out.stdout
     assert (
-        "warning [waiver-expired] PolicyException/auc-waiver: expired on 2026-11-02; it no longer waives "
+        f"warning [waiver-expired] PolicyException/auc-waiver: expired on {yesterday}; it no longer waives "
         "models.medical_min_auc for Model/breast-cancer-classifier"
     ) in out.stdout
 
 
 def test_waiver_for_an_unknown_rule_is_reported(platform: Path) -> None:
     waiver = platform / "specs" / "exceptions" / "typo.yaml"
-    waiver.write_text(
-        WAIVER.replace("EXPIRES", "2999-12-31").replace("models.medical_min_auc", "models.medical_min_acu")
-    )
+    waiver.write_text(waiver_text().replace("models.medical_min_auc", "models.medical_min_acu"))
     out = validate(platform)
     assert out.returncode == 0
     assert "warning [waiver-unknown-rule] PolicyException/auc-waiver: waives 'models.medical_min_acu'" in out.stdout
@@ -150,8 +156,19 @@ exception contains rules if {
     result = load(["specs"])
     outcome = evaluate(EmbeddedEngine([policy]), result.resources, today=date(2026, 11, 22))
     (finding,) = [f for f in outcome.findings if f.rule == "labels.team"]
-    assert finding.waived_by == "exception rule in package labels"
+    assert finding.waived_by == "exception rule in package labels, without an approver"
     assert outcome.exit_code() == 0 and len(outcome.exceptions) == 1
+    (unapproved,) = [f for f in outcome.findings if f.rule == "waiver-without-approver"]
+    assert unapproved.severity == Severity.WARNING and unapproved.resource == "Dataset/breast-cancer"
+    assert unapproved.location == finding.location
+
+    strict = evaluate(
+        EmbeddedEngine([policy]), result.resources, today=date(2026, 11, 22), waiver_rules=WaiverRules(strict=True)
+    )
+    (finding,) = [f for f in strict.findings if f.rule == "labels.team"]
+    assert finding.waived_by is None and finding.severity == Severity.ERROR
+    assert "names no approver: strict waivers accept only a PolicyException" in finding.message
+    assert strict.exit_code() == 1
 
 
 def test_secrets_never_reach_messages_or_the_decision_log(tmp_path: Path) -> None:
