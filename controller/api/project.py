@@ -29,6 +29,11 @@ class ProjectSpec(StrictModel):
         default=".modelplane",
         description="The state directory (database, artifacts, cards), relative to the root unless absolute.",
     )
+    policyTimeoutSeconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=5.0,
+        description="Time limit of one policy decision (one resource judged by every package), in seconds; "
+        "over it the resource is denied with policy-timeout.",
+    )
     waiverMaxDays: Annotated[int, Field(ge=1, le=3650)] = Field(
         default=DEFAULT_WAIVER_MAX_DAYS,
         description="The longest a PolicyException may last, from approvedAt to expires, in days "

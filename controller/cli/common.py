@@ -55,6 +55,13 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
         "(default: the project file's 'policies', else builtin and policies/ when it exists)",
     )
     parser.add_argument(
+        "--policy-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="time limit of one policy decision (one resource, every package); over it the resource is "
+        "denied with policy-timeout (default: the project file's policyTimeoutSeconds, else 5)",
+    )
+    parser.add_argument(
         "--strict-waivers",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -62,6 +69,16 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
         "environment variable is set, as CI services set it",
     )
     parser.add_argument("--opa-url", metavar="URL", help="decide with an OPA server instead of the embedded engine")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and 3600")
+    return value
 
 
 def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
@@ -78,7 +95,12 @@ def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
         strict = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
     project = getattr(args, "project", None)
     rules = WaiverRules(strict=strict) if project is None else WaiverRules(project.spec.waiverMaxDays, strict)
-    return PolicySettings(sources=policy_sources(args), opa_url=args.opa_url, decision_log=log, waivers=rules)
+    settings = PolicySettings(sources=policy_sources(args), opa_url=args.opa_url, decision_log=log, waivers=rules)
+    if args.policy_timeout is not None:
+        settings.timeout = args.policy_timeout
+    elif project is not None:
+        settings.timeout = project.spec.policyTimeoutSeconds
+    return settings
 
 
 def policy_sources(args: argparse.Namespace) -> list[str]:

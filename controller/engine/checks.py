@@ -17,7 +17,7 @@ from controller.loading import LoadResult
 from controller.policy import decision_log
 from controller.policy.embedded import EmbeddedEngine
 from controller.policy.engine import PolicyEngine
-from controller.policy.evaluate import Context, PolicyOutcome, evaluate
+from controller.policy.evaluate import DEFAULT_TIMEOUT, Context, PolicyOutcome, evaluate
 from controller.policy.sources import BUILTIN, PolicyFile, discover
 from controller.policy.waivers import WaiverRules
 
@@ -29,14 +29,16 @@ class PolicySettings:
     decision_log: Path | None = None
     today: date | None = None
     waivers: WaiverRules = field(default_factory=WaiverRules)
+    timeout: float = DEFAULT_TIMEOUT  # seconds per decision
 
 
-def open_engine(files: list[PolicyFile], opa_url: str | None = None) -> PolicyEngine:
-    """The embedded engine, or an OPA server when ``opa_url`` is given."""
+def open_engine(files: list[PolicyFile], opa_url: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> PolicyEngine:
+    """The embedded engine, or an OPA server when ``opa_url`` is given (each request
+    limited to ``timeout`` seconds)."""
     if opa_url:
         from controller.policy.opa import OpaServerEngine  # requests and opa-client: only when asked for
 
-        return OpaServerEngine(opa_url)
+        return OpaServerEngine(opa_url, timeout=timeout)
     return EmbeddedEngine(files)
 
 
@@ -49,7 +51,7 @@ def judge(
     if settings is None:
         return report, None
     files = files if files is not None else discover(settings.sources)
-    engine = open_engine([f for f in files if not f.is_test], settings.opa_url)
+    engine = open_engine([f for f in files if not f.is_test], settings.opa_url, settings.timeout)
     outcome: PolicyOutcome = evaluate(
         engine,
         result.resources,
@@ -57,6 +59,7 @@ def judge(
         today=settings.today,
         skipped=result.rejected,
         waiver_rules=settings.waivers,
+        timeout=settings.timeout,
     )
     report.findings.extend(outcome.findings)
     report.rules.update(outcome.rules)

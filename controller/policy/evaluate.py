@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -36,9 +34,11 @@ from controller.loading.yaml_reader import Document, canonical_json
 from controller.policy.engine import EngineError, PolicyEngine
 from controller.policy.masking import scrub, secret_values
 from controller.policy.sources import RuleInfo
+from controller.policy.supervised import Progress, Supervisor
 from controller.policy.waivers import WaiverRules, Waivers
 
-PARALLEL_MIN_RESOURCES = 500  # below this, forking costs more than it saves
+PARALLEL_MIN_RESOURCES = 500  # below this, one decider is enough
+DEFAULT_TIMEOUT = 5.0  # seconds per decision
 _WORKERS: ContextVar[int] = ContextVar("modelplane_policy_workers", default=1)
 
 
@@ -269,12 +269,31 @@ class _Judge:
             self.packages.append((package, judged))
         self.decide_json = getattr(engine, "decide_json", None)
 
-    def run(self, indexes: Sequence[int]) -> tuple[list[Finding], list[_Record]]:
+    def run(self, indexes: Sequence[int], progress: Progress | None = None) -> tuple[list[Finding], list[_Record]]:
         findings: list[Finding] = []
         records: list[_Record] = []
         for index in indexes:
+            if progress is not None:
+                progress(index)
             self._one(self.resources[index], findings, records)
         return findings, records
+
+    def timed_out(self, index: int, packages: list[str], seconds: float) -> tuple[list[Finding], list[_Record]]:
+        item = self.resources[index]
+        named = ", ".join(packages)
+        error = f"policy-timeout: package {named} did not decide within {seconds:g} s"
+        finding = Finding(
+            "policy-timeout",
+            f"policy package {named} did not decide {item.ref} within {seconds:g} s; denied (modelplane fails "
+            "closed): make its rules cheaper, or raise --policy-timeout",
+            item.document.location(()),
+            resource=item.ref,
+        )
+        return [finding], [(item.ref, digest(input_for(item)), error)]
+
+    def probe(self, index: int, package: str) -> Any:
+        """One package alone, for one resource (to find which package is slow)."""
+        return self.engine.query(package.replace(".", "/"), input_for(self.resources[index]))
 
     def _one(self, item: LoadedResource, findings: list[Finding], records: list[_Record]) -> None:
         ref = item.ref
@@ -350,8 +369,16 @@ def evaluate(
     skipped: int = 0,
     workers: int | None = None,
     waiver_rules: WaiverRules | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> PolicyOutcome:
     """Judge ``resources`` with ``engine``'s policies, one decision per resource, in order.
+
+    ``timeout``: seconds one decision (one resource, every package at once) may take.
+    An engine that can be forked decides in supervised child processes, where a
+    runaway rule is stopped at the limit and the resource is denied with
+    ``policy-timeout`` naming the slow package (see :mod:`controller.policy.supervised`).
+    From a thread (no fork), the embedded engine decides in this process, where
+    nothing can stop it; the OPA server engine applies its own HTTP time limit.
 
     ``workers`` (default: 1, or what an enclosing :func:`parallel` block says): with
     more than one, an engine that can be forked (``forkable``, as the embedded
@@ -386,8 +413,20 @@ def evaluate(
 
     workers = workers if workers is not None else _WORKERS.get()
     indexes = range(len(resources))
-    if workers > 1 and len(resources) >= PARALLEL_MIN_RESOURCES and getattr(engine, "forkable", False) and may_fork():
-        parts = _forked(judge, indexes, workers)
+    if getattr(engine, "forkable", False) and may_fork() and (timeout is not None or workers > 1):
+        # Forked deciders: stoppable (a runaway rule is killed at the limit), and parallel when asked.
+        spread = workers > 1 and len(resources) >= PARALLEL_MIN_RESOURCES
+        size = -(-len(indexes) // workers) if spread else max(1, len(indexes))
+        slices = [indexes[i : i + size] for i in range(0, len(indexes), size)]
+        limit = timeout if timeout is not None else float("inf")
+        supervisor = Supervisor(
+            judge.run,
+            lambda index, packages: judge.timed_out(index, packages, limit),
+            judge.probe,
+            [package for package, _ in judge.packages],
+            limit,
+        )
+        parts = supervisor.decide(slices, workers)
     else:
         parts = [judge.run(indexes)]
     for findings, records in parts:
@@ -396,36 +435,6 @@ def evaluate(
     outcome.evaluated = len(resources)
     outcome.findings.extend(waivers.problems({r.rule_id for r in rules}))
     return outcome
-
-
-def _forked(judge: _Judge, indexes: range, workers: int) -> list[tuple[list[Finding], list[_Record]]]:
-    """The first slice is decided here while forked children decide the others, each
-    with its copy of the engine and data; results come back in order through pipes.
-    A child that fails has its slice decided here again."""
-    size = -(-len(indexes) // workers)
-    slices = [indexes[i : i + size] for i in range(0, len(indexes), size)]
-    children: list[tuple[int, int, range]] = []
-    for part in slices[1:]:
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: decide, send, and leave without running the parent's exit handlers
-            code = 1
-            try:
-                os.close(read)
-                with os.fdopen(write, "wb") as out:
-                    out.write(pickle.dumps(judge.run(part), pickle.HIGHEST_PROTOCOL))
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write)
-        children.append((pid, read, part))
-    parts = [judge.run(slices[0])]
-    for pid, read, part in children:
-        with os.fdopen(read, "rb") as pipe:
-            payload = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        parts.append(pickle.loads(payload) if status == 0 and payload else judge.run(part))
-    return parts
 
 
 def _engine_failure(item: LoadedResource, package: str, error: str) -> Finding:

@@ -342,13 +342,13 @@ def test_forked_deciders_decide_as_one_process(
     for name in ("disable", "enable", "freeze", "collect"):
         monkeypatch.setattr(gc, name, lambda *args, name=name: calls.append(name))
     forked = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22), workers=3)
-    assert len(forks) == 2 and calls == []
+    assert len(forks) == 3 and calls == []  # supervised deciders: the parent only watches them
     assert forked.findings == serial.findings
     assert _without_time(forked) == _without_time(serial)
     assert forked.evaluated == serial.evaluated == len(result.resources)
     with evaluation.parallel(2):  # how the CLI asks, through judge()
         evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22))
-    assert len(forks) == 3
+    assert len(forks) == 5
 
 
 def test_deciders_are_never_forked_from_a_thread(library: list[PolicyFile], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -379,6 +379,7 @@ def test_a_failed_decider_is_replaced_by_deciding_its_share_here(
     import pickle
 
     from controller.policy import evaluate as evaluation
+    from controller.policy import supervised
 
     result = load(["specs", "chaos"], keep="data")
     serial = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22))
@@ -391,7 +392,8 @@ def test_a_failed_decider_is_replaced_by_deciding_its_share_here(
         return real_dumps(value, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(evaluation, "PARALLEL_MIN_RESOURCES", 2)
-    monkeypatch.setattr(evaluation.pickle, "dumps", dumps)
+    monkeypatch.setattr(supervised.pickle, "dumps", dumps)
+    monkeypatch.setattr(evaluation, "may_fork", lambda: threading.current_thread() is threading.main_thread())
     forked = evaluate(EmbeddedEngine(library), result.resources, today=date(2026, 11, 22), workers=2)
     assert forked.findings == serial.findings and _without_time(forked) == _without_time(serial)
 

@@ -1,0 +1,75 @@
+"""A runaway policy is stopped at its time limit and the resource is denied (fails closed).
+
+regorus holds the GIL while it evaluates, so the limit is enforced by deciding in
+supervised forked processes; these tests run the CLI in a subprocess (pytest-xdist
+workers run threads, where forking is refused)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = Path(sys.executable).with_name("modelplane")
+# 9 million iterations for a Model (seconds in regorus); nothing for other kinds.
+RUNAWAY = """package runaway
+
+deny_spin contains msg if {
+    input.kind == "Model"
+    some i in numbers.range(1, 3000)
+    some j in numbers.range(1, 3000)
+    i * j == -1
+    msg := "never"
+}
+"""
+
+
+@pytest.fixture
+def runaway(platform: Path) -> Path:
+    (platform / "policies" / "runaway.rego").write_text(RUNAWAY)
+    return platform
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(EXE), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_a_runaway_rule_is_stopped_and_its_resource_denied_naming_the_package(runaway: Path) -> None:
+    log = runaway / "decisions.jsonl"
+    out = run(runaway, "validate", "--policy-timeout", "0.5", "-o", "json", "--decision-log", str(log))
+    assert out.returncode == 1, out.stderr
+    findings = json.loads(out.stdout)["findings"]
+    (timeout,) = [f for f in findings if f["rule"] == "policy-timeout"]
+    assert timeout["resource"] == "Model/breast-cancer-classifier"
+    assert timeout["severity"] == "error"
+    assert timeout["message"].startswith(
+        "policy package runaway did not decide Model/breast-cancer-classifier within 0.5 s; denied"
+    )
+    # The other resources were decided as usual: the example's waived finding is still there.
+    assert [f["rule"] for f in findings if f["waived_by"]] == ["datasets.retention_required"]
+    decisions = [json.loads(line) for line in log.read_text().splitlines()]
+    model = [d for d in decisions if d["resource"] == "Model/breast-cancer-classifier"]
+    assert model and all(d["result"] == "error" for d in model)
+    assert model[0]["message"] == "policy-timeout: package runaway did not decide within 0.5 s"
+
+
+def test_the_limit_comes_from_the_project_file_and_a_generous_limit_lets_it_finish(runaway: Path) -> None:
+    (runaway / "modelplane.yaml").write_text(
+        "apiVersion: modelplane.io/v1alpha1\nkind: Project\nmetadata: {name: demo}\n"
+        "spec:\n  policyTimeoutSeconds: 0.5\n"
+    )
+    out = run(runaway, "validate")
+    assert out.returncode == 1 and "error [policy-timeout]" in out.stdout
+    (runaway / "policies" / "runaway.rego").write_text(RUNAWAY.replace("3000", "30"))
+    out = run(runaway, "validate")
+    assert out.returncode == 0, out.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "99999"])
+def test_a_nonsense_limit_is_a_usage_error(platform: Path, value: str) -> None:
+    out = run(platform, "validate", "--policy-timeout", value)
+    assert out.returncode == 2
+    assert "is not a number of seconds between 0 and 3600" in out.stderr
