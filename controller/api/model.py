@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -16,7 +17,15 @@ from controller.api.common import (
     Resource,
     StrictModel,
 )
-from controller.api.estimators import ALLOWED_ESTIMATORS, Framework, Task
+from controller.api.estimators import (
+    ALLOWED_ESTIMATORS,
+    PROBA_WHEN,
+    Framework,
+    Task,
+    accepted_params,
+    has_predict_proba,
+)
+from controller.api.located import field_error
 
 
 class Metric(StrEnum):
@@ -35,6 +44,24 @@ CLASSIFICATION_METRICS = frozenset(
     {Metric.ROC_AUC, Metric.ACCURACY, Metric.F1, Metric.PRECISION, Metric.RECALL, Metric.LOG_LOSS}
 )
 REGRESSION_METRICS = frozenset({Metric.RMSE, Metric.MAE, Metric.R2})
+# Metrics computed from predict_proba: an estimator without it cannot report them.
+PROBA_METRICS = frozenset({Metric.ROC_AUC, Metric.LOG_LOSS})
+# Losses: lower is better. Every other metric: higher is better.
+LOWER_IS_BETTER = frozenset({Metric.LOG_LOSS, Metric.RMSE, Metric.MAE})
+
+Direction = Literal["maximize", "minimize"]
+
+
+def natural_direction(metric: Metric) -> Direction:
+    """Which way a search should push ``metric``: down for a loss, up otherwise."""
+    return "minimize" if metric in LOWER_IS_BETTER else "maximize"
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; it accepts {', '.join(sorted(choices))}"
 
 
 class Split(StrictModel):
@@ -57,9 +84,26 @@ class Estimator(StrictModel):
     def _framework_matches(self) -> Estimator:
         framework, _ = ALLOWED_ESTIMATORS[self.className]
         if framework != self.framework:
-            raise ValueError(
-                f"estimator '{self.className}' belongs to framework '{framework.value}', not '{self.framework.value}'"
+            raise field_error(
+                "class",
+                message=f"estimator '{self.className}' belongs to framework '{framework.value}', "
+                f"not '{self.framework.value}'; set spec.estimator.framework to '{framework.value}'",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _params_accepted(self) -> Estimator:
+        accepted = accepted_params(self.className)
+        if accepted is None:  # XGBoost, LightGBM: see controller/api/estimators.py
+            return self
+        for name in self.params:
+            if name not in accepted:
+                raise field_error(
+                    "params",
+                    name,
+                    at_key=True,
+                    message=f"'{name}' is not a parameter of {self.className}{_did_you_mean(name, list(accepted))}",
+                )
         return self
 
     @property
@@ -94,18 +138,44 @@ class Search(StrictModel):
     strategy: Literal["random", "grid"] = "random"
     trials: Annotated[int, Field(ge=1, le=10_000)] = 20
     metric: Metric
-    direction: Literal["maximize", "minimize"] = "maximize"
+    direction: Direction | None = Field(
+        default=None,
+        description="Whether the best trial has the highest or the lowest score. Defaults to the metric's "
+        "natural direction: 'minimize' for log_loss, rmse and mae, 'maximize' for the others; "
+        "the other direction is an error.",
+    )
     cv: Annotated[int, Field(ge=2, le=20)] = 3
-    space: Annotated[dict[str, Parameter], Field(min_length=1)]
+    space: Annotated[dict[str, Parameter], Field(min_length=1)] = Field(
+        description="Estimator parameters to search, by name (each one a parameter the estimator accepts)."
+    )
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> Search:
         for name, param in self.space.items():
             if isinstance(param, IntRange | FloatRange) and param.low > param.high:
-                raise ValueError(f"search space '{name}': low ({param.low}) is above high ({param.high})")
+                raise field_error("space", name, at_key=True, message=f"low ({param.low}) is above high ({param.high})")
             if self.strategy == "grid" and isinstance(param, FloatRange):
-                raise ValueError(f"search space '{name}': grid search needs 'int' or 'choice' parameters")
+                raise field_error(
+                    "space", name, "type", message="grid search needs 'int' or 'choice' parameters, not 'float'"
+                )
         return self
+
+    @model_validator(mode="after")
+    def _direction_fits_metric(self) -> Search:
+        natural = natural_direction(self.metric)
+        if self.direction is not None and self.direction != natural:
+            better = "lower" if natural == "minimize" else "higher"
+            raise field_error(
+                "direction",
+                message=f"'{self.direction}' contradicts the metric '{self.metric.value}', where {better} is "
+                f"better; write '{natural}' or leave direction out",
+            )
+        return self
+
+    @property
+    def goal(self) -> Direction:
+        """The direction the search takes: the declared one, else the metric's natural one."""
+        return self.direction or natural_direction(self.metric)
 
 
 class Gate(StrictModel):
@@ -180,20 +250,111 @@ class ModelSpec(StrictModel):
     )
     card: Card = Field(default_factory=Card)
 
+    def metrics_used(self) -> list[tuple[tuple[str | int, ...], Metric]]:
+        """Every metric the spec asks for, with the path of the field that names it."""
+        used: list[tuple[tuple[str | int, ...], Metric]] = [(("metrics", i), m) for i, m in enumerate(self.metrics)]
+        used += [(("gates", i, "metric"), g.metric) for i, g in enumerate(self.gates)]
+        if self.search:
+            used.append((("search", "metric"), self.search.metric))
+        if self.fairness:
+            used.append((("fairness", "metric"), self.fairness.metric))
+        return used
+
+    @model_validator(mode="after")
+    def _features_distinct(self) -> ModelSpec:
+        seen: set[str] = set()
+        for i, name in enumerate(self.features or []):
+            if name == self.target:  # the label as an input: the held-out metrics would be meaningless
+                raise field_error("features", i, message=f"'{name}' is the target; remove it from the features")
+            if name in seen:
+                raise field_error("features", i, message=f"'{name}' is listed twice")
+            seen.add(name)
+        return self
+
+    @model_validator(mode="after")
+    def _searched_params_accepted(self) -> ModelSpec:
+        accepted = accepted_params(self.estimator.className)
+        if accepted is None or self.search is None:  # XGBoost, LightGBM: see controller/api/estimators.py
+            return self
+        for name in self.search.space:
+            if name not in accepted:
+                raise field_error(
+                    "search",
+                    "space",
+                    name,
+                    at_key=True,
+                    message=f"'{name}' is not a parameter of {self.estimator.className}"
+                    f"{_did_you_mean(name, list(accepted))}",
+                )
+        return self
+
     @model_validator(mode="after")
     def _metrics_fit_task(self) -> ModelSpec:
         task = self.estimator.task
         allowed = CLASSIFICATION_METRICS if task == Task.CLASSIFICATION else REGRESSION_METRICS
-        used = [("metrics", m) for m in self.metrics] + [("gates", g.metric) for g in self.gates]
-        if self.search:
-            used.append(("search.metric", self.search.metric))
-        for where, metric in used:
+        for path, metric in self.metrics_used():
             if metric not in allowed:
-                raise ValueError(
-                    f"{where}: metric '{metric.value}' does not apply to a {task.value} estimator; "
-                    f"use one of {', '.join(sorted(m.value for m in allowed))}"
+                raise field_error(
+                    *path,
+                    message=f"metric '{metric.value}' does not apply to a {task.value} estimator; "
+                    f"use one of {', '.join(sorted(m.value for m in allowed))}",
                 )
         return self
+
+    @model_validator(mode="after")
+    def _probabilities_available(self) -> ModelSpec:
+        """roc_auc and log_loss are computed from predict_proba: every trial and the final
+        estimator must have it, or the metric could not be computed after training."""
+        estimator = self.estimator
+        path = estimator.className
+        needed = [(where, m) for where, m in self.metrics_used() if m in PROBA_METRICS]
+        if not needed:
+            return self
+        searched = self.search.space if self.search else {}
+        if path in PROBA_WHEN and PROBA_WHEN[path][0] in searched:
+            param = PROBA_WHEN[path][0]
+            space = searched[param]
+            candidates = space.values if isinstance(space, Choice) else [None]
+            if not all(has_predict_proba(path, {**estimator.params, param: c}) for c in candidates):
+                where, metric = needed[0]
+                raise field_error(
+                    "search",
+                    "space",
+                    param,
+                    at_key=True,
+                    message=f"some trials would have no predict_proba, which metric '{metric.value}' "
+                    f"(spec.{_dotted(where)}) needs: {_proba_condition(path)}",
+                )
+            return self
+        if has_predict_proba(path, estimator.params):
+            return self
+        where, metric = needed[0]
+        raise field_error(
+            *where, message=f"metric '{metric.value}' needs predicted probabilities, and {_no_proba(path)}"
+        )
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _proba_condition(path: str) -> str:
+    param, values, _ = PROBA_WHEN[path]
+    shown = " or ".join(repr(v).lower() if isinstance(v, bool) else repr(v) for v in values)
+    return f"{path} has predict_proba only with {param}: {shown}"
+
+
+def _no_proba(path: str) -> str:
+    """Why the estimator has no predict_proba, and what to do about it."""
+    if path in PROBA_WHEN:
+        param, values, _ = PROBA_WHEN[path]
+        value = repr(values[0]).lower() if isinstance(values[0], bool) else values[0]
+        return f"{_proba_condition(path)}; set spec.estimator.params.{param}: {value}"
+    usable = ", ".join(sorted(m.value for m in CLASSIFICATION_METRICS - PROBA_METRICS))
+    return (
+        f"{path} has no predict_proba; use one of {usable}, "
+        "or an estimator with predict_proba such as sklearn.linear_model.LogisticRegression"
+    )
 
 
 class Model(Resource):

@@ -183,9 +183,11 @@ def test_float_ranges_are_sampled_over_the_whole_range(log: bool, model_variant)
     """Many draws (nothing is fitted): all inside [low, high], reaching both ends, and
     centred on the arithmetic mean (uniform) or the geometric mean (log-uniform)."""
     low, high = 0.01, 1.0
-    search = {**RANDOM, "trials": 400, "space": {"x": {"type": "float", "low": low, "high": high, "log": log}}}
-    candidates, total = train._search_space(model_variant(estimator=TREE, search=search))
-    xs = np.array([c["x"] for c in candidates])
+    space = {"ccp_alpha": {"type": "float", "low": low, "high": high, "log": log}}
+    candidates, total = train._search_space(
+        model_variant(estimator=TREE, search={**RANDOM, "trials": 400, "space": space})
+    )
+    xs = np.array([c["ccp_alpha"] for c in candidates])
     assert total == len(xs) == 400
     assert low <= xs.min() < low + 0.05 * (high - low) * (0.1 if log else 1)
     assert high - 0.05 * (high - low) < xs.max() <= high
@@ -306,7 +308,9 @@ def test_without_features_every_column_but_the_target_is_an_input(model_variant,
 def test_bad_features_or_target_are_train_errors(
     features: list[str] | None, target: str, message: str, model_variant, frames
 ) -> None:
-    model = model_variant(estimator=NAIVE_BAYES, search=None, features=features)
+    """Validation refuses these when the Dataset declares its columns and the target is known
+    (tests/loading); the train step still checks the data it is given."""
+    model = model_variant(estimator=NAIVE_BAYES, search=None, features=features, target=None)
     with pytest.raises(train.TrainError, match=message):
         train.train(model, frames["breast-cancer"], target)
 
@@ -346,10 +350,14 @@ def test_train_refuses_a_model_built_around_validation(model_variant, frames) ->
         train.train(sneaky, frames["breast-cancer"], "target")
 
 
-def test_bad_estimator_params_are_a_train_error(model_variant, frames) -> None:
-    model = model_variant(estimator={**TREE, "params": {"max_dept": 3}}, search=None)
+def test_bad_estimator_params_are_refused_at_validation_and_by_train(model_variant, frames) -> None:
+    with pytest.raises(ValidationError, match=r"'max_dept' is not a parameter of .*; did you mean 'max_depth'\?"):
+        model_variant(estimator={**TREE, "params": {"max_dept": 3}}, search=None)
+    model = model_variant(estimator=TREE, search=None)  # a Model that skipped validation
+    estimator = model.spec.estimator.model_copy(update={"params": {"max_dept": 3}})
+    sneaky = model.model_copy(update={"spec": model.spec.model_copy(update={"estimator": estimator})})
     with pytest.raises(train.TrainError, match=r"bad estimator params for sklearn\.tree\.DecisionTreeClassifier"):
-        train.train(model, frames["breast-cancer"], "target")
+        train.train(sneaky, frames["breast-cancer"], "target")
 
 
 def test_a_binary_target_with_text_labels_trains(model_variant, frames) -> None:
