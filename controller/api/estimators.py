@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Task(StrEnum):
@@ -171,11 +171,20 @@ def accepted_params(path: str) -> frozenset[str] | None:
     return SKLEARN_PARAMS.get(path)
 
 
-# Classifiers whose ``predict_proba`` depends on a constructor parameter:
-# path -> (parameter, the values that give it, the parameter's default).
-PROBA_WHEN: dict[str, tuple[str, tuple[Any, ...], Any]] = {
-    "sklearn.linear_model.SGDClassifier": ("loss", ("log_loss", "modified_huber"), "hinge"),
-    "sklearn.svm.SVC": ("probability", (True,), False),
+class ProbaParam(NamedTuple):
+    """The constructor parameter a classifier's ``predict_proba`` depends on."""
+
+    param: str
+    values: tuple[Any, ...]  # the values that give it predict_proba
+    default: Any  # the parameter's default (as the signature says)
+    note: str = ""  # said with the fix, e.g. that the parameter is deprecated
+
+
+# Classifiers whose ``predict_proba`` depends on a constructor parameter.
+PROBA_WHEN: dict[str, ProbaParam] = {
+    "sklearn.linear_model.SGDClassifier": ProbaParam("loss", ("log_loss", "modified_huber"), "hinge"),
+    # scikit-learn 1.9 deprecates the parameter (default 'deprecated', meaning False); it works until 1.11
+    "sklearn.svm.SVC": ProbaParam("probability", (True,), "deprecated", "deprecated in scikit-learn 1.9"),
 }
 # Classifiers that never have ``predict_proba``. Every other classifier always has it;
 # no regressor has it.
@@ -188,7 +197,7 @@ def has_predict_proba(path: str, params: Mapping[str, Any]) -> bool:
     if framework_task is None or framework_task[1] != Task.CLASSIFICATION or path in NO_PROBA:
         return False
     if path in PROBA_WHEN:
-        param, values, default = PROBA_WHEN[path]
-        value = params.get(param, default)
-        return any(value == v and type(value) is type(v) for v in values)
+        rule = PROBA_WHEN[path]
+        value = params.get(rule.param, rule.default)
+        return any(value == v and type(value) is type(v) for v in rule.values)
     return True

@@ -311,8 +311,8 @@ class ModelSpec(StrictModel):
         if not needed:
             return self
         searched = self.search.space if self.search else {}
-        if path in PROBA_WHEN and PROBA_WHEN[path][0] in searched:
-            param = PROBA_WHEN[path][0]
+        if path in PROBA_WHEN and PROBA_WHEN[path].param in searched:
+            param = PROBA_WHEN[path].param
             space = searched[param]
             candidates = space.values if isinstance(space, Choice) else [None]
             if not all(has_predict_proba(path, {**estimator.params, param: c}) for c in candidates):
@@ -339,17 +339,18 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 
 
 def _proba_condition(path: str) -> str:
-    param, values, _ = PROBA_WHEN[path]
-    shown = " or ".join(repr(v).lower() if isinstance(v, bool) else repr(v) for v in values)
-    return f"{path} has predict_proba only with {param}: {shown}"
+    rule = PROBA_WHEN[path]
+    shown = " or ".join(repr(v).lower() if isinstance(v, bool) else repr(v) for v in rule.values)
+    note = f" ({rule.note})" if rule.note else ""
+    return f"{path} has predict_proba only with {rule.param}: {shown}{note}"
 
 
 def _no_proba(path: str) -> str:
     """Why the estimator has no predict_proba, and what to do about it."""
     if path in PROBA_WHEN:
-        param, values, _ = PROBA_WHEN[path]
-        value = repr(values[0]).lower() if isinstance(values[0], bool) else values[0]
-        return f"{_proba_condition(path)}; set spec.estimator.params.{param}: {value}"
+        rule = PROBA_WHEN[path]
+        value = repr(rule.values[0]).lower() if isinstance(rule.values[0], bool) else rule.values[0]
+        return f"{_proba_condition(path)}; set spec.estimator.params.{rule.param}: {value}"
     usable = ", ".join(sorted(m.value for m in CLASSIFICATION_METRICS - PROBA_METRICS))
     return (
         f"{path} has no predict_proba; use one of {usable}, "
