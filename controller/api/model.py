@@ -58,9 +58,10 @@ def natural_direction(metric: Metric) -> Direction:
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    lowered = {choice.lower(): choice for choice in choices}  # 'c' for 'C' too
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
     if close:
-        return f"; did you mean '{close[0]}'?"
+        return f"; did you mean '{lowered[close[0]]}'?"
     return f"; it accepts {', '.join(sorted(choices))}"
 
 
