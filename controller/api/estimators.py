@@ -201,3 +201,12 @@ def has_predict_proba(path: str, params: Mapping[str, Any]) -> bool:
         value = params.get(rule.param, rule.default)
         return any(value == v and type(value) is type(v) for v in rule.values)
     return True
+
+
+def proba_summary(path: str) -> str:
+    """Whether the estimator has ``predict_proba``, in words (for the spec reference)."""
+    if path in PROBA_WHEN:
+        rule = PROBA_WHEN[path]
+        values = " or ".join(f"`{str(v).lower() if isinstance(v, bool) else v}`" for v in rule.values)
+        return f"with `{rule.param}`: {values}" + (f" ({rule.note})" if rule.note else "")
+    return "yes" if has_predict_proba(path, {}) else "no"

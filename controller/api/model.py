@@ -77,7 +77,12 @@ class Estimator(StrictModel):
         alias="class",
         description="Import path of the estimator; only allow-listed estimators are accepted.",
     )
-    params: dict[str, Any] = Field(default_factory=dict, description="Constructor keyword arguments.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Constructor keyword arguments. For a scikit-learn estimator each name must be a parameter "
+        "of its class (an unknown one is an error, with the closest name); XGBoost and LightGBM params are "
+        "not checked.",
+    )
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
 
@@ -138,7 +143,12 @@ class Search(StrictModel):
 
     strategy: Literal["random", "grid"] = "random"
     trials: Annotated[int, Field(ge=1, le=10_000)] = 20
-    metric: Metric
+    metric: Metric = Field(
+        description="What each trial is scored by, on each fold, as the gates compute it: one-vs-rest "
+        "macro ROC-AUC and macro F1, precision and recall for more than two classes, the second class "
+        "positive for two; a loss as itself (lower is better). A trial that fails to fit, or scores NaN "
+        "on a fold, fails the search and names the trial."
+    )
     direction: Direction | None = Field(
         default=None,
         description="Whether the best trial has the highest or the lowest score. Defaults to the metric's "
@@ -187,7 +197,10 @@ class Gate(StrictModel):
 
 class FairnessSlice(StrictModel):
     name: DNSLabel
-    column: NonEmptyStr = Field(description="The column whose groups are compared.")
+    column: NonEmptyStr = Field(
+        description="The column whose groups are compared: a column the Dataset declares (when it declares "
+        "any); it need not be a feature."
+    )
     bins: list[float] | None = Field(default=None, description="Bin edges for a numeric column; groups are the bins.")
 
 
@@ -236,13 +249,24 @@ class Card(StrictModel):
 class ModelSpec(StrictModel):
     dataset: DNSLabel = Field(description="Name of the Dataset to train on.")
     features: list[NonEmptyStr] | None = Field(
-        default=None, description="Feature columns (all but the target when omitted)."
+        default=None,
+        description="Feature columns (all but the target when omitted). Each must be a column the Dataset "
+        "declares (when it declares any), listed once, and not the target.",
     )
-    target: NonEmptyStr | None = Field(default=None, description="Label column (the Dataset's target when omitted).")
+    target: NonEmptyStr | None = Field(
+        default=None,
+        description="Label column (the Dataset's target when omitted; one of the two must name it). "
+        "A column the Dataset declares, when it declares any.",
+    )
     split: Split = Field(default_factory=Split)
     estimator: Estimator
     search: Search | None = None
-    metrics: list[Metric] = Field(default_factory=list, description="Metrics to compute and record.")
+    metrics: list[Metric] = Field(
+        default_factory=list,
+        description="Metrics to compute and record. Here and wherever a metric is named (search, gates, "
+        "fairness) it must fit the estimator's task, and roc_auc and log_loss need an estimator with "
+        "predict_proba (see the estimator allow-list below).",
+    )
     fairness: Fairness | None = None
     gates: list[Gate] = Field(default_factory=list)
     promotion: Promotion = Field(default_factory=Promotion)
