@@ -192,14 +192,22 @@ def train(model: Model, frame: pd.DataFrame, target: str, progress: Progress = l
     cls = estimator_class(spec.estimator.className)  # first: the task is looked up in the allow-list too
     task = spec.estimator.task
     features = _features(model, frame, target)
-    x, y = frame[features], frame[target]
+    # Columns a fairness slice groups by ride along with the split, model input or not.
+    sliced = [s.column for s in spec.fairness.slices] if spec.fairness else []
+    sliced = list(dict.fromkeys(c for c in sliced if c in frame.columns and c not in features and c != target))
+    y = frame[target]
     stratify = y if (task == Task.CLASSIFICATION and spec.split.stratify) else None
     try:
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=spec.split.testSize, random_state=spec.split.seed, stratify=stratify
+        rows_train, rows_test, y_train, y_test = train_test_split(
+            frame[[*features, *sliced]],
+            y,
+            test_size=spec.split.testSize,
+            random_state=spec.split.seed,
+            stratify=stratify,
         )
     except ValueError as exc:
         raise TrainError(f"cannot split the data: {exc}") from None
+    x_train, x_test = rows_train[features], rows_test[features]
 
     params = dict(spec.estimator.params)
     try:
@@ -226,10 +234,7 @@ def train(model: Model, frame: pd.DataFrame, target: str, progress: Progress = l
     if spec.fairness:
         wanted.add(spec.fairness.metric)
     metrics = compute_metrics(task, sorted(wanted, key=lambda m: m.value), y_test, y_pred, y_score)
-    # The held-out rows with the target and every column a fairness slice groups by, model input or not.
-    extra = [s.column for s in spec.fairness.slices] if spec.fairness else []
-    extra = list(dict.fromkeys(c for c in extra if c in frame.columns and c not in features and c != target))
-    test_frame = x_test.assign(**{c: frame.loc[x_test.index, c] for c in extra}).assign(**{target: y_test})
+    test_frame = rows_test.assign(**{target: y_test})  # for the fairness slices
     return Trained(
         estimator,
         best,
