@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from controller import __version__
 from controller.api import Model
 from controller.api.estimators import ALLOWED_ESTIMATORS, Task
-from controller.api.model import Choice, FloatRange, IntRange, Metric
-from reconcilers.metrics import compute_metrics, scorer_name
+from controller.api.model import Choice, FloatRange, IntRange
+from reconcilers.metrics import compute_metrics, search_scorer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,23 +124,90 @@ def _search_space(model: Model) -> tuple[Any, int]:
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in c.items()} for c in candidates], len(candidates)
 
 
+def _search(
+    model: Model, base: Any, params: dict[str, Any], x_train: Any, y_train: Any, progress: Progress
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every trial's cross-validated score, and the params of the best one.
+
+    Each trial is scored by the search metric exactly as the gates compute it, in the
+    metric's own units, and the best trial is the highest or the lowest score as
+    ``search.goal`` says. A fold that fails to fit raises (``error_score="raise"``):
+    scikit-learn would otherwise score it NaN with a warning, and a NaN trial cannot be
+    ranked. A trial that fails, or whose score is NaN (the metric undefined on a fold),
+    fails the search, naming the trial and its params.
+    """
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+
+    spec = model.spec
+    search = spec.search
+    assert search is not None
+    task = spec.estimator.task
+    candidates, total = _search_space(model)
+    folds = (StratifiedKFold if task == Task.CLASSIFICATION else KFold)(
+        n_splits=search.cv, shuffle=True, random_state=spec.split.seed
+    )
+    classes = np.unique(np.asarray(y_train)) if task == Task.CLASSIFICATION else None
+    scorer = search_scorer(task, search.metric, classes)
+    metric = search.metric.value
+    trials: list[dict[str, Any]] = []
+    best, best_score = dict(params), None
+    for i, candidate in enumerate(candidates, start=1):
+        t0 = time.perf_counter()
+        estimator = clone(base).set_params(**candidate)
+        try:
+            scores = cross_val_score(estimator, x_train, y_train, cv=folds, scoring=scorer, error_score="raise")
+        except Exception as exc:  # any estimator error: the trial, not the controller, failed
+            cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise TrainError(f"search trial {i} with {candidate} failed: {cause}") from None
+        if np.isnan(scores).any():
+            undefined = ", ".join(str(n) for n, v in enumerate(scores, start=1) if np.isnan(v))
+            raise TrainError(
+                f"search trial {i} with {candidate} scored NaN: {metric} is undefined on fold(s) {undefined} "
+                f"of {search.cv}; lower search.cv or check the data"
+            )
+        score = float(scores.mean())
+        trials.append(
+            {
+                "trial": i,
+                "params": candidate,
+                "score": score,
+                "std": float(scores.std()),
+                "duration_s": round(time.perf_counter() - t0, 4),
+            }
+        )
+        if best_score is None or (score > best_score if search.goal == "maximize" else score < best_score):
+            best_score, best = score, {**params, **candidate}
+        progress(f"trial {i}/{total}: {metric}={score:.4f} (best {best_score:.4f}) {candidate}")
+    return trials, best
+
+
 def train(model: Model, frame: pd.DataFrame, target: str, progress: Progress = lambda _msg: None) -> Trained:
     from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, train_test_split
+    from sklearn.model_selection import train_test_split
 
     started = time.perf_counter()
     spec = model.spec
     cls = estimator_class(spec.estimator.className)  # first: the task is looked up in the allow-list too
     task = spec.estimator.task
     features = _features(model, frame, target)
-    x, y = frame[features], frame[target]
+    # Columns a fairness slice groups by ride along with the split, model input or not.
+    sliced = [s.column for s in spec.fairness.slices] if spec.fairness else []
+    sliced = list(dict.fromkeys(c for c in sliced if c in frame.columns and c not in features and c != target))
+    y = frame[target]
     stratify = y if (task == Task.CLASSIFICATION and spec.split.stratify) else None
     try:
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=spec.split.testSize, random_state=spec.split.seed, stratify=stratify
+        rows_train, rows_test, y_train, y_test = train_test_split(
+            frame[[*features, *sliced]],
+            y,
+            test_size=spec.split.testSize,
+            random_state=spec.split.seed,
+            stratify=stratify,
         )
     except ValueError as exc:
         raise TrainError(f"cannot split the data: {exc}") from None
+    x_train, x_test = rows_train[features], rows_test[features]
 
     params = dict(spec.estimator.params)
     try:
@@ -154,37 +221,7 @@ def train(model: Model, frame: pd.DataFrame, target: str, progress: Progress = l
     trials: list[dict[str, Any]] = []
     best = dict(params)
     if spec.search:
-        search = spec.search
-        candidates, total = _search_space(model)
-        folds = (StratifiedKFold if task == Task.CLASSIFICATION else KFold)(
-            n_splits=search.cv, shuffle=True, random_state=spec.split.seed
-        )
-        best_score = None
-        for i, candidate in enumerate(candidates, start=1):
-            t0 = time.perf_counter()
-            estimator = clone(base).set_params(**candidate)
-            try:
-                scores = cross_val_score(estimator, x_train, y_train, cv=folds, scoring=scorer_name(search.metric))
-            except ValueError as exc:
-                raise TrainError(f"search trial {i} with {candidate} failed: {exc}") from None
-            score = float(scores.mean())
-            if search.metric in (Metric.LOG_LOSS, Metric.RMSE, Metric.MAE):
-                score = -score  # sklearn scorers negate losses
-            trials.append(
-                {
-                    "trial": i,
-                    "params": candidate,
-                    "score": score,
-                    "std": float(scores.std()),
-                    "duration_s": round(time.perf_counter() - t0, 4),
-                }
-            )
-            better = best_score is None or (
-                score > best_score if search.direction == "maximize" else score < best_score
-            )
-            if better:
-                best_score, best = score, {**params, **candidate}
-            progress(f"trial {i}/{total}: {search.metric.value}={score:.4f} (best {best_score:.4f}) {candidate}")
+        trials, best = _search(model, base, params, x_train, y_train, progress)
 
     estimator = clone(base).set_params(**best)
     try:
@@ -197,7 +234,7 @@ def train(model: Model, frame: pd.DataFrame, target: str, progress: Progress = l
     if spec.fairness:
         wanted.add(spec.fairness.metric)
     metrics = compute_metrics(task, sorted(wanted, key=lambda m: m.value), y_test, y_pred, y_score)
-    test_frame = x_test.assign(**{target: y_test})
+    test_frame = rows_test.assign(**{target: y_test})  # for the fairness slices
     return Trained(
         estimator,
         best,

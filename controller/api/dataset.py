@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
@@ -18,6 +19,7 @@ from controller.api.common import (
     exactly_one,
     one_of_schema,
 )
+from controller.api.located import field_error
 
 # Datasets that ship inside scikit-learn (no download): name -> loader function.
 SKLEARN_DATASETS = {
@@ -149,11 +151,13 @@ class DatasetSpec(StrictModel):
     @model_validator(mode="after")
     def _columns_consistent(self) -> DatasetSpec:
         names = [c.name for c in self.columns]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate column names: {', '.join(dupes)}")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise field_error("columns", i, "name", message=f"column '{name}' is declared twice")
         if self.columns and self.target and self.target not in names:
-            raise ValueError(f"target '{self.target}' is not one of the declared columns")
+            close = difflib.get_close_matches(self.target, names, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise field_error("target", message=f"target '{self.target}' is not one of the declared columns{hint}")
         return self
 
 

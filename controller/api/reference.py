@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from controller.api import API_VERSION, KINDS
-from controller.api.estimators import ALLOWED_ESTIMATORS
+from controller.api.estimators import ALLOWED_ESTIMATORS, accepted_params, proba_summary
 from controller.api.findings import RULES
 from controller.api.schemas import kind_schema, schema_file
 
@@ -151,8 +151,21 @@ def render() -> str:
             *_rows(schema["properties"]["spec"], defs, "spec", ()),
             "",
         ]
-    lines += ["## Estimator allow-list", "", "| class | framework | task |", "|---|---|---|"]
-    lines += [f"| `{path}` | {fw.value} | {task.value} |" for path, (fw, task) in sorted(ALLOWED_ESTIMATORS.items())]
+    lines += [
+        "## Estimator allow-list",
+        "",
+        "`predict_proba` is what `roc_auc` and `log_loss` are computed from: a Model that names either "
+        "with an estimator without it is refused at validation. Params checked: whether "
+        "`spec.estimator.params` and `spec.search.space` names are checked against the class's parameters.",
+        "",
+        "| class | framework | task | `predict_proba` | params checked |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{path}` | {fw.value} | {task.value} | {proba_summary(path)} | "
+        f"{'yes' if accepted_params(path) is not None else 'no'} |"
+        for path, (fw, task) in sorted(ALLOWED_ESTIMATORS.items())
+    ]
     lines += ["", "## Validation findings", "", "| rule | meaning | what to do |", "|---|---|---|"]
     lines += [f"| `{r.id}` | {r.summary} | {r.help} |" for r in RULES.values()]
     return "\n".join(lines) + "\n"

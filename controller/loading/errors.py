@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from controller.api.common import DNS_LABEL_PATTERN, DURATION_PATTERN
 from controller.api.findings import Finding
+from controller.api.located import LOCATED
 from controller.loading.yaml_reader import Document, Path
 
 _TYPE_WORDS = {
@@ -149,12 +150,18 @@ def _expected_values(err: dict[str, Any]) -> list[str]:
 
 def translate(error: dict[str, Any], model: type[BaseModel], doc: Document, resource: str | None) -> Finding:
     kind = error["type"]
-    path, seen = resolve(model, error["loc"])
+    ctx = error.get("ctx") or {}
+    loc = tuple(error["loc"])
+    if kind == LOCATED:  # a cross-field check that names the field at fault, below ``loc``
+        loc += tuple(ctx.get("path", ()))
+    path, seen = resolve(model, loc)
     where = field_path(path)
     value = error.get("input")
     at_key = False
 
-    if kind == "extra_forbidden":
+    if kind == LOCATED:
+        rule, message, at_key = "invalid-value", str(ctx.get("message", error["msg"])), bool(ctx.get("at_key"))
+    elif kind == "extra_forbidden":
         parent = _unwrap(seen[-2]) if len(seen) > 1 else None
         known = (
             [info.alias or name for name, info in parent.model_fields.items()]
@@ -169,7 +176,6 @@ def translate(error: dict[str, Any], model: type[BaseModel], doc: Document, reso
         parent = field_path(path[:-1]) or "the resource"
         rule, message, at_key = "missing-field", f"missing required field '{path[-1]}' in {parent}", True
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
-        ctx = error.get("ctx") or {}
         tags = ctx.get("expected_tags", "")
         if kind == "union_tag_invalid":
             path = (*path, "type")

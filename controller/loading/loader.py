@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from controller.api import API_VERSIONS, KINDS, Resource
 from controller.api.findings import Finding, Location, Report
 from controller.loading import errors
-from controller.loading.references import Edge, check_references
+from controller.loading.references import Columns, Edge, check_references, columns_of
 from controller.loading.yaml_reader import Document, parse
 
 DEFAULT_PATHS = ("specs", "chaos")
@@ -64,6 +64,7 @@ class LoadedResource:
     edges: tuple[Edge, ...]  # the resources this one points at, located
     _document: Document | None = None
     _model: Resource | None = None
+    columns: Columns | None = None  # a Dataset's declared columns, a Model's used ones, located
 
     @property
     def resource(self) -> Resource:
@@ -254,6 +255,7 @@ def _to_resource(doc: Document, keep: Keep = "resources") -> tuple[LoadedResourc
         edges,
         None if keep == "references" else doc.compact() if keep == "data" else doc,
         resource if keep == "resources" else None,
+        columns_of(resource, doc),
     ), []
 
 

@@ -1,19 +1,24 @@
-"""Checks across resources: unique names, references that resolve, no cycles.
+"""Checks across resources: unique names, references that resolve, no cycles, and
+columns a Model uses that its Dataset declares.
 
 Called by :func:`controller.loading.loader.load` once every file is loaded. It
-needs only each resource's kind, name and located reference edges, which every
-loaded resource keeps whatever else the load dropped.
+needs only each resource's kind, name, located reference edges and column facts
+(:func:`columns_of`), which every loaded resource keeps whatever else the load
+dropped.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from controller.api.findings import Finding, Location
 
 if TYPE_CHECKING:
+    from controller.api.common import Resource
     from controller.loading.loader import LoadedResource
+    from controller.loading.yaml_reader import Document
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,60 @@ class Edge:
     name: str
     path: tuple[str | int, ...]
     location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnUse:
+    """A column a Model names, in the role it gives it, and where it is written."""
+
+    column: str
+    role: str  # "feature", "target" or "slice"
+    path: tuple[str | int, ...]
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """What a resource says about Dataset columns: for a Dataset, the columns it declares
+    (``None`` when it declares none), its target and the Dataset it derives from; for a
+    Model, its Dataset and the columns it uses."""
+
+    dataset: str | None = None  # a Model's Dataset, a derived Dataset's parent
+    declared: tuple[str, ...] | None = None
+    target: str | None = None
+    uses: tuple[ColumnUse, ...] = ()
+    dataset_at: Location | None = None  # where a Model names its Dataset
+
+
+def columns_of(resource: Resource, doc: Document) -> Columns | None:
+    """The column facts of a Dataset or a Model (``None`` for other kinds)."""
+    from controller.api.dataset import Dataset
+    from controller.api.model import Model
+
+    if isinstance(resource, Dataset):
+        spec = resource.spec
+        derived = spec.source.derivedFrom
+        declared: tuple[str, ...] | None = tuple(c.name for c in spec.columns) or None
+        if declared is None and derived is not None and derived.columns:
+            declared = tuple(derived.columns)
+        return Columns(derived.dataset if derived else None, declared, spec.target)
+    if isinstance(resource, Model):
+        model = resource.spec
+        uses: list[tuple[str, str, tuple[str | int, ...]]] = [
+            (name, "feature", ("spec", "features", i)) for i, name in enumerate(model.features or [])
+        ]
+        if model.target is not None:
+            uses.append((model.target, "target", ("spec", "target")))
+        for i, piece in enumerate(model.fairness.slices if model.fairness else []):
+            uses.append((piece.column, "slice", ("spec", "fairness", "slices", i, "column")))
+        return Columns(
+            model.dataset,
+            None,
+            model.target,
+            tuple(ColumnUse(column, role, path, doc.location(path)) for column, role, path in uses),
+            doc.location(("spec", "dataset")),
+        )
+    return None
 
 
 def check_references(resources: list[LoadedResource]) -> list[Finding]:
@@ -64,6 +123,64 @@ def check_references(resources: list[LoadedResource]) -> list[Finding]:
                 continue
             edges.setdefault(key, []).append(target)
     findings.extend(_cycles(by_key, edges))
+    findings.extend(_check_columns(by_key))
+    return findings
+
+
+def _declared(by_key: dict[tuple[str, str], LoadedResource], name: str) -> Columns | None:
+    """The column facts of Dataset ``name``, with the declared columns of the nearest
+    Dataset up its derivedFrom chain that declares some (references are acyclic here)."""
+    item = by_key.get(("Dataset", name))
+    if item is None or item.columns is None:
+        return None
+    facts = parent = item.columns
+    seen = {name}
+    while parent.declared is None and parent.dataset is not None and parent.dataset not in seen:
+        seen.add(parent.dataset)
+        above = by_key.get(("Dataset", parent.dataset))
+        parent = above.columns if above is not None and above.columns is not None else Columns()
+    return Columns(facts.dataset, parent.declared, facts.target)
+
+
+def _check_columns(by_key: dict[tuple[str, str], LoadedResource]) -> list[Finding]:
+    """Every column a Model names is one its Dataset declares, and its target is no feature.
+
+    A Dataset that declares no columns (and derives from none that does) is not checked:
+    its columns are known only once its data is read, and the train step checks them then."""
+    findings: list[Finding] = []
+    for (kind, _), item in by_key.items():
+        facts = item.columns
+        if kind != "Model" or facts is None or facts.dataset is None:
+            continue
+        dataset = _declared(by_key, facts.dataset)
+        if dataset is None:
+            continue  # dangling: already reported
+        target = facts.target or dataset.target
+
+        def report(use: ColumnUse, message: str, item: Any = item) -> None:
+            where = _dotted(use.path)
+            findings.append(
+                Finding("invalid-value", f"{where}: {message}", use.location, resource=item.ref, field=where)
+            )
+
+        if target is None and facts.dataset_at is not None:
+            findings.append(
+                Finding(
+                    "missing-field",
+                    f"spec.dataset: no target column: Dataset '{facts.dataset}' names none; set spec.target here "
+                    "or on the Dataset",
+                    facts.dataset_at,
+                    resource=item.ref,
+                    field="spec.dataset",
+                )
+            )
+        for use in facts.uses:
+            if use.role == "feature" and use.column == target and facts.target is None:
+                report(use, f"'{use.column}' is the target of Dataset '{facts.dataset}'; remove it from the features")
+            elif dataset.declared is not None and use.column not in dataset.declared:
+                close = difflib.get_close_matches(use.column, dataset.declared, n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                report(use, f"column '{use.column}' is not declared by Dataset '{facts.dataset}'{hint}")
     return findings
 
 

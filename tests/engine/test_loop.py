@@ -209,22 +209,20 @@ def test_missing_data_file_is_recorded_once(repo: Path) -> None:
     assert events.count(("data-unavailable", "Dataset/breast-cancer")) == 1
 
 
-def test_missing_feature_column_fails_the_run_with_the_reason(repo: Path) -> None:
+def test_a_feature_the_dataset_does_not_declare_stops_apply_before_anything_runs(repo: Path) -> None:
+    """Caught when the specs are validated, at the feature, not after the data gate and a training run."""
     model = repo / MODEL
     model.write_text(
         model.read_text().replace("  target: target\n", "  target: target\n  features: [mean radius, tumour grade]\n")
     )
     out = modelplane(repo, "apply")
     assert out.returncode == 1
-    assert "STALLED [TrainingFailed]: column(s) tumour grade are not in the dataset" in out.stdout
-    status = modelplane(repo, "status").stdout
     assert (
-        "Model/breast-cancer-classifier: Stalled (TrainingFailed) column(s) tumour grade are not in the dataset"
-        in status
+        f"{MODEL}:16:27: error [invalid-value] Model/breast-cancer-classifier: spec.features[1]: "
+        "column 'tumour grade' is not declared by Dataset 'breast-cancer'" in out.stdout
     )
-    train = [p for e, _, p in audit_events(repo) if e == "train"]
-    assert train and train[-1]["status"] == "failed" and "tumour grade" in train[-1]["error"]
-    assert counts(repo)["model_versions"] == 0
+    assert not (repo / ".modelplane" / "artifacts").exists()
+    assert counts(repo)["runs"] == counts(repo)["data_checks"] == 0
 
 
 def test_estimator_off_the_allow_list_stops_apply_before_anything_runs(repo: Path) -> None:

@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn import metrics as skm
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
 
 from controller.api.estimators import Task
 from controller.api.model import CLASSIFICATION_METRICS, REGRESSION_METRICS, Metric
-from reconcilers.metrics import compute_metrics, scorer_name
+from reconcilers.metrics import compute_metrics, search_scorer
 
 
 def _predictions(loader: Callable[..., Any], estimator: Any) -> tuple[Any, Any, Any]:
@@ -81,31 +81,71 @@ def test_probability_metrics_are_left_out_without_scores() -> None:
     assert set(out) == {"accuracy", "f1", "precision", "recall"}
 
 
-@pytest.mark.parametrize(
-    ("metric", "sign"),
-    [
-        (Metric.ROC_AUC, 1),
-        (Metric.ACCURACY, 1),
-        (Metric.F1, 1),
-        (Metric.LOG_LOSS, -1),
-        (Metric.RMSE, -1),
-        (Metric.MAE, -1),
-        (Metric.R2, 1),
-    ],
-    ids=["roc_auc", "accuracy", "f1", "log_loss", "rmse", "mae", "r2"],
-)
-def test_the_search_scorer_measures_the_same_metric(metric: Metric, sign: int) -> None:
-    """The scorer the search ranks trials by is the metric (negated for losses, as scikit-learn does)."""
-    regression = metric in REGRESSION_METRICS
-    loader, estimator = (load_diabetes, Ridge(alpha=0.5)) if regression else (load_breast_cancer, GaussianNB())
+# What scikit-learn calls each metric when it scores a fold: for two classes, and for several.
+_SKLEARN_SCORERS = {
+    Metric.ROC_AUC: ("roc_auc", "roc_auc_ovr"),
+    Metric.ACCURACY: ("accuracy", "accuracy"),
+    Metric.F1: ("f1", "f1_macro"),
+    Metric.PRECISION: ("precision", "precision_macro"),
+    Metric.RECALL: ("recall", "recall_macro"),
+    Metric.LOG_LOSS: ("neg_log_loss", "neg_log_loss"),
+    Metric.RMSE: ("neg_root_mean_squared_error",) * 2,
+    Metric.MAE: ("neg_mean_absolute_error",) * 2,
+    Metric.R2: ("r2", "r2"),
+}
+
+
+_SCORED = [
+    (metric, data)
+    for data, metrics in (
+        ("breast_cancer", CLASSIFICATION_METRICS),
+        ("iris", CLASSIFICATION_METRICS),
+        ("diabetes", REGRESSION_METRICS),
+    )
+    for metric in sorted(metrics)
+]
+
+
+@pytest.mark.parametrize(("metric", "data"), _SCORED, ids=[f"{d}-{m.value}" for m, d in _SCORED])
+def test_the_search_scorer_is_the_gate_metric_in_its_own_units(metric: Metric, data: str) -> None:
+    """The search ranks trials by the metric as the gates compute it (compute_metrics), and
+    that is scikit-learn's own scorer: one-vs-rest macro ROC-AUC and macro F1 for several
+    classes, a loss as a positive number (scikit-learn's scorers negate losses)."""
+    regression = data == "diabetes"
+    loader = {"breast_cancer": load_breast_cancer, "iris": load_iris, "diabetes": load_diabetes}[data]
+    estimator = Ridge(alpha=0.5) if regression else GaussianNB()
     x, y = loader(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0)
     fitted = estimator.fit(x_train, y_train)
-    score = None if regression else fitted.predict_proba(x_test)
     task = Task.REGRESSION if regression else Task.CLASSIFICATION
-    expected = compute_metrics(task, [metric], y_test, fitted.predict(x_test), score)[metric.value]
-    got = skm.get_scorer(scorer_name(metric))(fitted, x_test, y_test)
-    assert sign * got == pytest.approx(expected, abs=1e-6)
+    proba = None if regression else fitted.predict_proba(x_test)
+    gate = compute_metrics(task, [metric], y_test, fitted.predict(x_test), proba)[metric.value]
+    got = search_scorer(task, metric, None if regression else np.unique(y_train))(fitted, x_test, y_test)
+    assert got == pytest.approx(gate, abs=1e-6)
+    name = _SKLEARN_SCORERS[metric][data == "iris"]
+    sign = -1 if name.startswith("neg_") else 1
+    assert got == pytest.approx(sign * skm.get_scorer(name)(fitted, x_test, y_test), abs=1e-9)
+
+
+def test_the_search_scorer_is_nan_where_the_metric_is_undefined() -> None:
+    """One-vs-rest ROC-AUC on rows that lack a class: NaN, which the search refuses to rank."""
+    x, y = load_iris(return_X_y=True)
+    fitted = GaussianNB().fit(x, y)
+    rows = y != 2
+    scorer = search_scorer(Task.CLASSIFICATION, Metric.ROC_AUC, np.unique(y))
+    assert np.isnan(scorer(fitted, x[rows], y[rows]))
+    assert scorer(fitted, x, y) == pytest.approx(skm.roc_auc_score(y, fitted.predict_proba(x), multi_class="ovr"))
+
+
+def test_the_search_scorer_takes_the_second_of_two_text_labels_as_positive() -> None:
+    """As the gates do: the classes of the rows searched on, not 1, decide the positive class."""
+    x, y = load_breast_cancer(return_X_y=True)
+    names = np.where(y == 0, "malignant", "benign")
+    fitted = GaussianNB().fit(x, names)
+    scorer = search_scorer(Task.CLASSIFICATION, Metric.RECALL, np.unique(names))
+    expected = skm.recall_score(names, fitted.predict(x), pos_label="malignant")
+    assert scorer(fitted, x, names) == pytest.approx(expected)
+    assert expected != pytest.approx(skm.recall_score(names, fitted.predict(x), pos_label="benign"))
 
 
 def test_binary_labels_that_are_not_0_and_1() -> None:

@@ -183,9 +183,11 @@ def test_float_ranges_are_sampled_over_the_whole_range(log: bool, model_variant)
     """Many draws (nothing is fitted): all inside [low, high], reaching both ends, and
     centred on the arithmetic mean (uniform) or the geometric mean (log-uniform)."""
     low, high = 0.01, 1.0
-    search = {**RANDOM, "trials": 400, "space": {"x": {"type": "float", "low": low, "high": high, "log": log}}}
-    candidates, total = train._search_space(model_variant(estimator=TREE, search=search))
-    xs = np.array([c["x"] for c in candidates])
+    space = {"ccp_alpha": {"type": "float", "low": low, "high": high, "log": log}}
+    candidates, total = train._search_space(
+        model_variant(estimator=TREE, search={**RANDOM, "trials": 400, "space": space})
+    )
+    xs = np.array([c["ccp_alpha"] for c in candidates])
     assert total == len(xs) == 400
     assert low <= xs.min() < low + 0.05 * (high - low) * (0.1 if log else 1)
     assert high - 0.05 * (high - low) < xs.max() <= high
@@ -306,7 +308,9 @@ def test_without_features_every_column_but_the_target_is_an_input(model_variant,
 def test_bad_features_or_target_are_train_errors(
     features: list[str] | None, target: str, message: str, model_variant, frames
 ) -> None:
-    model = model_variant(estimator=NAIVE_BAYES, search=None, features=features)
+    """Validation refuses these when the Dataset declares its columns and the target is known
+    (tests/loading); the train step still checks the data it is given."""
+    model = model_variant(estimator=NAIVE_BAYES, search=None, features=features, target=None)
     with pytest.raises(train.TrainError, match=message):
         train.train(model, frames["breast-cancer"], target)
 
@@ -346,10 +350,14 @@ def test_train_refuses_a_model_built_around_validation(model_variant, frames) ->
         train.train(sneaky, frames["breast-cancer"], "target")
 
 
-def test_bad_estimator_params_are_a_train_error(model_variant, frames) -> None:
-    model = model_variant(estimator={**TREE, "params": {"max_dept": 3}}, search=None)
+def test_bad_estimator_params_are_refused_at_validation_and_by_train(model_variant, frames) -> None:
+    with pytest.raises(ValidationError, match=r"'max_dept' is not a parameter of .*; did you mean 'max_depth'\?"):
+        model_variant(estimator={**TREE, "params": {"max_dept": 3}}, search=None)
+    model = model_variant(estimator=TREE, search=None)  # a Model that skipped validation
+    estimator = model.spec.estimator.model_copy(update={"params": {"max_dept": 3}})
+    sneaky = model.model_copy(update={"spec": model.spec.model_copy(update={"estimator": estimator})})
     with pytest.raises(train.TrainError, match=r"bad estimator params for sklearn\.tree\.DecisionTreeClassifier"):
-        train.train(model, frames["breast-cancer"], "target")
+        train.train(sneaky, frames["breast-cancer"], "target")
 
 
 def test_a_binary_target_with_text_labels_trains(model_variant, frames) -> None:
@@ -364,3 +372,137 @@ def test_a_binary_target_with_text_labels_trains(model_variant, frames) -> None:
     assert trained.metrics["roc_auc"] == pytest.approx(
         skm.roc_auc_score(y_true == "malignant", trained.y_score[:, 1]), abs=1e-6
     )
+
+
+# --- honest search results ---------------------------------------------------------------------------
+
+
+MULTICLASS = {
+    "fairness": None,
+    "metrics": ["roc_auc", "f1"],
+    "gates": [{"metric": "roc_auc", "operator": ">=", "threshold": 0.5}],
+}
+SMOOTHING = {"var_smoothing": {"type": "choice", "values": [1e-9, 0.05, 0.5]}}
+
+
+@pytest.mark.parametrize(
+    ("dataset", "metric", "sklearn_name"), [("iris", "roc_auc", "roc_auc_ovr"), ("wine", "f1", "f1_macro")]
+)
+def test_a_multiclass_search_scores_one_vs_rest_as_the_gate_does(
+    dataset: str, metric: str, sklearn_name: str, model_variant, frames
+) -> None:
+    """Each trial is the mean over folds of the gate's metric: for three classes, one-vs-rest
+    macro ROC-AUC and macro F1 (scikit-learn's binary 'roc_auc' and 'f1' cannot score them).
+    tests/reconcilers/test_metrics.py checks fold by fold that this is the gate's computation."""
+    from sklearn.naive_bayes import GaussianNB
+
+    search = {"strategy": "grid", "metric": metric, "cv": 3, "space": SMOOTHING}
+    model = model_variant(dataset=dataset, estimator=NAIVE_BAYES, search=search, **MULTICLASS)
+    trained = train.train(model, frames[dataset], "target")
+    x_train, _, y_train, _ = _split(model, frames[dataset], "target")
+    assert len(np.unique(y_train)) == 3 and len(trained.trials) == 3
+    for t in trained.trials:
+        expected = _cv_score(model, GaussianNB(**t["params"]), x_train, y_train, sklearn_name)
+        assert t["score"] == pytest.approx(expected, abs=1e-12), t
+    assert len({round(t["score"], 9) for t in trained.trials}) > 1, "a flat search proves nothing"
+    best = max(trained.trials, key=lambda t: t["score"])
+    assert trained.params == best["params"]
+
+
+def test_a_log_loss_search_minimises_by_default_and_records_the_loss(model_variant, frames) -> None:
+    """No direction given: log_loss is a loss, so the best trial is the lowest, and the recorded
+    scores are the loss itself (positive), not scikit-learn's negated scorer."""
+    from sklearn.naive_bayes import GaussianNB
+
+    search = {"strategy": "grid", "metric": "log_loss", "cv": 3, "space": SMOOTHING}
+    model = model_variant(estimator=NAIVE_BAYES, search=search)
+    assert model.spec.search.direction is None and model.spec.search.goal == "minimize"
+    trained = train.train(model, frames["breast-cancer"], "target")
+    x_train, _, y_train, _ = _split(model, frames["breast-cancer"], "target")
+    for t in trained.trials:
+        neg = _cv_score(model, GaussianNB(**t["params"]), x_train, y_train, "neg_log_loss")
+        # scikit-learn's scorer clips the positive class's probability alone: equal to float noise
+        assert t["score"] == pytest.approx(-neg, rel=1e-5) and t["score"] > 0
+    scores = [t["score"] for t in trained.trials]
+    assert min(scores) < max(scores)
+    assert trained.params == min(trained.trials, key=lambda t: t["score"])["params"]
+    explicit = model_variant(estimator=NAIVE_BAYES, search={**search, "direction": "minimize"})
+    assert train.train(explicit, frames["breast-cancer"], "target").params == trained.params
+
+
+def test_a_search_on_text_labels_scores_the_second_class_as_positive(model_variant, frames) -> None:
+    """Recall on labels 'benign'/'malignant': the positive class is 'malignant' (the second),
+    in the search as in the gates; scikit-learn's 'recall' scorer would look for a label 1."""
+    from sklearn.metrics import make_scorer, recall_score
+    from sklearn.naive_bayes import GaussianNB
+
+    frame = frames["breast-cancer"].assign(target=lambda f: f["target"].map({0: "malignant", 1: "benign"}))
+    search = {"strategy": "grid", "metric": "recall", "cv": 3, "space": SMOOTHING}
+    model = model_variant(estimator=NAIVE_BAYES, search=search)
+    trained = train.train(model, frame, "target")
+    x_train, _, y_train, _ = _split(model, frame, "target")
+    scorer = make_scorer(recall_score, pos_label="malignant")
+    for t in trained.trials:
+        assert t["score"] == pytest.approx(_cv_score(model, GaussianNB(**t["params"]), x_train, y_train, scorer))
+    assert trained.metrics["recall"] == pytest.approx(
+        recall_score(trained.y_test, trained.y_pred, pos_label="malignant"), abs=1e-6
+    )
+
+
+def test_a_trial_whose_fit_fails_fails_the_search_naming_it(model_variant, frames) -> None:
+    """scikit-learn's default (error_score=nan) would score the trial NaN with a warning and
+    the search would rank around it; the search raises instead, with the cause."""
+    search = {
+        "strategy": "grid",
+        "metric": "accuracy",
+        "cv": 3,
+        "space": {"criterion": {"type": "choice", "values": ["gini", "mse"]}},
+    }
+    model = model_variant(estimator=TREE, search=search)
+    messages: list[str] = []
+    with pytest.raises(train.TrainError) as caught:
+        train.train(model, frames["breast-cancer"], "target", messages.append)
+    assert str(caught.value).startswith(
+        "search trial 2 with {'criterion': 'mse'} failed: InvalidParameterError: The 'criterion' parameter"
+    )
+    assert [m.split(":")[0] for m in messages] == ["trial 1/2"]
+
+
+def test_a_trial_scored_nan_fails_the_search_naming_it(model_variant, frames) -> None:
+    """A class with three rows in the search's training rows and five folds: two folds lack it,
+    one-vs-rest ROC-AUC is undefined there and the trial's mean is NaN. No best is picked."""
+    frame = frames["iris"]
+    rare = frame[frame["target"] == 2].head(4)
+    frame = pd.concat([frame[frame["target"] != 2], rare]).reset_index(drop=True)
+    search = {"strategy": "grid", "metric": "roc_auc", "cv": 5, "space": SMOOTHING}
+    model = model_variant(dataset="iris", estimator=NAIVE_BAYES, search=search, **MULTICLASS)
+    _, _, y_train, _ = _split(model, frame, "target")
+    assert (y_train == 2).sum() == 3
+    with pytest.warns(UserWarning, match="least populated class"), pytest.raises(train.TrainError) as caught:
+        train.train(model, frame, "target")
+    assert str(caught.value) == (
+        "search trial 1 with {'var_smoothing': 1e-09} scored NaN: roc_auc is undefined on fold(s) 4, 5 of 5; "
+        "lower search.cv or check the data"
+    )
+
+
+def test_a_fairness_slice_may_group_by_a_column_that_is_not_a_feature(model_variant, frames) -> None:
+    """Slicing by an attribute the model does not see is the usual fairness question: the
+    held-out rows keep the slice's column."""
+    from reconcilers.metricgate import evaluate_fairness
+
+    fairness = {
+        "metric": "accuracy",
+        "maxGap": 1.0,
+        "slices": [{"name": "size", "column": "mean area", "bins": [0, 700, 3000]}],
+    }
+    model = model_variant(
+        estimator=NAIVE_BAYES, search=None, features=["mean texture", "worst smoothness"], fairness=fairness
+    )
+    trained = train.train(model, frames["breast-cancer"], "target")
+    assert list(trained.estimator.feature_names_in_) == ["mean texture", "worst smoothness"]
+    assert list(trained.test_frame.columns) == ["mean texture", "worst smoothness", "mean area", "target"]
+    expected = frames["breast-cancer"].loc[trained.y_test.index, "mean area"]
+    pd.testing.assert_series_equal(trained.test_frame["mean area"], expected)
+    (piece,) = evaluate_fairness(model, trained.test_frame, trained.y_test, trained.y_pred, trained.y_score)["slices"]
+    assert "error" not in piece and sum(g["rows"] for g in piece["groups"].values()) == len(trained.y_test)
