@@ -64,8 +64,14 @@ class Desired:
 def desired_state(
     resources: list[LoadedResource], root: Path, revision: str | None, denied: dict[str, str] | None = None
 ) -> Desired:
-    datasets = {r.resource.name: r.resource for r in resources if isinstance(r.resource, Dataset)}
-    models = [r.resource for r in resources if isinstance(r.resource, Model)]
+    # Each model is read once (a load that kept data only builds it for this use, and
+    # drops it); datasets are held until their hashes are known (a derived one reads its parent).
+    datasets: dict[str, Dataset] = {}
+    for loaded in resources:
+        if loaded.kind == "Dataset":
+            dataset = loaded.model()
+            assert isinstance(dataset, Dataset)
+            datasets[dataset.name] = dataset
     desired = Desired(revision, denied=dict(denied or {}))
     for name, dataset in datasets.items():
         dataset_digest = spec_digest(dataset)
@@ -76,7 +82,12 @@ def desired_state(
             continue
         spec = dataset.spec.model_dump(mode="json")
         desired.datasets[name] = DesiredDataset(name, dataset_digest, content, digest("data-gate", name, spec, content))
-    for model in models:
+    del datasets
+    for loaded in resources:
+        if loaded.kind != "Model":
+            continue
+        model = loaded.model()
+        assert isinstance(model, Model)
         model_digest = spec_digest(model)
         ds = desired.datasets.get(model.spec.dataset)
         version = code_version(model)

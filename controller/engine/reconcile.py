@@ -38,7 +38,7 @@ from controller.engine.outcomes import Succeeded
 from controller.engine.plan import plan
 from controller.engine.source import Source
 from controller.engine.steps import StepContext
-from controller.loading import DEFAULT_PATHS, LoadResult
+from controller.loading import DEFAULT_PATHS, Keep, LoadResult
 from controller.policy.evaluate import PolicyOutcome
 from controller.state import lock
 from controller.state.anchor import Head
@@ -102,12 +102,12 @@ class _Prepared:
         return not any(f.severity == Severity.ERROR for f in self.result.findings)
 
 
-def _prepare(source: Source, revision: str | None, store: Store, settings: Settings) -> _Prepared:
+def _prepare(source: Source, revision: str | None, store: Store, settings: Settings, keep: Keep) -> _Prepared:
     exported = source.anchor()
     if exported:  # never work on a state that lost what the repo's audit anchor proves it held
         store.audit.check_anchor(Head.parse(exported))
     context = dataclasses.replace(source.context(revision), approvals=store.approvals.by_model())
-    result = source.load(revision, settings.paths)
+    result = source.load(revision, settings.paths, keep=keep)
     if not result.files:
         raise NothingToReconcile(f"nothing to reconcile: no resources under {', '.join(settings.paths)}")
     files = source.policy_files(revision, settings.policy.directory) if settings.policy else None
@@ -134,7 +134,9 @@ def reconcile_revision(
     """Plan (and with ``settings.apply``, execute) the platform repo at ``revision``
     (the work tree when None) against ``store``."""
     settings = settings or Settings()
-    prepared = _prepare(source, revision, store, settings)
+    # A plan needs each resource's data (policies) and its digests (read once from its model):
+    # it keeps the data only, a fifth of the memory; executing steps needs the models.
+    prepared = _prepare(source, revision, store, settings, "resources" if settings.apply else "data")
     if not prepared.valid:  # invalid specs: nothing is planned
         return Reconciliation(prepared.report)
     with source.tree(revision) as root:
@@ -161,7 +163,7 @@ def run_step(
     now, with the same inputs, and the actions it depends on have succeeded; an
     action already done answers its recorded outcome without running again."""
     settings = settings or Settings()
-    prepared = _prepare(source, action.revision, store, settings)
+    prepared = _prepare(source, action.revision, store, settings, "resources")
     if not prepared.valid:
         return None, "the specs at this revision are invalid: run 'modelplane validate'"
     with source.tree(action.revision) as root:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.loading import LoadResult, load, load_blobs
+from controller.loading import Keep, LoadResult, load, load_blobs
 from controller.loading.loader import MAX_FILE_BYTES, discover
 from controller.policy.evaluate import Context
 from controller.policy.sources import PolicyFile, PolicyLoadError
@@ -178,11 +178,11 @@ class GitSource:
     def context(self, revision: str | None) -> Context:
         return context_for(str(self.root), revision)
 
-    def load(self, revision: str | None, paths: Sequence[str]) -> LoadResult:
+    def load(self, revision: str | None, paths: Sequence[str], *, keep: Keep = "resources") -> LoadResult:
         if revision:
-            return load_blobs(self.repo.files(revision, list(paths)))
+            return load_blobs(self.repo.files(revision, list(paths)), keep=keep)
         if self.root == Path.cwd().resolve():  # names are relative already: the loader reads (in parallel)
-            return load([p for p in paths if Path(p).exists()], workers=self.workers)
+            return load([p for p in paths if Path(p).exists()], workers=self.workers, keep=keep)
         blobs = []
         for path in paths:
             if not (self.root / path).exists():
@@ -190,7 +190,7 @@ class GitSource:
             for name in discover([str(self.root / path)]):
                 with open(name, "rb") as handle:
                     blobs.append((_relative(name, self.root), handle.read(MAX_FILE_BYTES + 1)))
-        return load_blobs(blobs)
+        return load_blobs(blobs, keep=keep)
 
     def policy_files(self, revision: str | None, directory: str) -> list[PolicyFile]:
         if revision:
