@@ -130,7 +130,7 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     settings = _settings(args, do_apply=do_apply)
     try:
         with store(args) as opened, _own_process(settings.events):
-            source = GitSource(Path.cwd(), scratch=opened.state_dir, workers=os.cpu_count() or 1)
+            source = GitSource(Path.cwd(), scratch=opened.state_dir, workers=os.cpu_count() or 1, cache=opened.cache)
             outcome = reconcile_revision(source, args.revision, opened, settings)
     except (UsageError, GitError, PolicyLoadError, EngineError, LockHeld, NothingToReconcile) as exc:
         return fail(str(exc))
@@ -181,7 +181,7 @@ def run_step(args: argparse.Namespace) -> int:
     settings = _settings(args, do_apply=False)
     try:
         with store(args) as opened, _own_process(settings.events):
-            source = GitSource(Path.cwd(), scratch=opened.state_dir, workers=os.cpu_count() or 1)
+            source = GitSource(Path.cwd(), scratch=opened.state_dir, workers=os.cpu_count() or 1, cache=opened.cache)
             if args.target in set(ActionKind):
                 if not args.resource:
                     return fail(f"'step {args.target}' needs a RESOURCE (Kind/name)")

@@ -116,6 +116,15 @@ def _prepare(source: Source, revision: str | None, store: Store, settings: Setti
     return _Prepared(report, result, context.revision, denied, decisions)
 
 
+def _desired(prepared: _Prepared, root: Path, store: Store, revision: str | None) -> Desired:
+    """The desired state; data files of the work tree are hashed through the state's cache
+    (a revision's files are exported afresh each time: nothing to remember)."""
+    digests = store.cache if revision is None else None
+    desired = desired_state(prepared.result.resources, root, prepared.revision, prepared.denied, digests)
+    store.cache.flush()
+    return desired
+
+
 def _context(prepared: _Prepared, root: Path, store: Store, events: Events) -> StepContext:
     resources = [r.resource for r in prepared.result.resources]
     return StepContext(
@@ -140,7 +149,7 @@ def reconcile_revision(
     if not prepared.valid:  # invalid specs: nothing is planned
         return Reconciliation(prepared.report)
     with source.tree(revision) as root:
-        desired = desired_state(prepared.result.resources, root, prepared.revision, prepared.denied)
+        desired = _desired(prepared, root, store, revision)
         if not settings.apply:
             return Reconciliation(prepared.report, plan(desired, observed_state(store), retry=settings.retry))
         with lock.exclusive(store.state_dir, wait=settings.wait):
@@ -167,7 +176,7 @@ def run_step(
     if not prepared.valid:
         return None, "the specs at this revision are invalid: run 'modelplane validate'"
     with source.tree(action.revision) as root:
-        desired = desired_state(prepared.result.resources, root, prepared.revision, prepared.denied)
+        desired = _desired(prepared, root, store, action.revision)
         with lock.exclusive(store.state_dir, wait=True):
             done = store.effects.get(action.key)
             if done is not None and done.outcome == OutcomeKind.SUCCEEDED:
