@@ -61,12 +61,13 @@ class Cache:
     def _db(self) -> sqlite3.Connection | None:
         if self._conn is None and not self._broken:
             try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=OFF")  # losing the cache loses nothing
                 conn.executescript(_SCHEMA)
                 self._conn = conn
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 self._give_up(exc)
         return self._conn
 
