@@ -135,17 +135,18 @@ class SpecCache:
 
     def remember(self, results: dict[str, LoadResult], keys: dict[str, str]) -> None:
         """Keep the results of the files that loaded cleanly, under the keys :meth:`lookup`
-        gave for the bytes they were loaded from."""
-        rows = []
-        for name, result in results.items():
-            key = keys.get(name)
-            if key is None or result.findings or result.rejected or not result.resources:
-                continue
-            if any(item._document is None for item in result.resources):
-                continue  # loaded with keep="references": nothing to remember a document from
-            rows.append((name, key, _encode(result)))
-        if rows:
-            self.entries.put_many(rows)
+        gave for the bytes they were loaded from (encoded one at a time, as they are written)."""
+
+        def clean(name: str, result: LoadResult) -> bool:
+            return (
+                name in keys
+                and not result.findings
+                and not result.rejected
+                and bool(result.resources)
+                and all(item._document is not None for item in result.resources)  # not keep="references"
+            )
+
+        self.entries.put_many((name, keys[name], _encode(r)) for name, r in results.items() if clean(name, r))
 
     @staticmethod
     def _decode(name: str, value: str, keep: Keep) -> LoadResult | None:

@@ -375,14 +375,17 @@ def load(
     if cache is not None and STDIN_NAME not in names:
         found, read = cache.lookup(names, keep)
     missing = [name for name in names if name not in found]
+    keys = {name: key for name, (key, _) in read.items()}
     blobs = {name: data for name, (_, data) in read.items()}
+    del read  # the bytes go as soon as they are loaded
     if workers > 1 and len(missing) >= PARALLEL_MIN_FILES and STDIN_NAME not in missing and may_fork():
         loaded = _load_parallel(missing, stdin, max_file_bytes, keep, workers, blobs)
     else:
         loaded = _load_each(missing, stdin, max_file_bytes, keep, blobs)
+    del blobs
     fresh = dict(zip(missing, loaded, strict=True))
-    if cache is not None and read:
-        cache.remember(fresh, {name: key for name, (key, _) in read.items()})
+    if cache is not None and keys:
+        cache.remember(fresh, keys)
     result = LoadResult()
     for name in names:
         result.extend(found[name] if name in found else fresh[name])

@@ -78,9 +78,9 @@ class Cache:
             self._conn.close()
             self._conn = None
 
-    def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+    def _write(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
         conn = self._db()
-        if conn is None or not rows:
+        if conn is None:
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -106,7 +106,7 @@ class Cache:
             self._give_up(exc)
 
     def put_many(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        self._write("INSERT OR REPLACE INTO spec_files (name, key, value) VALUES (?, ?, ?)", list(rows))
+        self._write("INSERT OR REPLACE INTO spec_files (name, key, value) VALUES (?, ?, ?)", rows)
 
     # Data-file digests (reconcilers.data.FileDigests)
 
@@ -136,6 +136,8 @@ class Cache:
     def flush(self) -> None:
         """Write what was remembered since the last flush."""
         new, self._new_digests = self._new_digests, {}
+        if not new:
+            return
         self._write(
             "INSERT OR REPLACE INTO data_digests (path, dev, ino, size, mtime_ns, ctime_ns, digest) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
