@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -134,21 +133,27 @@ def planner(root: Path, store: Store, *, cached: bool) -> tuple[float, Plan]:
     return time.perf_counter() - start, out
 
 
+# Runs a command as its only child, passes its stdout through, and prints on stderr its
+# wall time and peak RSS (KiB). A small launcher: a process forked from this benchmark
+# (hundreds of MB once the platform is loaded) would inherit its high-water mark.
+LAUNCHER = (
+    "import resource, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
+    "out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
+    "wall = time.perf_counter() - start\n"
+    "sys.stdout.buffer.write(out.stdout)\n"
+    "sys.stderr.buffer.write(out.stderr)\n"
+    "print(out.returncode, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+)
+
+
 def measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one process, reaped with wait4 for its own usage."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env)
-    chunks: list[bytes] = []
-    reader = threading.Thread(target=lambda: chunks.append(proc.stderr.read()))  # type: ignore[union-attr]
-    reader.start()
-    out = proc.stdout.read()  # type: ignore[union-attr]
-    reader.join()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    proc.returncode = code
-    assert code == 0, f"{' '.join(cmd[:6])} exited {code}: {chunks[0].decode()[-2000:]}"
-    return elapsed, usage.ru_maxrss / 1024, out.decode()
+    """(wall seconds, peak RSS in MB, stdout) of one ``cmd`` process."""
+    out = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], capture_output=True, cwd=cwd, env=env)
+    *errors, last = out.stderr.decode().splitlines()
+    code, wall, rss = last.split()
+    assert code == "0", f"{' '.join(cmd[:6])} exited {code}: {chr(10).join(errors)[-2000:]}"
+    return float(wall), int(rss) / 1024, out.stdout.decode()
 
 
 def before_command(revision: str, scratch: Path) -> tuple[list[str], dict[str, str]]:
