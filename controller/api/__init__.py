@@ -41,11 +41,17 @@ class _Kinds(Mapping[str, type]):
     """The model of each kind by name, each built when it is first asked for: a command
     that reads one Model does not build the other kinds' validators."""
 
+    def __init__(self) -> None:
+        self._built: dict[str, type] = {}
+
     def __getitem__(self, kind: str) -> type:
-        if kind not in _KIND_ORDER:
-            raise KeyError(kind)
-        model = __getattr__(kind)
-        assert isinstance(model, type)
+        model = self._built.get(kind)
+        if model is None:
+            if kind not in _KIND_ORDER:
+                raise KeyError(kind)
+            built = __getattr__(kind)
+            assert isinstance(built, type)
+            model = self._built[kind] = built
         return model
 
     def __contains__(self, kind: object) -> bool:

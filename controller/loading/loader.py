@@ -377,7 +377,7 @@ def load(
     missing = [name for name in names if name not in found]
     keys = {name: key for name, (key, _) in read.items()}
     blobs = {name: data for name, (_, data) in read.items()}
-    del read  # the bytes go as soon as they are loaded
+    del read  # one reference to the bytes: they go once loaded
     if workers > 1 and len(missing) >= PARALLEL_MIN_FILES and STDIN_NAME not in missing and may_fork():
         loaded = _load_parallel(missing, stdin, max_file_bytes, keep, workers, blobs)
     else:
