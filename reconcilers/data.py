@@ -7,9 +7,12 @@ hash to plan). Paths are relative to the platform repo root.
 from __future__ import annotations
 
 import hashlib
+import os
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from controller.api import Dataset
 from controller.api.dataset import SKLEARN_DATASETS, DataFormat
@@ -20,6 +23,19 @@ if TYPE_CHECKING:
 
 class DataError(Exception):
     """The data cannot be read: a missing or broken file, an unknown format."""
+
+
+class FileDigests(Protocol):
+    """Content hashes remembered by file identity (the state directory's cache)."""
+
+    def digest(self, path: str, stat: os.stat_result) -> str | None:
+        """The hash remembered for ``path``, if the file's identity in ``stat`` is unchanged."""
+        ...
+
+    def remember_digest(self, path: str, stat: os.stat_result, digest: str, read_at_ns: int) -> bool:
+        """Remember a hash taken from a read that began at ``read_at_ns``; refused (False)
+        for a file changed too recently for a later edit to be seen."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -64,12 +80,38 @@ def _parse(data: bytes, path: str, fmt: DataFormat) -> pd.DataFrame:
         raise DataError(f"cannot read '{path}' as {fmt.value}: {detail}") from None
 
 
-def content_hash(dataset: Dataset, datasets: dict[str, Dataset], root: Path) -> str:
-    """The dataset's version without loading it when a file's bytes suffice."""
+def content_hash(
+    dataset: Dataset, datasets: Mapping[str, Dataset], root: Path, digests: FileDigests | None = None
+) -> str:
+    """The dataset's version without loading it when a file's bytes suffice; with
+    ``digests``, without reading a file whose identity is unchanged since it was hashed."""
     source = dataset.spec.source
-    if source.path:
-        return _sha256(_read_bytes(_local_path(dataset, root), _spec_path(dataset)))
-    return load(dataset, datasets, root).content_hash
+    if not source.path:
+        return load(dataset, datasets, root).content_hash
+    path = _local_path(dataset, root)
+    if digests is None:
+        return _sha256(_read_bytes(path, _spec_path(dataset)))
+    key = str(path)
+    read_at = time.time_ns()
+    try:
+        before = os.stat(path)
+    except OSError:
+        before = None  # reading it says why
+    known = digests.digest(key, before) if before is not None else None
+    if known is not None:
+        return known
+    value = _sha256(_read_bytes(path, _spec_path(dataset)))
+    try:
+        after = os.stat(path)
+    except OSError:
+        return value
+    if before is not None and _identity(before) == _identity(after):  # not changed while it was read
+        digests.remember_digest(key, after, value, read_at)
+    return value
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def _sha256(data: bytes) -> str:
@@ -93,7 +135,7 @@ def _local_path(dataset: Dataset, root: Path) -> Path:
     return path
 
 
-def load(dataset: Dataset, datasets: dict[str, Dataset], root: Path, _seen: tuple[str, ...] = ()) -> Loaded:
+def load(dataset: Dataset, datasets: Mapping[str, Dataset], root: Path, _seen: tuple[str, ...] = ()) -> Loaded:
     """The dataset as a DataFrame, with its content hash."""
     source = dataset.spec.source
     if source.sklearn:

@@ -10,6 +10,8 @@ with the package: importing ``controller.api.findings`` or ``controller.api.stat
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this package is imported by every command
 if TYPE_CHECKING:
     from controller.api.chaos import ChaosExperiment
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from controller.api.model import Model
     from controller.api.policy_exception import PolicyException
 
-    KINDS: dict[str, type[Resource]]
+    KINDS: Mapping[str, type[Resource]]
     API_VERSIONS: tuple[str, ...]
 
 _MODULES = {
@@ -35,9 +37,39 @@ _MODULES = {
 _KIND_ORDER = ("Dataset", "Model", "InferenceService", "ChaosExperiment", "PolicyException")
 
 
+class _Kinds(Mapping[str, type]):
+    """The model of each kind by name, each built when it is first asked for: a command
+    that reads one Model does not build the other kinds' validators."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, type] = {}
+
+    def __getitem__(self, kind: str) -> type:
+        model = self._built.get(kind)
+        if model is None:
+            if kind not in _KIND_ORDER:
+                raise KeyError(kind)
+            built = __getattr__(kind)
+            assert isinstance(built, type)
+            model = self._built[kind] = built
+        return model
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in _KIND_ORDER
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_KIND_ORDER)
+
+    def __len__(self) -> int:
+        return len(_KIND_ORDER)
+
+    def __repr__(self) -> str:
+        return f"KINDS({', '.join(_KIND_ORDER)})"
+
+
 def __getattr__(name: str) -> object:
     if name == "KINDS":
-        value: object = {kind: __getattr__(kind) for kind in _KIND_ORDER}
+        value: object = _Kinds()
     elif name == "API_VERSIONS":
         value = (__getattr__("API_VERSION"),)
     elif name in _MODULES:

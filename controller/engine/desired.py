@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,22 +62,52 @@ class Desired:
     denied: dict[str, str] = field(default_factory=dict)  # "Kind/name" -> policy findings
 
 
+class _Datasets(Mapping[str, Dataset]):
+    """Datasets by name, each typed model built when it is asked for."""
+
+    def __init__(self, loaded: dict[str, LoadedResource]) -> None:
+        self._loaded = loaded
+
+    def __getitem__(self, name: str) -> Dataset:
+        model = self._loaded[name].model()
+        assert isinstance(model, Dataset)
+        return model
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded)
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+
 def desired_state(
-    resources: list[LoadedResource], root: Path, revision: str | None, denied: dict[str, str] | None = None
+    resources: list[LoadedResource],
+    root: Path,
+    revision: str | None,
+    denied: dict[str, str] | None = None,
+    digests: data.FileDigests | None = None,
 ) -> Desired:
-    datasets = {r.resource.name: r.resource for r in resources if isinstance(r.resource, Dataset)}
-    models = [r.resource for r in resources if isinstance(r.resource, Model)]
+    """What the resources ask for, with their inputs' digests; ``digests`` remembers data
+    files' hashes by file identity (the state's cache) so that unchanged files are not read."""
+    # Each typed model is built when it is needed and dropped after (a load that kept data
+    # only holds none): a derived dataset builds its parent's again.
+    datasets = _Datasets({r.name: r for r in resources if r.kind == "Dataset"})
     desired = Desired(revision, denied=dict(denied or {}))
-    for name, dataset in datasets.items():
+    for name in datasets:
+        dataset = datasets[name]
         dataset_digest = spec_digest(dataset)
         try:
-            content = data.content_hash(dataset, datasets, root)
+            content = data.content_hash(dataset, datasets, root, digests)
         except data.DataError as exc:
             desired.datasets[name] = DesiredDataset(name, dataset_digest, None, None, str(exc))
             continue
         spec = dataset.spec.model_dump(mode="json")
         desired.datasets[name] = DesiredDataset(name, dataset_digest, content, digest("data-gate", name, spec, content))
-    for model in models:
+    for loaded in resources:
+        if loaded.kind != "Model":
+            continue
+        model = loaded.model()
+        assert isinstance(model, Model)
         model_digest = spec_digest(model)
         ds = desired.datasets.get(model.spec.dataset)
         version = code_version(model)

@@ -38,7 +38,7 @@ from controller.engine.outcomes import Succeeded
 from controller.engine.plan import plan
 from controller.engine.source import Source
 from controller.engine.steps import StepContext
-from controller.loading import DEFAULT_PATHS, LoadResult
+from controller.loading import DEFAULT_PATHS, Keep, LoadResult
 from controller.policy.evaluate import PolicyOutcome
 from controller.state import lock
 from controller.state.anchor import Head
@@ -102,18 +102,27 @@ class _Prepared:
         return not any(f.severity == Severity.ERROR for f in self.result.findings)
 
 
-def _prepare(source: Source, revision: str | None, store: Store, settings: Settings) -> _Prepared:
+def _prepare(source: Source, revision: str | None, store: Store, settings: Settings, keep: Keep) -> _Prepared:
     exported = source.anchor()
     if exported:  # never work on a state that lost what the repo's audit anchor proves it held
         store.audit.check_anchor(Head.parse(exported))
     context = dataclasses.replace(source.context(revision), approvals=store.approvals.by_model())
-    result = source.load(revision, settings.paths)
+    result = source.load(revision, settings.paths, keep=keep)
     if not result.files:
         raise NothingToReconcile(f"nothing to reconcile: no resources under {', '.join(settings.paths)}")
     files = source.policy_files(revision, settings.policy.sources) if settings.policy else None
     report, outcome = judge(result, settings.policy, context, files)
     denied, decisions = _policy_view(outcome)
     return _Prepared(report, result, context.revision, denied, decisions)
+
+
+def _desired(prepared: _Prepared, root: Path, store: Store, revision: str | None) -> Desired:
+    """The desired state; data files of the work tree are hashed through the state's cache
+    (a revision's files are exported afresh each time: nothing to remember)."""
+    digests = store.cache if revision is None else None
+    desired = desired_state(prepared.result.resources, root, prepared.revision, prepared.denied, digests)
+    store.cache.flush()
+    return desired
 
 
 def _context(prepared: _Prepared, root: Path, store: Store, events: Events) -> StepContext:
@@ -134,11 +143,13 @@ def reconcile_revision(
     """Plan (and with ``settings.apply``, execute) the platform repo at ``revision``
     (the work tree when None) against ``store``."""
     settings = settings or Settings()
-    prepared = _prepare(source, revision, store, settings)
+    # A plan needs each resource's data (policies) and its digests (read once from its model):
+    # it keeps the data only, a fifth of the memory; executing steps needs the models.
+    prepared = _prepare(source, revision, store, settings, "resources" if settings.apply else "data")
     if not prepared.valid:  # invalid specs: nothing is planned
         return Reconciliation(prepared.report)
     with source.tree(revision) as root:
-        desired = desired_state(prepared.result.resources, root, prepared.revision, prepared.denied)
+        desired = _desired(prepared, root, store, revision)
         if not settings.apply:
             return Reconciliation(prepared.report, plan(desired, observed_state(store), retry=settings.retry))
         with lock.exclusive(store.state_dir, wait=settings.wait):
@@ -161,11 +172,11 @@ def run_step(
     now, with the same inputs, and the actions it depends on have succeeded; an
     action already done answers its recorded outcome without running again."""
     settings = settings or Settings()
-    prepared = _prepare(source, action.revision, store, settings)
+    prepared = _prepare(source, action.revision, store, settings, "resources")
     if not prepared.valid:
         return None, "the specs at this revision are invalid: run 'modelplane validate'"
     with source.tree(action.revision) as root:
-        desired = desired_state(prepared.result.resources, root, prepared.revision, prepared.denied)
+        desired = _desired(prepared, root, store, action.revision)
         with lock.exclusive(store.state_dir, wait=True):
             done = store.effects.get(action.key)
             if done is not None and done.outcome == OutcomeKind.SUCCEEDED:

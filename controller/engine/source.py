@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from controller.loading import LoadResult
+from controller.loading import Keep, LoadResult
 from controller.policy.evaluate import Context
 from controller.policy.sources import PolicyFile
 
@@ -23,8 +23,9 @@ class Source(Protocol):
         """The commit (sha, author, branch, changed files); an empty context outside git."""
         ...
 
-    def load(self, revision: str | None, paths: Sequence[str]) -> LoadResult:
-        """The resources under ``paths`` (relative to the repo root), named by their relative paths."""
+    def load(self, revision: str | None, paths: Sequence[str], *, keep: Keep = "resources") -> LoadResult:
+        """The resources under ``paths`` (relative to the repo root), named by their relative paths,
+        keeping what ``keep`` says (see :func:`controller.loading.load`)."""
         ...
 
     def policy_files(self, revision: str | None, sources: Sequence[str]) -> list[PolicyFile]:

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -32,6 +32,9 @@ from controller.api.findings import Finding, Location, Report
 from controller.loading import errors
 from controller.loading.references import Columns, Edge, check_references, columns_of
 from controller.loading.yaml_reader import Document, parse
+
+if TYPE_CHECKING:
+    from controller.loading.cache import SpecCache
 
 DEFAULT_PATHS = ("specs", "chaos")
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: specs are small; anything bigger is a mistake or an attack
@@ -72,6 +75,13 @@ class LoadedResource:
             document = self.document
             self._model = KINDS[self.kind].model_validate(document.data)
         return self._model
+
+    def model(self) -> Resource:
+        """The typed model, as :attr:`resource` gives it, but not kept when the load kept data
+        only: for a caller that reads each model once (planning keeps a fifth of the memory)."""
+        if self._model is not None:
+            return self._model
+        return KINDS[self.kind].model_validate(self.document.data)
 
     @property
     def document(self) -> Document:
@@ -284,12 +294,36 @@ def _add(result: LoadResult, name: str, text: str | None, problem: Finding | Non
         result.extend(load_text(text, name, keep=keep))
 
 
-def _load_files(names: list[str], stdin: IO[Any] | None, max_file_bytes: int, keep: Keep) -> LoadResult:
-    """Worker-process entry point too (module level, so it pickles)."""
-    result = LoadResult()
+def _load_each(
+    names: list[str], stdin: IO[Any] | None, max_file_bytes: int, keep: Keep, blobs: dict[str, bytes] | None = None
+) -> list[LoadResult]:
+    """One result per file, in order; a file whose bytes are in ``blobs`` is not read again.
+    Worker-process entry point too (module level, so it pickles)."""
+    out = []
     for name in names:
-        _add(result, name, *_read(name, stdin, max_file_bytes), keep)
-    return result
+        result = LoadResult()
+        data = blobs.get(name) if blobs else None
+        _add(
+            result,
+            name,
+            *(_read(name, stdin, max_file_bytes) if data is None else _decode(name, data, max_file_bytes)),
+            keep,
+        )
+        out.append(result)
+    return out
+
+
+def _load_each_shipped(
+    names: list[str], stdin: IO[Any] | None, max_file_bytes: int, keep: Keep, blobs: dict[str, bytes] | None = None
+) -> list[LoadResult]:
+    """A worker's :func:`_load_each`: its resources travel without their typed models
+    (pickling a pydantic model costs several times validating it again), which the
+    caller's process rebuilds from the same data on first use."""
+    results = _load_each(names, stdin, max_file_bytes, keep, blobs)
+    for result in results:
+        for loaded in result.resources:
+            loaded._model = None
+    return results
 
 
 def _check_keep(keep: str) -> None:
@@ -323,6 +357,7 @@ def load(
     max_file_bytes: int = MAX_FILE_BYTES,
     workers: int = 1,
     keep: Keep = "resources",
+    cache: SpecCache | None = None,
 ) -> LoadResult:
     """Load every resource under ``paths`` and check references between them.
 
@@ -330,34 +365,54 @@ def load(
     (:data:`PARALLEL_MIN_FILES` files or more) are parsed by that many processes,
     forked for the call and gone when it returns; results keep the order of the
     files. Forking is skipped (the load runs in this process) when called from a
-    thread other than the main one or while other threads run. Raises
-    :class:`UsageError` for a path that does not exist.
+    thread other than the main one or while other threads run. With a ``cache``,
+    files whose bytes it remembers are not parsed again (see
+    :mod:`controller.loading.cache`). Raises :class:`UsageError` for a path that
+    does not exist.
     """
     _check_keep(keep)
     names = list(discover(paths))
-    if workers > 1 and len(names) >= PARALLEL_MIN_FILES and STDIN_NAME not in names and may_fork():
-        parts = _load_parallel(names, stdin, max_file_bytes, keep, workers)
+    found: dict[str, LoadResult] = {}
+    read: dict[str, tuple[str, bytes]] = {}
+    if cache is not None and STDIN_NAME not in names:
+        found, read = cache.lookup(names, keep)
+    missing = [name for name in names if name not in found]
+    keys = {name: key for name, (key, _) in read.items()}
+    blobs = {name: data for name, (_, data) in read.items()}
+    del read  # one reference to the bytes: they go once loaded
+    if workers > 1 and len(missing) >= PARALLEL_MIN_FILES and STDIN_NAME not in missing and may_fork():
+        loaded = _load_parallel(missing, stdin, max_file_bytes, keep, workers, blobs)
     else:
-        parts = [_load_files(names, stdin, max_file_bytes, keep)]
+        loaded = _load_each(missing, stdin, max_file_bytes, keep, blobs)
+    del blobs
+    fresh = dict(zip(missing, loaded, strict=True))
+    if cache is not None and keys:
+        cache.remember(fresh, keys)
     result = LoadResult()
-    for part in parts:
-        result.extend(part)
+    for name in names:
+        result.extend(found[name] if name in found else fresh[name])
     result.findings.extend(check_references(result.resources))
     return result
 
 
 def _load_parallel(
-    names: list[str], stdin: IO[Any] | None, max_file_bytes: int, keep: Keep, workers: int
+    names: list[str], stdin: IO[Any] | None, max_file_bytes: int, keep: Keep, workers: int, blobs: dict[str, bytes]
 ) -> list[LoadResult]:
-    """The first chunk is loaded here while forked worker processes load the rest."""
+    """The first chunk is loaded here while forked worker processes load the rest; one result per file."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     size = -(-len(names) // workers)
     chunks = [names[i : i + size] for i in range(0, len(names), size)]
     if len(chunks) < 2:
-        return [_load_files(names, stdin, max_file_bytes, keep)]
+        return _load_each(names, stdin, max_file_bytes, keep, blobs)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(len(chunks) - 1, mp_context=context) as pool:
-        futures = [pool.submit(_load_files, chunk, None, max_file_bytes, keep) for chunk in chunks[1:]]
-        return [_load_files(chunks[0], stdin, max_file_bytes, keep), *(f.result() for f in futures)]
+        futures = [
+            pool.submit(
+                _load_each_shipped, chunk, None, max_file_bytes, keep, {n: blobs[n] for n in chunk if n in blobs}
+            )
+            for chunk in chunks[1:]
+        ]
+        here = _load_each(chunks[0], stdin, max_file_bytes, keep, blobs)
+        return [*here, *(r for f in futures for r in f.result())]

@@ -16,6 +16,7 @@ from controller.state.anchor import StateLost
 from controller.state.approvals import Approvals
 from controller.state.artifacts import ArtifactError, ArtifactStore
 from controller.state.audit import HEAD_FILE, AuditTrail
+from controller.state.cache import Cache
 from controller.state.checks import Checks
 from controller.state.db import DB_FILE, Database
 from controller.state.effects import Ledger
@@ -49,6 +50,7 @@ class Store:
         self.effects = Ledger(self.db, self.audit)
         self.artifacts = ArtifactStore(state_dir / "artifacts")
         self.cards_dir = state_dir / "cards"
+        self.cache = Cache(state_dir)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -79,4 +81,5 @@ class Store:
         return checks
 
     def close(self) -> None:
+        self.cache.close()
         self.db.close()

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.loading import LoadResult, load, load_blobs
+from controller.loading import Keep, LoadResult, load, load_blobs
+from controller.loading.cache import Entries, SpecCache
 from controller.loading.loader import MAX_FILE_BYTES, discover
 from controller.policy.evaluate import Context
 from controller.policy.sources import BUILTIN, PolicyFile, combine, library
@@ -178,20 +179,24 @@ class GitSource:
     ``root``; findings name files relative to it, whatever the current directory.
     """
 
-    def __init__(self, root: str | Path = ".", *, scratch: Path | None = None, workers: int = 1) -> None:
+    def __init__(
+        self, root: str | Path = ".", *, scratch: Path | None = None, workers: int = 1, cache: Entries | None = None
+    ) -> None:
         self.root = Path(root).resolve()
         self.repo = GitRepo(self.root)
         self.scratch = scratch  # where revisions are exported (default: the system's temp dir)
         self.workers = workers  # loader processes for a large work tree (the CLI, owning its process, asks)
+        self.cache = cache  # what the work tree's spec files loaded to (the state directory's cache)
 
     def context(self, revision: str | None) -> Context:
         return context_for(str(self.root), revision)
 
-    def load(self, revision: str | None, paths: Sequence[str]) -> LoadResult:
+    def load(self, revision: str | None, paths: Sequence[str], *, keep: Keep = "resources") -> LoadResult:
         if revision:
-            return load_blobs(self.repo.files(revision, list(paths)))
+            return load_blobs(self.repo.files(revision, list(paths)), keep=keep)
         if self.root == Path.cwd().resolve():  # names are relative already: the loader reads (in parallel)
-            return load([p for p in paths if Path(p).exists()], workers=self.workers)
+            cache = SpecCache(self.cache, max_file_bytes=MAX_FILE_BYTES) if self.cache is not None else None
+            return load([p for p in paths if Path(p).exists()], workers=self.workers, keep=keep, cache=cache)
         blobs = []
         for path in paths:
             if not (self.root / path).exists():
@@ -199,7 +204,7 @@ class GitSource:
             for name in discover([str(self.root / path)]):
                 with open(name, "rb") as handle:
                     blobs.append((_relative(name, self.root), handle.read(MAX_FILE_BYTES + 1)))
-        return load_blobs(blobs)
+        return load_blobs(blobs, keep=keep)
 
     def policy_files(self, revision: str | None, sources: Sequence[str]) -> list[PolicyFile]:
         if revision:
