@@ -19,6 +19,7 @@ from controller.state.audit import HEAD_FILE, AuditTrail
 from controller.state.checks import Checks
 from controller.state.db import DB_FILE, Database
 from controller.state.effects import Ledger
+from controller.state.policy_writes import PolicyWrites
 from controller.state.records import ModelVersion
 from controller.state.registry import Registry
 from controller.state.runs import Runs
@@ -49,6 +50,7 @@ class Store:
         self.effects = Ledger(self.db, self.audit)
         self.artifacts = ArtifactStore(state_dir / "artifacts")
         self.cards_dir = state_dir / "cards"
+        self.policy_writes = PolicyWrites(self.db, self.audit, self.artifacts)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
