@@ -53,10 +53,6 @@ class Cleared:
     warnings: list[str] = field(default_factory=list)
 
 
-def _where(address: Address) -> str:
-    return f"[{address.ip}]:{address.port}" if ":" in address.ip else f"{address.ip}:{address.port}"
-
-
 def check(guard: Guard, address: Address, environ: Mapping[str, str] = os.environ) -> Cleared:
     """Clear ``guard`` for ``address``, or raise :class:`ServerError` saying what to change."""
     if (guard.tls_cert is None) != (guard.tls_key is None):
@@ -88,7 +84,7 @@ def check(guard: Guard, address: Address, environ: Mapping[str, str] = os.enviro
             )
         warnings.append(
             f"WARNING: no authentication (--insecure-no-auth): every user and process on this host can "
-            f"query {_where(address)}"
+            f"query {address.host}"
         )
     elif tokens is None:
         raise ServerError(
@@ -102,7 +98,7 @@ def check(guard: Guard, address: Address, environ: Mapping[str, str] = os.enviro
                 "or --behind-tls-proxy when a TLS proxy in front is the only way in"
             )
         warnings.append(
-            f"WARNING: serving plain HTTP on {_where(address)} (--behind-tls-proxy): bearer tokens and decisions "
+            f"WARNING: serving plain HTTP on {address.host} (--behind-tls-proxy): bearer tokens and decisions "
             "cross the network in clear unless the TLS proxy in front is the only way to reach this port"
         )
     if tls is not None:

@@ -61,8 +61,11 @@ class TLSFiles:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
             context.load_cert_chain(self.cert, self.key)
-        except OSError as exc:  # ssl.SSLError is an OSError
-            reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        except ssl.SSLError:  # OpenSSL's own words ("[SSL] PEM lib (_ssl.c:3905)") say little
+            reason = "not a PEM certificate (chain) and the private key that matches it"
+            raise ServerError(f"cannot use the TLS certificate {self.cert} with the key {self.key}: {reason}") from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
             raise ServerError(f"cannot use the TLS certificate {self.cert} with the key {self.key}: {reason}") from None
 
 
