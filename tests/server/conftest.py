@@ -32,7 +32,9 @@ TESTER = Tokens({"tester": TOKEN})
 
 @pytest.fixture(scope="session")
 def library() -> list[PolicyFile]:
-    return discover(Path(__file__).resolve().parents[2] / "policies")
+    """The bundled policies, with the ids ``policy serve`` gives them (``policies/access.rego``)."""
+    root = Path(__file__).resolve().parents[2]
+    return [PolicyFile(str(Path(f.path).relative_to(root)), f.text) for f in discover(root / "policies")]
 
 
 @pytest.fixture(scope="session")
