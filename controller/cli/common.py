@@ -8,6 +8,7 @@ audit records its anchor proves it held (restore it; never start afresh).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ DEFAULT_STATE_DIR = ".modelplane"
 # The names of controller.output.FORMATTERS, without importing the formatters (and
 # every pydantic model behind them) to build the parser; a test keeps them equal.
 REPORT_FORMATS = ("github", "json", "junit", "markdown", "sarif", "text")
+OPA_TOKEN_ENV = "MODELPLANE_OPA_TOKEN"
 
 
 def fail(message: str) -> int:
@@ -48,7 +50,11 @@ def state_flag() -> argparse.ArgumentParser:
 
 def policy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", default="policies", metavar="DIR", help="Rego policies (default: policies/)")
-    parser.add_argument("--opa-url", metavar="URL", help="decide with an OPA server instead of the embedded engine")
+    parser.add_argument(
+        "--opa-url",
+        metavar="URL",
+        help=f"decide with an OPA server instead of the embedded engine (a bearer token from {OPA_TOKEN_ENV})",
+    )
 
 
 def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
@@ -57,7 +63,9 @@ def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
     from controller.engine.checks import PolicySettings
 
     log = Path(args.decision_log) if getattr(args, "decision_log", None) else None
-    return PolicySettings(directory=args.policies, opa_url=args.opa_url, decision_log=log)
+    # The token comes from the environment only: a flag would show it in the process listing.
+    token = os.environ.get(OPA_TOKEN_ENV, "").strip() or None
+    return PolicySettings(directory=args.policies, opa_url=args.opa_url, decision_log=log, opa_token=token)
 
 
 def emit(report: Report, args: argparse.Namespace) -> int:

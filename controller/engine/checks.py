@@ -7,7 +7,7 @@ findings from the chosen engine; the report decides the exit code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -26,14 +26,15 @@ class PolicySettings:
     opa_url: str | None = None
     decision_log: Path | None = None
     today: date | None = None
+    opa_token: str | None = field(default=None, repr=False)  # a bearer token for the OPA server
 
 
-def open_engine(files: list[PolicyFile], opa_url: str | None = None) -> PolicyEngine:
+def open_engine(files: list[PolicyFile], opa_url: str | None = None, opa_token: str | None = None) -> PolicyEngine:
     """The embedded engine, or an OPA server when ``opa_url`` is given."""
     if opa_url:
         from controller.policy.opa import OpaServerEngine  # requests and opa-client: only when asked for
 
-        return OpaServerEngine(opa_url)
+        return OpaServerEngine(opa_url, token=opa_token)
     return EmbeddedEngine(files)
 
 
@@ -46,7 +47,7 @@ def judge(
     if settings is None:
         return report, None
     files = files if files is not None else discover(settings.directory)
-    engine = open_engine([f for f in files if not f.is_test], settings.opa_url)
+    engine = open_engine([f for f in files if not f.is_test], settings.opa_url, settings.opa_token)
     outcome: PolicyOutcome = evaluate(
         engine, result.resources, context=context, today=settings.today, skipped=result.rejected
     )

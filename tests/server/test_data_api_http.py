@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from opa_client import OpaClient
-from serverhttp import TOKEN, cli_server, request
+from serverhttp import TOKEN, cli_env, cli_server, request, run_cli
 
 from controller.loading import load
 from controller.policy.data_api import DataApi
@@ -181,3 +181,19 @@ def test_policy_serve_command_answers_on_loopback() -> None:
         # wrong thread would print pyo3's complaint there).
         out, err = served.stop()
         assert (out, err) == ("clients with a token: default\n", "")
+
+
+def test_validate_with_opa_url_against_the_guarded_server(tmp_path: Path) -> None:
+    """``validate --opa-url`` writes data.modelplane, so it needs a server allowing data writes,
+    and a token, which it takes from MODELPLANE_OPA_TOKEN (never a flag)."""
+    log = ["--decision-log", str(tmp_path / "decisions.jsonl")]
+    embedded = run_cli("validate", *log)
+    args = ["--state-dir", str(tmp_path / "state"), "policy", "serve", "--allow-data-writes"]
+    with cli_server(*args) as served:
+        url = ["--opa-url", served.url]
+        remote = run_cli("validate", *url, *log, env=cli_env(MODELPLANE_OPA_TOKEN=TOKEN))
+        refused = run_cli("validate", *url, *log, env=cli_env(token=None))
+        served.stop()
+    assert (remote.returncode, remote.stdout) == (embedded.returncode, embedded.stdout)
+    assert refused.returncode != 0
+    assert "401" in refused.stdout + refused.stderr and TOKEN not in refused.stdout + refused.stderr
