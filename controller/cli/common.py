@@ -8,6 +8,7 @@ audit records its anchor proves it held (restore it; never start afresh).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ DEFAULT_STATE_DIR = ".modelplane"
 # The names of controller.output.FORMATTERS, without importing the formatters (and
 # every pydantic model behind them) to build the parser; a test keeps them equal.
 REPORT_FORMATS = ("github", "json", "junit", "markdown", "sarif", "text")
+OPA_TOKEN_ENV = "MODELPLANE_OPA_TOKEN"
 
 
 def fail(message: str) -> int:
@@ -68,7 +70,11 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
         help="refuse waivers nobody approved (a policy's own 'exception' rules); default: on when the CI "
         "environment variable is set, as CI services set it",
     )
-    parser.add_argument("--opa-url", metavar="URL", help="decide with an OPA server instead of the embedded engine")
+    parser.add_argument(
+        "--opa-url",
+        metavar="URL",
+        help=f"decide with an OPA server instead of the embedded engine (a bearer token from {OPA_TOKEN_ENV})",
+    )
 
 
 def _seconds(text: str) -> float:
@@ -84,7 +90,6 @@ def _seconds(text: str) -> float:
 def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
     if getattr(args, "no_policy", False):
         return None  # before importing the policy engine: --no-policy does not need it
-    import os
 
     from controller.engine.checks import PolicySettings
     from controller.policy.waivers import WaiverRules
@@ -95,7 +100,11 @@ def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
         strict = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
     project = getattr(args, "project", None)
     rules = WaiverRules(strict=strict) if project is None else WaiverRules(project.spec.waiverMaxDays, strict)
-    settings = PolicySettings(sources=policy_sources(args), opa_url=args.opa_url, decision_log=log, waivers=rules)
+    # The token comes from the environment only: a flag would show it in the process listing.
+    token = os.environ.get(OPA_TOKEN_ENV, "").strip() or None
+    settings = PolicySettings(
+        sources=policy_sources(args), opa_url=args.opa_url, decision_log=log, waivers=rules, opa_token=token
+    )
     if args.policy_timeout is not None:
         settings.timeout = args.policy_timeout
     elif project is not None:

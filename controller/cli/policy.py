@@ -28,9 +28,11 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     test.set_defaults(func=test_policies)
     serve_cmd = sub.add_parser(
         "serve",
+        parents=[state],
         help="serve OPA's Data API from the embedded engine",
         description="Serve POST /v1/data/{path}, GET /health and the policy API on HOST:PORT, "
-        "with the resources under PATH as data.modelplane.",
+        "with the resources under PATH as data.modelplane. Every request but GET /health needs "
+        "'Authorization: Bearer TOKEN', a token from MODELPLANE_API_TOKEN or --token-file.",
     )
     serve_cmd.add_argument(
         "paths", nargs="*", metavar="PATH", help="resources for data.modelplane (default: specs/ and chaos/)"
@@ -40,6 +42,34 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, default=8181)
+    guard = serve_cmd.add_argument_group("access")
+    guard.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="clients and their tokens, one 'NAME TOKEN' line each (# comments); chmod 600 "
+        "(default: one client, 'default', with the token in MODELPLANE_API_TOKEN)",
+    )
+    guard.add_argument(
+        "--insecure-no-auth", action="store_true", help="serve without tokens (loopback addresses only; no writes)"
+    )
+    guard.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
+    guard.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
+    guard.add_argument(
+        "--behind-tls-proxy",
+        action="store_true",
+        help="serve plain HTTP on a non-loopback address, because a TLS proxy in front is the only way in",
+    )
+    guard.add_argument(
+        "--allow-policy-writes",
+        action="store_true",
+        help="accept PUT and DELETE /v1/policies/{id} from token holders; audited, and kept in the state "
+        "directory over the repo's policies",
+    )
+    guard.add_argument(
+        "--allow-data-writes",
+        action="store_true",
+        help="accept PUT /v1/data/{path} from token holders; audited, kept until the server stops",
+    )
     serve_cmd.set_defaults(func=serve)
 
 
@@ -84,17 +114,54 @@ def test_policies(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     # Imported here: starlette and uvicorn load only when a server is started.
+    from pathlib import Path
+
     from controller.loading import UsageError
     from controller.policy.sources import PolicyLoadError
+    from controller.server.guard import Guard
     from controller.server.run import ServerError
-    from controller.server.serve import serve_data_api
+    from controller.server.serve import Started, serve_data_api
+    from controller.state.artifacts import ArtifactError
 
-    def announce(url: str, policy_files: int) -> None:
-        print(f"serving OPA Data API on {url} ({policy_files} policy files)", flush=True)
+    def announce(started: Started) -> None:
+        for warning in started.warnings:
+            print(warning, file=sys.stderr, flush=True)
+        print(f"serving OPA Data API on {started.url} ({started.policy_files} policy files)", flush=True)
+        if started.clients:
+            print(f"clients with a token: {', '.join(started.clients)}")
+        if started.writes:
+            print(f"{' and '.join(started.writes)}: writes are audited in {started.state_dir}")
+        for r in started.replayed:
+            w = r.write
+            what = ("deleted" if w.text is None else "written") + f" over HTTP by {w.client} at {w.at}"
+            where = "replacing the repo's" if r.in_repo and w.text is not None else "not in the repo"
+            where = "removing the repo's" if r.in_repo and w.text is None else where
+            print(f"policy {w.id}: {what}, {where} (from the audit log in {started.state_dir})")
+        sys.stdout.flush()
 
+    def path(value: str | None) -> Path | None:
+        return None if value is None else Path(value)
+
+    guard = Guard(
+        token_file=path(args.token_file),
+        insecure_no_auth=args.insecure_no_auth,
+        tls_cert=path(args.tls_cert),
+        tls_key=path(args.tls_key),
+        behind_tls_proxy=args.behind_tls_proxy,
+        allow_policy_writes=args.allow_policy_writes,
+        allow_data_writes=args.allow_data_writes,
+    )
     try:
-        serve_data_api(policy_sources(args), args.paths, host=args.host, port=args.port, on_ready=announce)
-    except (PolicyLoadError, UsageError, ServerError, OSError) as exc:
+        serve_data_api(
+            policy_sources(args),
+            args.paths,
+            guard=guard,
+            host=args.host,
+            port=args.port,
+            state_dir=Path(args.state_dir),
+            on_ready=announce,
+        )
+    except (PolicyLoadError, UsageError, ServerError, ArtifactError, OSError) as exc:
         return fail(str(exc))
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down gracefully
         pass

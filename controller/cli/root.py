@@ -17,7 +17,19 @@ from pathlib import Path
 from controller.cli.common import DEFAULT_STATE_DIR
 
 # Options and arguments that name files or directories the user typed.
-PATH_ARGS = ("paths", "state_dir", "policies", "directory", "output", "decision_log", "schemas_dir", "reference")
+PATH_ARGS = (
+    "paths",
+    "state_dir",
+    "policies",
+    "directory",
+    "output",
+    "decision_log",
+    "schemas_dir",
+    "reference",
+    "token_file",
+    "tls_cert",
+    "tls_key",
+)
 PROJECT_FILE = "modelplane.yaml"  # controller.api.project.FILE_NAME, without importing the models
 BUILTIN = "builtin"  # controller.policy.sources.BUILTIN: the policy library, not a path
 

@@ -30,15 +30,21 @@ class PolicySettings:
     today: date | None = None
     waivers: WaiverRules = field(default_factory=WaiverRules)
     timeout: float = DEFAULT_TIMEOUT  # seconds per decision
+    opa_token: str | None = field(default=None, repr=False)  # a bearer token for the OPA server
 
 
-def open_engine(files: list[PolicyFile], opa_url: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> PolicyEngine:
+def open_engine(
+    files: list[PolicyFile],
+    opa_url: str | None = None,
+    opa_token: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> PolicyEngine:
     """The embedded engine, or an OPA server when ``opa_url`` is given (each request
     limited to ``timeout`` seconds)."""
     if opa_url:
         from controller.policy.opa import OpaServerEngine  # requests and opa-client: only when asked for
 
-        return OpaServerEngine(opa_url, timeout=timeout)
+        return OpaServerEngine(opa_url, token=opa_token, timeout=timeout)
     return EmbeddedEngine(files)
 
 
@@ -51,7 +57,7 @@ def judge(
     if settings is None:
         return report, None
     files = files if files is not None else discover(settings.sources)
-    engine = open_engine([f for f in files if not f.is_test], settings.opa_url, settings.timeout)
+    engine = open_engine([f for f in files if not f.is_test], settings.opa_url, settings.opa_token, settings.timeout)
     outcome: PolicyOutcome = evaluate(
         engine,
         result.resources,

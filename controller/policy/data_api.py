@@ -1,7 +1,7 @@
 """OPA's Data and Policy APIs over the embedded engine, without HTTP.
 
 Called by :mod:`controller.server.data_api`, which maps ``POST|GET|PUT /v1/data/{path}``
-and ``GET|PUT /v1/policies/{id}`` onto :class:`DataApi` and its errors onto OPA's
+and ``GET|PUT|DELETE /v1/policies/{id}`` onto :class:`DataApi` and its errors onto OPA's
 status codes. Nothing here knows of HTTP: operations take paths, JSON values and
 policy text, and return JSON values or raise :class:`InvalidRequest`,
 :class:`~controller.policy.sources.PolicyLoadError` or
@@ -11,7 +11,9 @@ A regorus engine is pyo3 "unsendable": it may only be used, and dropped, on the
 thread that made it. :class:`DataApi` keeps its engine on one thread of its own;
 async callers await that thread's work (the event loop never blocks on the engine),
 and every change to the policies and data also runs there, in order, so that thread
-is the only writer and no lock is needed.
+is the only writer and no lock is needed. A change may carry a ``commit`` callback
+(recording it in the audit log, say): it runs there too, after the new policies or
+data compiled and before they are served, and if it raises nothing changes.
 """
 
 from __future__ import annotations
@@ -34,9 +36,15 @@ MAX_PATH_SEGMENTS = 64
 # Queried paths become Rego references (``data.a.b``): only identifiers, so a path
 # can never inject Rego into the query.
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Policy ids are relative paths (``policies/access.rego``) of plain segments: no ``..``,
+# no hidden or empty segments, no backslashes, so an id can never name a place outside
+# wherever policies are kept.
+_POLICY_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\Z")
+MAX_POLICY_ID_CHARS = 256
 
 T = TypeVar("T")
 Outcome = tuple[Any, Exception | None]
+Commit = Callable[[], object]
 
 
 class InvalidRequest(ValueError):
@@ -52,6 +60,19 @@ def _split(path: str, *, identifiers: bool) -> list[str]:
             if not _IDENTIFIER.match(part):
                 raise InvalidRequest(f"path segment {part!r} is not a Rego identifier ([A-Za-z_][A-Za-z0-9_]*)")
     return parts
+
+
+def policy_id(raw: str) -> str:
+    """``raw`` (leading and trailing slashes dropped) as a policy id, or :class:`InvalidRequest`."""
+    value = raw.strip("/")
+    if not value:
+        raise InvalidRequest("a policy needs an id")
+    if len(value) > MAX_POLICY_ID_CHARS or not _POLICY_ID.match(value):
+        raise InvalidRequest(
+            f"policy id {value[:MAX_POLICY_ID_CHARS]!r} is not a relative path of plain names "
+            f"(letters, digits, _ . -, not starting with '.'; at most {MAX_POLICY_ID_CHARS} characters)"
+        )
+    return value
 
 
 def _with_value(data: dict[str, Any], parts: list[str], value: Any, path: str) -> dict[str, Any]:
@@ -145,7 +166,7 @@ class DataApi:
         self._closed = False
         self._thread = _EngineThread()
         try:
-            self._thread.run(lambda: self._load(self._policies, self._data))
+            self._thread.run(lambda: self._swap(self._build(self._policies, self._data), self._policies, self._data))
         except BaseException:
             self._thread.shutdown()
             raise
@@ -166,12 +187,24 @@ class DataApi:
 
     # Tasks: these run on the engine thread only.
 
-    def _load(self, policies: dict[str, PolicyFile], data: dict[str, Any]) -> None:
-        """A new engine for ``policies`` and ``data``; on a load error the old one stays."""
+    @staticmethod
+    def _build(policies: dict[str, PolicyFile], data: dict[str, Any]) -> EmbeddedEngine:
+        """A new engine for ``policies`` and ``data`` (raises on a load error)."""
         engine = EmbeddedEngine(list(policies.values()))
         engine.load_data(data)
+        return engine
+
+    def _swap(self, engine: EmbeddedEngine, policies: dict[str, PolicyFile], data: dict[str, Any]) -> None:
         self._engine = engine  # the old engine is dropped here, on its own thread
         self._policies, self._data = policies, data
+
+    def _change(self, policies: dict[str, PolicyFile], data: dict[str, Any], commit: Commit | None) -> None:
+        """Serve ``policies`` and ``data`` once they load and ``commit`` succeeds; else nothing changes."""
+        self._running()
+        engine = self._build(policies, data)
+        if commit is not None:
+            commit()
+        self._swap(engine, policies, data)
 
     def _running(self) -> EmbeddedEngine:
         if self._engine is None:
@@ -189,7 +222,7 @@ class DataApi:
         doc = {} if input_doc is None else input_doc
         return await self._thread.arun(lambda: self._running().query(dotted, doc))
 
-    async def put_data(self, path: str, value: Any) -> None:
+    async def put_data(self, path: str, value: Any, *, commit: Commit | None = None) -> None:
         """Replace the document at ``data.<path>`` (the whole ``data`` for an empty path)."""
         parts = _split(path, identifiers=False)
         if not parts and not isinstance(value, dict):
@@ -197,7 +230,14 @@ class DataApi:
 
         def task() -> None:
             new = dict(value) if not parts else _with_value(self._data, parts, value, "/".join(parts))
-            self._running().load_data(new)
+            engine = self._running()
+            engine.load_data(new)  # the policies stay compiled: a data write is cheap
+            if commit is not None:
+                try:
+                    commit()
+                except BaseException:
+                    engine.load_data(self._data)
+                    raise
             self._data = new
 
         await self._thread.arun(task)
@@ -208,14 +248,24 @@ class DataApi:
     def policy(self, policy_id: str) -> PolicyFile | None:
         return self._policies.get(policy_id.strip("/"))
 
-    async def put_policy(self, policy_id: str, text: str) -> None:
-        """Add or replace one policy; on a load error nothing changes."""
-        policy_id = policy_id.strip("/")
-        if not policy_id:
-            raise InvalidRequest("a policy needs an id")
+    async def put_policy(self, raw_id: str, text: str, *, commit: Commit | None = None) -> None:
+        """Add or replace one policy; on a load error (or a failed ``commit``) nothing changes."""
+        pid = policy_id(raw_id)
 
         def task() -> None:
-            self._running()
-            self._load({**self._policies, policy_id: PolicyFile(policy_id, text)}, self._data)
+            self._change({**self._policies, pid: PolicyFile(pid, text)}, self._data, commit)
 
         await self._thread.arun(task)
+
+    async def delete_policy(self, raw_id: str, *, commit: Commit | None = None) -> bool:
+        """Remove one policy (False when there is none by that id); if the others do not
+        load without it (or ``commit`` fails), nothing changes."""
+        pid = policy_id(raw_id)
+
+        def task() -> bool:
+            if pid not in self._policies:
+                return False
+            self._change({k: v for k, v in self._policies.items() if k != pid}, self._data, commit)
+            return True
+
+        return await self._thread.arun(task)

@@ -7,7 +7,10 @@ Data API without touching it.
 
 What every route gets from here:
 
-- ``GET /health`` answers ``{}`` (as OPA's does);
+- a bearer token is required (:class:`~controller.server.auth.RequireToken`), before
+  any body is read, on every route but a :class:`~controller.server.auth.PublicRoute`;
+  ``tokens=None`` (``--insecure-no-auth``) must be asked for explicitly;
+- ``GET /health`` answers ``{}`` (as OPA's does), without a token;
 - every error is JSON ``{"code": ..., "message": ...}``, OPA's shape, and never a
   stack trace (uvicorn logs those);
 - request bodies are limited to ``max_body_bytes`` whatever the framing: a declared
@@ -33,8 +36,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from controller.server.auth import PublicRoute, RequireToken, Tokens
 
 MAX_BODY_BYTES = 1 << 20
 BODY_TIMEOUT_S = 30.0
@@ -42,6 +47,8 @@ BODY_TIMEOUT_S = 30.0
 # OPA's error codes (https://www.openpolicyagent.org/docs/rest-api#errors), by status.
 _CODES = {
     400: "invalid_parameter",
+    401: "unauthorized",
+    403: "unauthorized",
     404: "resource_not_found",
     405: "invalid_method",
     408: "request_timeout",
@@ -137,15 +144,21 @@ class _BodyLimits:
 
 def create_app(
     *route_groups: Iterable[BaseRoute],
+    tokens: Tokens | None,
     max_body_bytes: int = MAX_BODY_BYTES,
     body_timeout: float = BODY_TIMEOUT_S,
 ) -> Starlette:
-    """The app serving ``GET /health`` and every group's routes, in order."""
-    routes: list[BaseRoute] = [Route("/health", _health), Route("/health/", _health)]
+    """The app serving ``GET /health`` and every group's routes, in order, to the holders
+    of ``tokens`` (to anyone when ``tokens`` is None)."""
+    routes: list[BaseRoute] = [PublicRoute("/health", _health), PublicRoute("/health/", _health)]
     for group in route_groups:
         routes.extend(group)
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_BodyLimits, max_bytes=max_body_bytes, seconds=body_timeout)],
+        middleware=[
+            # Outermost first: a request without a valid token is refused before its body is read.
+            Middleware(RequireToken, tokens=tokens, routes=routes),
+            Middleware(_BodyLimits, max_bytes=max_body_bytes, seconds=body_timeout),
+        ],
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )

@@ -7,8 +7,15 @@ OPA's REST API, so OPA clients (``opa-python-client`` among them) work unchanged
 - ``POST /v1/data/{path}`` with ``{"input": ...}`` (or ``GET``, without input)
   answers ``{"result": ...}``, or ``{}`` when the path is undefined;
 - ``PUT /v1/data/{path}`` replaces a document (204);
-- ``GET /v1/policies`` lists the policies, ``GET|PUT /v1/policies/{id}`` reads or
-  replaces one (a policy that does not compile is refused, 400, and nothing changes).
+- ``GET /v1/policies`` lists the policies, ``GET|PUT|DELETE /v1/policies/{id}`` reads,
+  replaces or removes one (a policy that does not compile is refused, 400, and nothing
+  changes).
+
+Writes are refused (403, naming the flag that allows them) unless the server allows
+them: policy writes and data writes each have their own flag. An allowed write needs
+a named client (a token; see :mod:`controller.server.auth`) and is recorded in the
+store's audit log (:class:`~controller.state.policy_writes.PolicyWrites`) with that
+name and the digest of what was written, in the same step that makes it live.
 
 Every engine call is awaited on the engine's own thread (see
 :mod:`controller.policy.data_api`), so the event loop keeps serving meanwhile.
@@ -25,9 +32,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from controller.policy.data_api import DataApi, InvalidRequest
+from controller.policy.data_api import policy_id as validated_policy_id
 from controller.policy.engine import EngineError
 from controller.policy.sources import PolicyLoadError
+from controller.server.auth import client_of
 from controller.server.bodies import parse_json, read_body
+from controller.state.policy_writes import PolicyWrites
 
 
 @contextmanager
@@ -41,14 +51,38 @@ def _answering() -> Iterator[None]:
         raise HTTPException(500, str(exc)) from None
 
 
-def routes(api: DataApi) -> list[BaseRoute]:
+def _writer(request: Request, allowed: bool, flag: str, what: str) -> str:
+    """The client allowed to write, or 403."""
+    if not allowed:
+        raise HTTPException(
+            403, f"{what} are disabled on this server: start it with {flag} (and a token) to allow them"
+        )
+    client = client_of(request)
+    if client is None:
+        raise HTTPException(403, f"{what} need a token: this server runs without authentication")
+    return client
+
+
+def routes(
+    api: DataApi,
+    recorder: PolicyWrites | None = None,
+    *,
+    allow_policy_writes: bool = False,
+    allow_data_writes: bool = False,
+) -> list[BaseRoute]:
+    """The Data API's routes over ``api``; allowed writes are recorded by ``recorder``."""
+    if (allow_policy_writes or allow_data_writes) and recorder is None:
+        raise ValueError("writes are recorded: allowing them needs a recorder")
+
     async def data(request: Request) -> Response:
         path = request.path_params.get("path", "")
         if request.method == "PUT":
+            client = _writer(request, allow_data_writes, "--allow-data-writes", "data writes (PUT /v1/data)")
             body = await read_body(request)
             value = parse_json(body) if body else None
+            assert recorder is not None
             with _answering():
-                await api.put_data(path, value)
+                await api.put_data(path, value, commit=lambda: recorder.data_written(path.strip("/"), body, client))
             return Response(status_code=204)
         input_doc = None
         if request.method == "POST":
@@ -63,26 +97,36 @@ def routes(api: DataApi) -> list[BaseRoute]:
         return JSONResponse({} if value is None else {"result": value})
 
     async def policies(request: Request) -> Response:
-        policy_id = request.path_params.get("id", "").strip("/")
-        if not policy_id:
+        raw_id = request.path_params.get("id", "")
+        if not raw_id.strip("/"):
             if request.method != "GET":
                 raise HTTPException(405)
             return JSONResponse({"result": [{"id": p.path, "raw": p.text} for p in api.policies()]})
-        if request.method == "PUT":
-            try:
-                text = (await read_body(request)).decode("utf-8")
-            except UnicodeDecodeError:
-                raise HTTPException(400, "policy is not UTF-8 text") from None
+        if request.method in ("PUT", "DELETE"):
+            client = _writer(
+                request, allow_policy_writes, "--allow-policy-writes", "policy writes (PUT and DELETE /v1/policies)"
+            )
+            assert recorder is not None
             with _answering():
-                await api.put_policy(policy_id, text)
+                policy_id = validated_policy_id(raw_id)
+                if request.method == "DELETE":
+                    found = await api.delete_policy(policy_id, commit=lambda: recorder.delete(policy_id, client))
+                    if not found:
+                        raise HTTPException(404, f"storage_not_found_error: policy id {policy_id!r}")
+                    return JSONResponse({})
+                try:
+                    text = (await read_body(request)).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise HTTPException(400, "policy is not UTF-8 text") from None
+                await api.put_policy(policy_id, text, commit=lambda: recorder.write(policy_id, text, client))
             return JSONResponse({})
-        policy = api.policy(policy_id)
+        policy = api.policy(raw_id)
         if policy is None:
-            raise HTTPException(404, f"storage_not_found_error: policy id {policy_id!r}")
+            raise HTTPException(404, f"storage_not_found_error: policy id {raw_id.strip('/')!r}")
         return JSONResponse({"result": {"id": policy.path, "raw": policy.text}})
 
     data_methods = ["GET", "POST", "PUT"]
-    policy_methods = ["GET", "PUT"]
+    policy_methods = ["GET", "PUT", "DELETE"]
     return [
         Route("/v1/data", data, methods=data_methods),
         Route("/v1/data/{path:path}", data, methods=data_methods),

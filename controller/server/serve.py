@@ -1,50 +1,151 @@
-"""What the CLI's serve commands call: assemble the app, bind, announce, run.
+"""What the CLI's serve commands call: check, assemble the app, bind, announce, run.
 
 Called by ``modelplane policy serve`` (:func:`controller.cli.policy.serve`), as one
 call; the CLI only formats the announcement and maps errors to exit codes.
+
+The order matters: the address is resolved and cleared by
+:mod:`controller.server.guard` (tokens, TLS, loopback) before a socket listens, and
+the socket listens before anything loads, so a refusal or a port in use is reported
+at once. Policies written over HTTP (``--allow-policy-writes``) are recorded in the
+state directory's audit log and replayed at every start over the repo's policies,
+whether or not writes are allowed this time: they are part of what the server serves,
+and the announcement names each one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.loading import DEFAULT_PATHS, load
 from controller.policy.data_api import DataApi
 from controller.policy.evaluate import data_for
-from controller.policy.sources import discover
+from controller.policy.sources import PolicyFile, discover
 from controller.server import data_api
 from controller.server.app import create_app
-from controller.server.run import DEFAULT_HOST, bind, run, url
+from controller.server.guard import Guard, check
+from controller.server.run import DEFAULT_HOST, listen, resolve, run, url
+from controller.state.artifacts import ArtifactError
+from controller.state.db import DB_FILE, StateError
+from controller.state.policy_writes import WrittenPolicy
+from controller.state.store import DEFAULT_STATE_DIR, Store
 from controller.triggers.git_source import context_for
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A policy written (or deleted) over HTTP before this start, served over the repo's."""
+
+    write: WrittenPolicy
+    in_repo: bool  # the repo has a policy of that id, which this write replaces or removes
+
+
+@dataclass(frozen=True)
+class Started:
+    """What the server announces once it listens."""
+
+    url: str
+    policy_files: int
+    clients: list[str]  # the names holding tokens; empty without authentication
+    replayed: list[Replayed] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    state_dir: Path | None = None
+    writes: list[str] = field(default_factory=list)  # the write flags given
+
+
+def _replay(files: list[PolicyFile], store: Store) -> tuple[list[PolicyFile], list[Replayed]]:
+    """The repo's policies with the written ones over them."""
+    by_id = {f.path.strip("/"): f for f in files}
+    replayed = []
+    try:
+        writes = store.policy_writes.current()
+    except ArtifactError as exc:
+        raise ArtifactError(f"a policy written over HTTP cannot be replayed: {exc}") from None
+    if writes:
+        verification = store.audit.verify()
+        if not verification.ok:
+            raise StateError(
+                f"the audit log of {store.state_dir} does not verify ({verification.problem}), so the policies "
+                "written over HTTP it records cannot be trusted: see 'modelplane audit verify'"
+            )
+    for write in writes:
+        replayed.append(Replayed(write, write.id in by_id))
+        if write.text is None:
+            by_id.pop(write.id, None)
+        else:
+            by_id[write.id] = PolicyFile(write.id, write.text)
+    return list(by_id.values()), replayed
 
 
 def serve_data_api(
     policies: str | Path | Sequence[str],
     paths: Sequence[str] = (),
     *,
+    guard: Guard,
     host: str = DEFAULT_HOST,
     port: int = 8181,
+    state_dir: Path = DEFAULT_STATE_DIR,
     access_log: bool = False,
-    on_ready: Callable[[str, int], None] | None = None,
+    environ: Mapping[str, str] = os.environ,
+    on_ready: Callable[[Started], None] | None = None,
 ) -> None:
-    """Serve OPA's Data API with the Rego files of ``policies`` (a policy set), and the resources
-    under ``paths`` (default: ``specs/`` and ``chaos/`` where present) as
-    ``data.modelplane``, until interrupted.
+    """Serve OPA's Data API with the Rego files of ``policies`` (a policy set) (and those written
+    over HTTP, recorded under ``state_dir``), and the resources under ``paths``
+    (default: ``specs/`` and ``chaos/`` where present) as ``data.modelplane``, until
+    interrupted.
 
-    ``on_ready(url, number of policy files)`` is called once the socket listens.
-    Raises :class:`~controller.policy.sources.PolicyLoadError`,
-    :class:`~controller.loading.UsageError` (a path that does not exist) or
-    :class:`~controller.server.run.ServerError` before serving."""
-    sock = bind(host, port)  # first: a port in use is reported before anything loads
+    ``on_ready`` is called once the socket listens. Raises
+    :class:`~controller.server.run.ServerError` (refused by the guard, a port in use),
+    :class:`~controller.policy.sources.PolicyLoadError`,
+    :class:`~controller.loading.UsageError` (a path that does not exist),
+    :class:`~controller.state.db.StateError` or
+    :class:`~controller.state.artifacts.ArtifactError` before serving."""
+    address = resolve(host, port)
+    cleared = check(guard, address, environ)  # before listening: a refused server never opens the port
+    sock = listen(address)  # then: a port in use is reported before anything loads
+    store = None
     try:
+        writes = guard.allow_policy_writes or guard.allow_data_writes
+        if writes or (state_dir / DB_FILE).exists():
+            store = Store(state_dir)
         files = discover(policies)
+        replayed: list[Replayed] = []
+        if store is not None:
+            files, replayed = _replay(files, store)
         chosen = list(paths) or [p for p in DEFAULT_PATHS if Path(p).exists()]
         resources = load(chosen).resources if chosen else []
         data = {"modelplane": data_for(resources, context_for())}
         with DataApi(files, data) as api:
+            routes = data_api.routes(
+                api,
+                store.policy_writes if store is not None else None,
+                allow_policy_writes=guard.allow_policy_writes,
+                allow_data_writes=guard.allow_data_writes,
+            )
+            app = create_app(routes, tokens=cleared.tokens)
             if on_ready is not None:
-                on_ready(url(sock), len(files))
-            run(create_app(data_api.routes(api)), sock, access_log=access_log)
+                on_ready(
+                    Started(
+                        url=url(sock, tls=cleared.tls is not None),
+                        policy_files=len(files),
+                        clients=cleared.tokens.names if cleared.tokens else [],
+                        replayed=replayed,
+                        warnings=cleared.warnings,
+                        state_dir=state_dir if store is not None else None,
+                        writes=[
+                            flag
+                            for flag, on in (
+                                ("--allow-policy-writes", guard.allow_policy_writes),
+                                ("--allow-data-writes", guard.allow_data_writes),
+                            )
+                            if on
+                        ],
+                    )
+                )
+            run(app, sock, access_log=access_log, tls=cleared.tls)
     finally:
         sock.close()
+        if store is not None:
+            store.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,8 @@ class AuditTrail:
             audit_log.append(conn, event, subject, payload, actor=actor, revision=revision)
         return True
 
-    def records(self, subject: str | None = None) -> list[audit_log.Record]:
-        return audit_log.records(self._db.conn, subject)
+    def records(self, subject: str | None = None, events: Sequence[str] = ()) -> list[audit_log.Record]:
+        return audit_log.records(self._db.conn, subject, events)
 
     def latest(self, event: str, subject: str) -> audit_log.Record | None:
         rows = audit_log.records(self._db.conn, subject)

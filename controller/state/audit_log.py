@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,9 +66,17 @@ def append(
     return Record(seq, at, event, actor, revision, subject, payload, prev, digest)
 
 
-def records(conn: sqlite3.Connection, subject: str | None = None) -> list[Record]:
-    query = "SELECT * FROM audit_log" + (" WHERE subject = ?" if subject else "") + " ORDER BY seq"
-    rows = conn.execute(query, (subject,) if subject else ()).fetchall()
+def records(conn: sqlite3.Connection, subject: str | None = None, events: Sequence[str] = ()) -> list[Record]:
+    """The records (of ``subject``, of the ``events`` named, when given), oldest first."""
+    where, params = [], []
+    if subject:
+        where.append("subject = ?")
+        params.append(subject)
+    if events:
+        where.append(f"event IN ({', '.join('?' for _ in events)})")
+        params.extend(events)
+    query = "SELECT * FROM audit_log" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
+    rows = conn.execute(query, params).fetchall()
     return [
         Record(
             r["seq"],

@@ -20,6 +20,7 @@ from controller.state.cache import Cache
 from controller.state.checks import Checks
 from controller.state.db import DB_FILE, Database
 from controller.state.effects import Ledger
+from controller.state.policy_writes import PolicyWrites
 from controller.state.records import ModelVersion
 from controller.state.registry import Registry
 from controller.state.runs import Runs
@@ -51,6 +52,7 @@ class Store:
         self.artifacts = ArtifactStore(state_dir / "artifacts")
         self.cards_dir = state_dir / "cards"
         self.cache = Cache(state_dir)
+        self.policy_writes = PolicyWrites(self.db, self.audit, self.artifacts)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

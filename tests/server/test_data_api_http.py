@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import signal
 import socket
 from datetime import date
 from pathlib import Path
 
 import pytest
 from opa_client import OpaClient
+from serverhttp import TOKEN, cli_env, cli_server, request, run_cli
 
 from controller.loading import load
 from controller.policy.data_api import DataApi
@@ -28,22 +28,13 @@ from controller.server.run import serving
 TODAY = date(2026, 11, 22)
 
 
-def request(addr: tuple[str, int], method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
-    conn = http.client.HTTPConnection(*addr, timeout=5)
-    conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
-    response = conn.getresponse()
-    raw = response.read()
-    conn.close()
-    return response.status, json.loads(raw) if raw else {}
-
-
 def test_binds_loopback_by_default(library: list[PolicyFile]) -> None:
-    with DataApi(library) as api, serving(create_app(routes(api)), port=0) as (host, _):
+    with DataApi(library) as api, serving(create_app(routes(api), tokens=None), port=0) as (host, _):
         assert host == "127.0.0.1"
 
 
 def test_runtime_access_decisions_through_opa_client(server: tuple[str, int]) -> None:
-    with OpaClient(host=server[0], port=server[1], retries=0) as client:
+    with OpaClient(host=server[0], port=server[1], retries=0, token=TOKEN) as client:
         assert client.check_health()
         alice = {
             "method": "POST",
@@ -78,10 +69,10 @@ def test_undefined_path_answers_without_result(server: tuple[str, int]) -> None:
         ("POST", "/v1/data/access/allow", b"[1, 2]", 400, "invalid_parameter"),
         ("GET", "/v2/nothing", None, 404, "resource_not_found"),
         ("DELETE", "/v1/data/access", None, 405, "invalid_method"),
-        ("PUT", "/v1/policies/broken.rego", b"package broken\n\nallow if {", 400, "invalid_parameter"),
+        ("PUT", "/v1/policies/broken.rego", b"package broken\n\nallow if {", 403, "unauthorized"),
         ("GET", "/v1/policies/missing.rego", None, 404, "resource_not_found"),
     ],
-    ids=["bad-json", "not-an-object", "unknown-endpoint", "bad-method", "bad-policy", "missing-policy"],
+    ids=["bad-json", "not-an-object", "unknown-endpoint", "bad-method", "write-not-allowed", "missing-policy"],
 )
 def test_bad_requests_get_clear_errors(
     server: tuple[str, int], method: str, path: str, body: bytes | None, status: int, code: str
@@ -94,7 +85,10 @@ def test_bad_requests_get_clear_errors(
 def test_oversize_body_is_refused(server: tuple[str, int]) -> None:
     """Refused on its Content-Length, before the body is read. The client sends no body: writing
     1 MiB to a server that has already answered and closed races with the close (EPIPE)."""
-    head = b"POST /v1/data/access HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY_BYTES + 1)
+    head = b"POST /v1/data/access HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (
+        TOKEN.encode(),
+        MAX_BODY_BYTES + 1,
+    )
     with socket.create_connection(server, timeout=5) as sock:
         sock.sendall(head)
         response = http.client.HTTPResponse(sock)
@@ -151,7 +145,10 @@ def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
     for name, resources in (("example", example), ("variants", variant_result.resources)):
         embedded = evaluate(EmbeddedEngine(library), resources, context=Context(revision="r1"), today=TODAY)
         remote = evaluate(
-            OpaServerEngine(f"http://{server[0]}:{server[1]}"), resources, context=Context(revision="r1"), today=TODAY
+            OpaServerEngine(f"http://{server[0]}:{server[1]}", token=TOKEN),
+            resources,
+            context=Context(revision="r1"),
+            today=TODAY,
         )
         assert _decisions(remote) == _decisions(embedded)
         assert [(d.rule, d.resource, d.result) for d in remote.decisions] == [
@@ -172,30 +169,31 @@ def test_opa_server_engine_matches_embedded_engine_on_library_and_example(
 
 
 def test_policy_serve_command_answers_on_loopback() -> None:
-    import subprocess
-    import sys
-
-    exe = Path(sys.executable).with_name("modelplane")
-    proc = subprocess.Popen(
-        [str(exe), "policy", "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        assert banner.startswith("serving OPA Data API on http://127.0.0.1:")
-        port = int(banner.split("127.0.0.1:")[1].split()[0])
-        assert request(("127.0.0.1", port), "GET", "/health") == (200, {})
+    with cli_server() as served:
+        assert served.banner.startswith("serving OPA Data API on http://127.0.0.1:")
+        assert request(served.addr, "GET", "/health", token=None) == (200, {})
         body = (
             b'{"input": {"method": "GET", "path": "/models/production/breast-cancer-api/artifacts/model", '
             b'"user": "bob", "groups": ["ml-platform"], "consent": true}}'
         )
-        assert request(("127.0.0.1", port), "POST", "/v1/data/access/allow", body) == (200, {"result": True})
+        assert request(served.addr, "POST", "/v1/data/access/allow", body) == (200, {"result": True})
         # Ctrl-C: a graceful stop, exit 0, nothing on stderr (an engine dropped on the
         # wrong thread would print pyo3's complaint there).
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
-        assert (proc.returncode, err) == (0, "")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        out, err = served.stop()
+        assert (out, err) == ("clients with a token: default\n", "")
+
+
+def test_validate_with_opa_url_against_the_guarded_server(tmp_path: Path) -> None:
+    """``validate --opa-url`` writes data.modelplane, so it needs a server allowing data writes,
+    and a token, which it takes from MODELPLANE_OPA_TOKEN (never a flag)."""
+    log = ["--decision-log", str(tmp_path / "decisions.jsonl")]
+    embedded = run_cli("validate", *log)
+    args = ["--state-dir", str(tmp_path / "state"), "policy", "serve", "--allow-data-writes"]
+    with cli_server(*args) as served:
+        url = ["--opa-url", served.url]
+        remote = run_cli("validate", *url, *log, env=cli_env(MODELPLANE_OPA_TOKEN=TOKEN))
+        refused = run_cli("validate", *url, *log, env=cli_env(token=None))
+        served.stop()
+    assert (remote.returncode, remote.stdout) == (embedded.returncode, embedded.stdout)
+    assert refused.returncode != 0
+    assert "401" in refused.stdout + refused.stderr and TOKEN not in refused.stdout + refused.stderr

@@ -1,0 +1,227 @@
+"""Writes over the Data API, over real HTTP: refused (403, naming the flag) unless the
+server allows them; when allowed, made by a named client, recorded in the hash-chained
+audit log with the digest of what was written (never the token, never the data), kept
+across a restart (policies), and never by an id that climbs out of its place."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+from serverhttp import TOKEN, cli_env, cli_server, request, run_cli
+
+from controller.policy.data_api import DataApi, InvalidRequest
+from controller.policy.sources import PolicyFile
+from controller.state.store import Store
+
+EXTRA = b'package extra\n\ngreeting := sprintf("hello %s", [data.who])\n'
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def audit(store: Store) -> list[tuple[str, str, str, dict]]:
+    return [(r.event, r.actor, r.subject, r.payload) for r in store.audit.records()]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "flag", "what"),
+    [
+        (
+            "PUT",
+            "/v1/policies/extra.rego",
+            EXTRA,
+            "--allow-policy-writes",
+            "policy writes (PUT and DELETE /v1/policies)",
+        ),
+        (
+            "DELETE",
+            "/v1/policies/builtin/access.rego",
+            None,
+            "--allow-policy-writes",
+            "policy writes (PUT and DELETE /v1/policies)",
+        ),
+        ("PUT", "/v1/data/who", b'"world"', "--allow-data-writes", "data writes (PUT /v1/data)"),
+        ("PUT", "/v1/data", b"{}", "--allow-data-writes", "data writes (PUT /v1/data)"),
+    ],
+    ids=["put-policy", "delete-policy", "put-data", "put-root-data"],
+)
+def test_writes_are_refused_unless_allowed(
+    server: tuple[str, int], method: str, path: str, body: bytes | None, flag: str, what: str
+) -> None:
+    status, doc = request(server, method, path, body)
+    assert (status, doc) == (
+        403,
+        {
+            "code": "unauthorized",
+            "message": f"{what} are disabled on this server: start it with {flag} (and a token) to allow them",
+        },
+    )
+    # nothing changed
+    assert request(server, "GET", "/v1/policies/extra.rego")[0] == 404
+    assert request(server, "GET", "/v1/policies/builtin/access.rego")[0] == 200
+    assert request(server, "POST", "/v1/data/access/allow", b'{"input": {}}') == (200, {"result": False})
+
+
+def test_an_allowed_policy_write_is_audited_with_the_client_and_digest(
+    fresh_server: tuple[str, int], fresh_store: Store
+) -> None:
+    assert request(fresh_server, "PUT", "/v1/policies/extra.rego", EXTRA) == (200, {})
+    assert request(fresh_server, "PUT", "/v1/data/who", b'"world"')[0] == 204
+    assert request(fresh_server, "POST", "/v1/data/extra/greeting", b"{}") == (200, {"result": "hello world"})
+    assert request(fresh_server, "GET", "/v1/policies/extra.rego") == (
+        200,
+        {"result": {"id": "extra.rego", "raw": EXTRA.decode()}},
+    )
+    assert audit(fresh_store) == [
+        (
+            "policy-written",
+            "tester",
+            "policy/extra.rego",
+            {"id": "extra.rego", "sha256": sha256(EXTRA), "bytes": len(EXTRA)},
+        ),
+        ("data-written", "tester", "data/who", {"path": "who", "sha256": sha256(b'"world"'), "bytes": 7}),
+    ]
+    assert fresh_store.audit.verify().ok
+    assert fresh_store.artifacts.get(sha256(EXTRA)) == EXTRA  # the text, kept by its digest for a restart
+
+
+def test_written_data_and_tokens_stay_out_of_the_state(fresh_server: tuple[str, int], fresh_store: Store) -> None:
+    secret_value = b'{"apiKey": "value-that-must-not-be-stored-7c1e"}'
+    assert request(fresh_server, "PUT", "/v1/data/config", secret_value)[0] == 204
+    assert request(fresh_server, "GET", "/v1/data/config") == (
+        200,
+        {"result": {"apiKey": "value-that-must-not-be-stored-7c1e"}},
+    )
+    state = fresh_store.state_dir
+    fresh_store.close()
+    stored = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file())
+    assert b"value-that-must-not-be-stored" not in stored
+    assert TOKEN.encode() not in stored
+
+
+def test_a_policy_that_does_not_compile_changes_nothing_and_records_nothing(
+    fresh_server: tuple[str, int], fresh_store: Store
+) -> None:
+    status, doc = request(fresh_server, "PUT", "/v1/policies/builtin/access.rego", b"package access\n\nallow if {")
+    assert (status, doc["code"]) == (400, "invalid_parameter")
+    assert request(fresh_server, "GET", "/v1/policies/builtin/access.rego")[1]["result"]["raw"].startswith("# ")
+    assert audit(fresh_store) == []
+
+
+def test_a_policy_can_be_deleted_and_the_deletion_is_audited(fresh_server: tuple[str, int], fresh_store: Store) -> None:
+    body = (
+        b'{"input": {"method": "POST", "path": "/models/production/breast-cancer-api/predict", '
+        b'"user": "a", "groups": ["clinicians"], "consent": true}}'
+    )
+    assert request(fresh_server, "POST", "/v1/data/access/allow", body) == (200, {"result": True})
+    assert request(fresh_server, "DELETE", "/v1/policies/builtin/access.rego") == (200, {})
+    assert request(fresh_server, "POST", "/v1/data/access/allow", body) == (200, {})  # undefined now
+    assert request(fresh_server, "GET", "/v1/policies/builtin/access.rego")[0] == 404
+    assert request(fresh_server, "DELETE", "/v1/policies/builtin/access.rego")[0] == 404
+    assert audit(fresh_store) == [
+        ("policy-deleted", "tester", "policy/builtin/access.rego", {"id": "builtin/access.rego"})
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/policies/../../etc/cron.d/x.rego",
+        "/v1/policies/%2e%2e/%2e%2e/x.rego",
+        "/v1/policies/policies/../x.rego",
+        "/v1/policies/./x.rego",
+        "/v1/policies/.hidden.rego",
+        "/v1/policies/a//b.rego",
+        "/v1/policies/a%5c..%5cb.rego",
+        "/v1/policies/a%00b.rego",
+        "/v1/policies/" + "a" * 300,
+    ],
+    ids=["dotdot", "encoded-dotdot", "inner-dotdot", "dot", "hidden", "empty-segment", "backslash", "nul", "too-long"],
+)
+def test_policy_ids_cannot_climb_out(fresh_server: tuple[str, int], fresh_store: Store, path: str) -> None:
+    before = request(fresh_server, "GET", "/v1/policies")[1]
+    for method, body in (("PUT", b"package x\n"), ("DELETE", None)):
+        status, doc = request(fresh_server, method, path, body)
+        assert (status, doc["code"]) == (400, "invalid_parameter"), doc
+        assert doc["message"].startswith("policy id ") and "is not a relative path of plain names" in doc["message"]
+    assert request(fresh_server, "GET", "/v1/policies")[1] == before
+    assert audit(fresh_store) == []
+
+
+def test_a_failed_commit_changes_nothing(library: list[PolicyFile]) -> None:
+    """The record is made after the change compiles and before it is served: if recording
+    fails, the change is not served (DataApi alone, no HTTP)."""
+    import asyncio
+
+    def broken() -> None:
+        raise OSError("disk full")
+
+    async def attempt(api: DataApi) -> None:
+        with pytest.raises(OSError, match="disk full"):
+            await api.put_policy("extra.rego", EXTRA.decode(), commit=broken)
+        with pytest.raises(OSError, match="disk full"):
+            await api.put_data("who", "world", commit=broken)
+        with pytest.raises(OSError, match="disk full"):
+            await api.delete_policy("builtin/access.rego", commit=broken)
+        assert api.policy("extra.rego") is None and api.policy("builtin/access.rego") is not None
+        assert await api.query("who") is None
+        with pytest.raises(InvalidRequest):
+            await api.put_policy("../x.rego", "package x\n")
+
+    with DataApi(library) as api:
+        asyncio.run(attempt(api))
+
+
+def test_written_policies_survive_a_restart_and_are_announced(tmp_path: Path) -> None:
+    state, tokens = tmp_path / "state", tmp_path / "tokens"
+    tokens.write_text(f"alice {TOKEN}\nbob bob-token-0123456789abcdef\n")
+    tokens.chmod(0o600)
+    env = cli_env(token=None)
+    writes = ["--state-dir", str(state), "policy", "serve", "--token-file", str(tokens), "--allow-policy-writes"]
+    with cli_server(*writes, env=env) as served:
+        assert served.readline() == "clients with a token: alice, bob\n"
+        assert served.readline() == f"--allow-policy-writes: writes are audited in {state}\n"
+        assert request(served.addr, "PUT", "/v1/policies/extra.rego", EXTRA) == (200, {})
+        assert request(
+            served.addr, "DELETE", "/v1/policies/builtin/chaos.rego", token="bob-token-0123456789abcdef"
+        ) == (200, {})
+        served.stop()
+    # restarted without --allow-policy-writes: what was written is served, and said
+    with cli_server("--state-dir", str(state), "policy", "serve", "--token-file", str(tokens), env=env) as served:
+        assert request(served.addr, "POST", "/v1/data/extra/greeting", b"{}") == (200, {})  # data.who is unset
+        assert request(served.addr, "GET", "/v1/policies/extra.rego")[1]["result"]["raw"] == EXTRA.decode()
+        assert request(served.addr, "GET", "/v1/policies/builtin/chaos.rego")[0] == 404
+        assert request(served.addr, "PUT", "/v1/policies/more.rego", b"package more\n")[0] == 403
+        out, _ = served.stop()
+    lines = out.splitlines()
+    assert lines[0] == "clients with a token: alice, bob"
+    assert lines[1].startswith("policy extra.rego: written over HTTP by alice at ")
+    assert lines[1].endswith(f", not in the repo (from the audit log in {state})")
+    assert lines[2].startswith("policy builtin/chaos.rego: deleted over HTTP by bob at ")
+    assert lines[2].endswith(f", removing the repo's (from the audit log in {state})")
+    assert served.banner.endswith("(16 policy files)\n")  # library and repo: 16, +extra.rego, -chaos.rego
+    check = run_cli("--state-dir", str(state), "audit", "verify", env=env)
+    assert (check.returncode, check.stdout) == (0, "audit log intact: 2 records, hash chain verified\n")
+
+    # A written text altered in the state: the restart refuses, rather than serve it.
+    stored = next((state / "artifacts").rglob(hashlib.sha256(EXTRA).hexdigest()))
+    stored.chmod(0o644)
+    stored.write_bytes(EXTRA.replace(b"hello", b"pwned"))
+    out = run_cli("--state-dir", str(state), "policy", "serve", "--token-file", str(tokens), "--port", "0", env=env)
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr == (
+        f"modelplane: a policy written over HTTP cannot be replayed: artifact {sha256(EXTRA)} is corrupt: its "
+        f"content hashes to {sha256(EXTRA.replace(b'hello', b'pwned'))}\n"
+    )
+    stored.write_bytes(EXTRA)
+    # An audit record rewritten (the id of the write): the restart refuses too.
+    with sqlite3.connect(state / "state.db") as db:
+        db.execute("UPDATE audit_log SET payload = replace(payload, 'extra.rego', 'other.rego') WHERE seq = 1")
+    db.close()
+    out = run_cli("--state-dir", str(state), "policy", "serve", "--token-file", str(tokens), "--port", "0", env=env)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "does not verify (record 1 was edited: its content does not match its hash)" in out.stderr
