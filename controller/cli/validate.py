@@ -24,6 +24,12 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
         "--max-file-bytes", type=int, default=1 << 20, metavar="N", help="refuse files larger than N bytes"
     )
     validate.add_argument("--no-policy", action="store_true", help="check schemas and references only")
+    validate.add_argument(
+        "--isolated",
+        action="store_true",
+        help="for files inside specs/ or chaos/: judge them alone, without the rest of the repo "
+        "(by default references resolve against it and policies see it, as for a pre-commit hook)",
+    )
     policy_flags(validate)
     validate.add_argument("--decision-log", metavar="FILE", help="append each policy decision to FILE (JSON lines)")
     validate.set_defaults(func=run)
@@ -44,6 +50,18 @@ def run(args: argparse.Namespace) -> int:
             gc.enable()
 
 
+def _rest_of_repo(given: list[str]) -> list[str]:
+    """The repo's resource directories, when every path given lies inside them (a
+    subset, as a pre-commit hook passes): the subset is judged with the rest around it."""
+    from controller.loading import DEFAULT_PATHS
+
+    roots = [Path(p).resolve() for p in DEFAULT_PATHS if Path(p).is_dir()]
+    if not given or "-" in given or not roots:
+        return []
+    inside = all(any(Path(p).resolve().is_relative_to(root) for root in roots) for p in given)
+    return [str(p) for p in DEFAULT_PATHS if Path(p).is_dir()] if inside else []
+
+
 def _validate(args: argparse.Namespace) -> int:
     import os
 
@@ -62,6 +80,7 @@ def _validate(args: argparse.Namespace) -> int:
             max_file_bytes=args.max_file_bytes,
             workers=workers,
             keep="data" if settings is not None else "references",
+            context=() if args.isolated else _rest_of_repo(args.paths),
         )
     except UsageError as exc:
         return fail(str(exc))

@@ -66,6 +66,7 @@ def judge(
         skipped=result.rejected,
         waiver_rules=settings.waivers,
         timeout=settings.timeout,
+        others=result.context,
     )
     report.findings.extend(outcome.findings)
     report.rules.update(outcome.rules)

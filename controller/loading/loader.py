@@ -111,6 +111,9 @@ class LoadResult:
     findings: list[Finding] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     rejected: int = 0  # documents that parsed but are not valid resources
+    # The rest of the repo when a subset was loaded (see ``load(context=...)``): references
+    # resolve against these and policies see them, but they are neither reported nor judged.
+    context: list[LoadedResource] = field(default_factory=list)
 
     def report(self) -> Report:
         return Report(findings=list(self.findings), files=list(self.files), resources=len(self.resources))
@@ -134,7 +137,8 @@ def discover(paths: Iterable[str]) -> Iterator[str]:
 
     In a directory: every file (or link to a file) named ``*.yaml`` or ``*.yml``
     below it, in path order, skipping hidden files and directories; links to
-    directories are not followed.
+    directories are not followed. A dangling link is listed too, so that reading
+    it reports it (a spec must never vanish silently).
     """
     for raw in paths:
         if raw == STDIN:
@@ -169,8 +173,10 @@ def _walk(root: str) -> list[str]:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append((entry.path, (*parts, name)))
                     continue
-                if os.path.splitext(name)[1] in YAML_SUFFIXES and entry.is_file():
-                    found.append((*parts, name))
+                if os.path.splitext(name)[1] in YAML_SUFFIXES and (
+                    entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
+                ):
+                    found.append((*parts, name))  # a dangling link too: reading it reports it
             except OSError:
                 continue
     prefix = "" if root == "." else root if root.endswith("/") else root + "/"
@@ -187,7 +193,11 @@ def _read(name: str, stdin: IO[Any] | None, max_bytes: int) -> tuple[str | None,
             with open(name, "rb") as handle:
                 data = handle.read(max_bytes + 1)
     except OSError as exc:
-        return None, Finding("io-error", f"cannot read file: {exc.strerror}", Location(name, 1, 1))
+        if os.path.islink(name) and not os.path.exists(name):
+            message = f"a symbolic link to {os.readlink(name)!r}, which does not exist; fix or remove the link"
+        else:
+            message = f"cannot read file: {exc.strerror}"
+        return None, Finding("io-error", message, Location(name, 1, 1))
     return _decode(name, data, max_bytes)
 
 
@@ -358,8 +368,15 @@ def load(
     workers: int = 1,
     keep: Keep = "resources",
     cache: SpecCache | None = None,
+    context: Iterable[str] = (),
 ) -> LoadResult:
     """Load every resource under ``paths`` and check references between them.
+
+    ``context``: more paths (e.g. the repo's ``specs/`` when ``paths`` are the files a
+    pre-commit hook passes), loaded the same way but not reported: references from
+    ``paths`` resolve against them, and they are kept as :attr:`LoadResult.context`.
+    Their own schema findings are not reported; reference findings (names, references,
+    cycles, columns) are, wherever they are, since a change in ``paths`` can break them.
 
     By default one process does the work. With ``workers`` > 1, large trees
     (:data:`PARALLEL_MIN_FILES` files or more) are parsed by that many processes,
@@ -391,7 +408,17 @@ def load(
     result = LoadResult()
     for name in names:
         result.extend(found[name] if name in found else fresh[name])
-    result.findings.extend(check_references(result.resources))
+    if not context:
+        result.findings.extend(check_references(result.resources))
+        return result
+    chosen = set(names)
+    others = [n for n in discover(context) if n not in chosen]
+    rest = _load_each(others, None, max_file_bytes, keep, {})
+    result.context = [r for part in rest for r in part.resources]
+    # The subset first: a name defined both here and in the rest is reported here. Every
+    # reference finding counts, wherever it is: renaming a Dataset in the subset breaks
+    # the Models of the rest that name it.
+    result.findings.extend(check_references(result.resources + result.context))
     return result
 
 

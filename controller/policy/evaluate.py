@@ -370,6 +370,7 @@ def evaluate(
     workers: int | None = None,
     waiver_rules: WaiverRules | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    others: Sequence[LoadedResource] = (),
 ) -> PolicyOutcome:
     """Judge ``resources`` with ``engine``'s policies, one decision per resource, in order.
 
@@ -379,6 +380,9 @@ def evaluate(
     ``policy-timeout`` naming the slow package (see :mod:`controller.policy.supervised`).
     From a thread (no fork), the embedded engine decides in this process, where
     nothing can stop it; the OPA server engine applies its own HTTP time limit.
+
+    ``others``: the rest of the repo when ``resources`` are a subset; they are in
+    ``data.modelplane`` and their waivers count, but they are not judged.
 
     ``workers`` (default: 1, or what an enclosing :func:`parallel` block says): with
     more than one, an engine that can be forked (``forkable``, as the embedded
@@ -396,9 +400,9 @@ def evaluate(
     try:
         rules = [r for r in engine.rules() if r.is_finding]
         if set_data_json is not None and getattr(engine, "decide_json", None) is not None:
-            set_data_json(_data_json(resources, context))
+            set_data_json(_data_json([*resources, *others], context))
         else:
-            engine.set_data(data_for(resources, context))
+            engine.set_data(data_for([*resources, *others], context))
     except EngineError as exc:
         for item in resources:
             outcome.findings.append(_engine_failure(item, "*", str(exc)))
@@ -407,7 +411,7 @@ def evaluate(
     outcome.rules = {
         r.rule_id: Rule(r.rule_id, f"{r.package}: {r.name}", f"Defined at {r.file}:{r.line}.") for r in rules
     }
-    waivers = Waivers(resources, today, waiver_rules)
+    waivers = Waivers([*resources, *others], today, waiver_rules)
     judge = _Judge(engine, resources, rules, waivers)
     log.rules = judge.order
 
@@ -433,7 +437,9 @@ def evaluate(
         outcome.findings.extend(findings)
         log.records.extend(records)
     outcome.evaluated = len(resources)
-    outcome.findings.extend(waivers.problems({r.rule_id for r in rules}))
+    judged_files = {r.document.file for r in resources}
+    problems = waivers.problems({r.rule_id for r in rules})
+    outcome.findings.extend(p for p in problems if not others or p.location.file in judged_files)
     return outcome
 
 

@@ -303,7 +303,8 @@ def test_keep_references_keeps_no_data() -> None:
 
 
 def _rglob_oracle(root: str) -> list[str]:
-    """How the loader walked a directory before: pathlib's rglob, filtered and sorted."""
+    """How the loader walked a directory before: pathlib's rglob, filtered and sorted (and,
+    since dangling links are reported rather than skipped, keeping those)."""
     base = Path(root)
 
     def hidden(p: Path) -> bool:
@@ -311,7 +312,11 @@ def _rglob_oracle(root: str) -> list[str]:
 
     return [
         str(p)
-        for p in sorted(p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file() and not hidden(p))
+        for p in sorted(
+            p
+            for p in base.rglob("*")
+            if p.suffix in (".yaml", ".yml") and (p.is_file() or (p.is_symlink() and not p.exists())) and not hidden(p)
+        )
     ]
 
 
@@ -347,7 +352,8 @@ def test_directory_walk_finds_what_rglob_found(tmp_path: Path, monkeypatch: pyte
     found = list(discover([str(tree)]))
     assert found == _rglob_oracle(str(tree))
     assert str(tree / "link-to-file.yaml") in found and str(tree / "dir.yaml" / "inner.yaml") in found
-    assert not [f for f in found if "/." in f or "in-linked-dir" in f or "broken" in f]
+    assert not [f for f in found if "/." in f or "in-linked-dir" in f]
+    assert str(tree / "broken.yaml") in found  # a dangling link is listed, so that reading it reports it
     assert list(discover([str(tree) + "/"])) == found
     monkeypatch.chdir(tree)
     assert list(discover(["."])) == _rglob_oracle(".") == [str(Path(f).relative_to(tree)) for f in found]

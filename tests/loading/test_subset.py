@@ -1,0 +1,86 @@
+"""``validate FILE...`` on a subset (what a pre-commit hook passes) is judged with the rest
+of the repo around it: references resolve, policies see every resource, and a change that
+breaks another file is still caught."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.loading import load
+
+EXE = Path(sys.executable).with_name("modelplane")
+MODEL = "specs/models/breast-cancer-classifier.yaml"
+DATASET = "specs/datasets/breast-cancer.yaml"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    for name in ("specs", "chaos", "policies", "data"):
+        shutil.copytree(name, tmp_path / name)
+    return tmp_path
+
+
+def validate(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(EXE), "validate", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_loader_resolves_a_subset_against_its_context() -> None:
+    alone = load([MODEL])
+    assert [f.rule for f in alone.findings] == ["dangling-reference"]
+    within = load([MODEL], context=["specs", "chaos"])
+    assert within.findings == []
+    assert [r.ref for r in within.resources] == ["Model/breast-cancer-classifier"]
+    assert "Dataset/breast-cancer" in {r.ref for r in within.context}
+    assert MODEL not in {r.document.file for r in within.context}  # loaded once, as the subset
+
+
+def test_a_pre_commit_subset_passes_where_the_whole_repo_does(repo: Path) -> None:
+    out = validate(repo, MODEL, "-o", "json")
+    assert out.returncode == 0, out.stdout
+    summary = json.loads(out.stdout)["summary"]
+    assert (summary["files"], summary["resources"], summary["errors"]) == (1, 1, 0)
+    isolated = validate(repo, "--isolated", MODEL)
+    assert isolated.returncode == 1 and "error [dangling-reference]" in isolated.stdout
+
+
+def test_policies_see_the_rest_of_the_repo_but_judge_only_the_subset(repo: Path) -> None:
+    # The example Dataset's retention finding is waived by a PolicyException in another file:
+    # judging the Dataset alone still counts that waiver.
+    out = validate(repo, DATASET)
+    assert out.returncode == 0, out.stdout
+    assert "waived [datasets.retention_required]" in out.stdout
+    assert "OK 1 file, 1 resource: 0 errors, 0 warnings, 1 waived" in out.stdout
+    # The Model is not judged when only the Dataset is given.
+    (repo / MODEL).write_text((repo / MODEL).read_text().replace("threshold: 0.92", "threshold: 0.5"))
+    assert validate(repo, DATASET).returncode == 0
+    assert "models.medical_min_auc" in validate(repo, MODEL).stdout
+
+
+def test_renaming_a_dataset_in_the_subset_reports_what_it_breaks_elsewhere(repo: Path) -> None:
+    path = repo / DATASET
+    path.write_text(path.read_text().replace("name: breast-cancer\n", "name: breast-cancer-v2\n", 1))
+    out = validate(repo, "--no-policy", DATASET)
+    assert out.returncode == 1
+    assert f"{MODEL}:" in out.stdout and "Dataset 'breast-cancer' does not exist" in out.stdout
+
+
+def test_files_outside_the_resource_directories_are_judged_alone(repo: Path) -> None:
+    shutil.copy("tests/invalid/dangling-reference.yaml", repo / "loose.yaml")
+    out = validate(repo, "--no-policy", "loose.yaml")
+    assert out.returncode == 1 and "error [dangling-reference]" in out.stdout
+
+
+def test_a_dangling_symlink_in_specs_is_reported_not_skipped(repo: Path) -> None:
+    (repo / "specs" / "models" / "gone.yaml").symlink_to("../../nowhere/model.yaml")
+    out = validate(repo, "--no-policy")
+    assert out.returncode == 1
+    assert (
+        "specs/models/gone.yaml:1:1: error [io-error] a symbolic link to '../../nowhere/model.yaml', "
+        "which does not exist; fix or remove the link"
+    ) in out.stdout
