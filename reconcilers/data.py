@@ -122,15 +122,27 @@ def _spec_path(dataset: Dataset) -> str:
     return dataset.spec.source.path or ""
 
 
+def data_roots(root: Path) -> tuple[Path, ...]:
+    """Where data may be read from: the repo, and the project file's ``dataRoots``."""
+    from controller.loading.project import read_project
+
+    project = read_project(root).project
+    extra = project.spec.dataRoots if project is not None else []
+    return (root.resolve(), *(Path(p).resolve() for p in extra))
+
+
 def _local_path(dataset: Dataset, root: Path) -> Path:
-    """The data file, which must stay inside the repo once symlinks are followed (the schema
-    already refuses absolute paths and '..'; a link is only seen here, on disk)."""
+    """The data file, which must stay inside the repo (or a data root the project file
+    lists) once symlinks are followed (the schema already refuses absolute paths and
+    '..'; a link is only seen here, on disk)."""
     path = root / _spec_path(dataset)
     resolved = path.resolve()
-    if not resolved.is_relative_to(root.resolve()):
+    allowed = data_roots(root)
+    if not any(resolved.is_relative_to(r) for r in allowed):
+        listed = f" or the data roots of modelplane.yaml ({', '.join(map(str, allowed[1:]))})" if allowed[1:] else ""
         raise DataError(
-            f"data file '{_spec_path(dataset)}' leads outside the repo (to {resolved}) through a symlink: "
-            "keep data inside the platform repo"
+            f"data file '{_spec_path(dataset)}' leads outside the repo{listed} (to {resolved}) through a "
+            "symlink: keep data inside the platform repo, or list its mount in dataRoots of modelplane.yaml"
         )
     return path
 

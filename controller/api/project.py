@@ -8,6 +8,7 @@ Production. Read by the CLI before any command runs.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -39,6 +40,12 @@ class ProjectSpec(StrictModel):
         description="The longest a PolicyException may last, from approvedAt to expires, in days "
         f"(default {DEFAULT_WAIVER_MAX_DAYS}); a longer one waives nothing and is an error.",
     )
+    dataRoots: list[str] = Field(
+        default_factory=list,
+        description="Directories outside the repo that data may be read from (read-only data mounts), as "
+        "absolute paths. A Dataset's path stays relative to the repo; a symlink in the repo may lead into "
+        "one of these (e.g. data/shared -> /mnt/datasets). Anything else outside the repo is refused.",
+    )
     approvers: list[str] | None = Field(
         default=None,
         description="Who may approve a model version for Production, as identities (e.g. alice or "
@@ -57,6 +64,17 @@ class ProjectSpec(StrictModel):
             raise ValueError("an empty policy set would judge nothing: remove the key for the default set")
         if value is not None and any(not v.strip() for v in value):
             raise ValueError("a policy source cannot be blank")
+        return value
+
+    @field_validator("dataRoots")
+    @classmethod
+    def _absolute_roots(cls, value: list[str]) -> list[str]:
+        for root in value:
+            path = PurePosixPath(root)
+            if not path.is_absolute() or ".." in path.parts:
+                raise ValueError(f"data root '{root}' must be an absolute path without '..'")
+            if path == PurePosixPath("/"):
+                raise ValueError("data root '/' would allow every file on the machine: name the data mount")
         return value
 
     @field_validator("approvers")

@@ -60,6 +60,47 @@ def test_a_symlink_out_of_the_repo_is_refused_when_read(tmp_path: Path) -> None:
         data.load(datasets["breast-cancer"], datasets, repo)
 
 
+def test_a_data_root_in_the_project_file_allows_links_into_that_mount_only(tmp_path: Path) -> None:
+    """A platform's read-only data mount is listed in modelplane.yaml; a link elsewhere is still refused."""
+    datasets = _datasets()
+    mount, elsewhere = tmp_path / "mnt" / "datasets", tmp_path / "home"
+    for directory in (mount, elsewhere):
+        directory.mkdir(parents=True)
+        (directory / "bc.csv").write_bytes(Path("data/breast-cancer.csv").read_bytes())
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "data" / "breast-cancer.csv").symlink_to(mount / "bc.csv")
+    project = "apiVersion: modelplane.io/v1alpha1\nkind: Project\nmetadata: {name: p}\nspec:\n  dataRoots: [ROOTS]\n"
+    (repo / "modelplane.yaml").write_text(project.replace("ROOTS", str(mount)))
+    loaded = data.load(datasets["breast-cancer"], datasets, repo)
+    assert loaded.content_hash == data.content_hash(datasets["breast-cancer"], datasets, repo)
+    assert len(loaded.frame) == 569
+    (repo / "data" / "breast-cancer.csv").unlink()
+    (repo / "data" / "breast-cancer.csv").symlink_to(elsewhere / "bc.csv")
+    with pytest.raises(
+        data.DataError, match=r"outside the repo or the data roots of modelplane.yaml \(.*mnt/datasets\)"
+    ):
+        data.load(datasets["breast-cancer"], datasets, repo)
+
+
+@pytest.mark.parametrize(
+    ("roots", "message"),
+    [
+        ("/", "would allow every file on the machine"),
+        ("data", "must be an absolute path"),
+        ("/mnt/../etc", "without '..'"),
+    ],
+)
+def test_data_roots_are_absolute_named_mounts(tmp_path: Path, roots: str, message: str) -> None:
+    from controller.loading.project import ProjectError, read_project
+
+    (tmp_path / "modelplane.yaml").write_text(
+        f"apiVersion: modelplane.io/v1alpha1\nkind: Project\nmetadata: {{name: p}}\nspec:\n  dataRoots: ['{roots}']\n"
+    )
+    with pytest.raises(ProjectError, match=message):
+        read_project(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
