@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from controller.api.common import Reference, Resource, ResourceRef, StrictModel
 from controller.api.identity import normalise
+from controller.api.located import field_error
 
 RULE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 MIN_REASON_CHARS = 12
@@ -66,7 +67,7 @@ class PolicyExceptionSpec(StrictModel):
     @model_validator(mode="after")
     def _expires_after_approval(self) -> PolicyExceptionSpec:
         if self.expires < self.approvedAt:
-            raise ValueError(f"expires ({self.expires}) is before approvedAt ({self.approvedAt})")
+            raise field_error("expires", message=f"expires ({self.expires}) is before approvedAt ({self.approvedAt})")
         return self
 
     @property
