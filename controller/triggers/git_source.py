@@ -62,7 +62,15 @@ class GitRepo:
         return True
 
     def commit(self, revision: str = "HEAD") -> Commit:
-        sha = self._git("rev-parse", "--verify", f"{revision}^{{commit}}").decode().strip()
+        if revision.startswith("-"):  # never an option to git
+            raise GitError(f"'{revision}' is not a revision")
+        try:
+            sha = self._git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").decode().strip()
+        except GitError:
+            raise GitError(
+                f"'{revision}' is not a commit of the git repository at {Path(self.root).resolve()} "
+                "(a branch, tag or commit id; check 'git log')"
+            ) from None
         author = self._git("log", "-1", "--format=%an <%ae>", sha).decode().strip()
         branch = self._git("rev-parse", "--abbrev-ref", "HEAD").decode().strip() if revision == "HEAD" else None
         return Commit(sha, author, None if branch == "HEAD" else branch)

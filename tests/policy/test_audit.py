@@ -81,3 +81,19 @@ def test_audit_of_an_unknown_revision_is_a_usage_error(platform: Path) -> None:
     out = modelplane(platform, "audit", "--revision", "no-such-rev")
     assert (out.returncode, out.stdout) == (2, "")
     assert out.stderr.startswith("modelplane: ") and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_a_revision_that_is_no_commit_is_named_and_never_taken_for_an_option(platform: Path) -> None:
+    git(platform, "init", "-q", "-b", "main")
+    git(platform, "add", "-A")
+    git(platform, "commit", "-q", "-m", "platform")
+    out = modelplane(platform, "audit", "--revision", "no-such-rev")
+    assert out.returncode == 2
+    assert out.stderr == (
+        f"modelplane: 'no-such-rev' is not a commit of the git repository at {platform.resolve()} "
+        "(a branch, tag or commit id; check 'git log')\n"
+    )
+    leak = platform / "leak"
+    out = modelplane(platform, "audit", f"--revision=--output={leak}")
+    assert (out.returncode, out.stderr) == (2, f"modelplane: '--output={leak}' is not a revision\n")
+    assert not leak.exists()
