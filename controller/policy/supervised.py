@@ -80,7 +80,8 @@ class Supervisor(Generic[Part]):
                 while pending and len(active) < max(1, workers):
                     child = self._start(pending.popleft())
                     active[child.fd] = child
-                wait = max(0.0, min(c.deadline for c in active.values()) - time.monotonic())
+                soonest = min(c.deadline for c in active.values())
+                wait = None if soonest == float("inf") else max(0.0, soonest - time.monotonic())
                 readable, _, _ = select.select(list(active), [], [], wait)
                 for fd in readable:
                     child = active[fd]
