@@ -33,8 +33,13 @@ def _reason(value: str) -> str:
             f"(at least {MIN_REASON_CHARS} characters and two words), e.g. 'Public, de-identified data; no "
             "retention clock applies.'"
         )
-    if not re.search(r"[^\W\d_]", text):
-        raise ValueError(f"reason {value.strip()!r} has no words: say why the rule does not apply")
+    words = {w.casefold() for w in re.findall(r"[^\W\d_]+", text)}
+    meaningful = {w for w in words if w not in PLACEHOLDERS and len(set(w)) > 1}
+    if len(meaningful) < 2:
+        raise ValueError(
+            f"reason {value.strip()!r} has no words that say why (placeholders and repeated letters do not "
+            "count): say why the rule does not apply"
+        )
     return text
 
 

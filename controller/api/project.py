@@ -62,8 +62,15 @@ class ProjectSpec(StrictModel):
     def _some(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:
             raise ValueError("an empty policy set would judge nothing: remove the key for the default set")
-        if value is not None and any(not v.strip() for v in value):
-            raise ValueError("a policy source cannot be blank")
+        for source in value or []:
+            if not source.strip():
+                raise ValueError("a policy source cannot be blank")
+            path = PurePosixPath(source)
+            if source != "builtin" and (path.is_absolute() or ".." in path.parts):
+                raise ValueError(
+                    f"policy source '{source}' leaves the repo: the project file names 'builtin' or directories "
+                    "of the repo (an operator can add others with --policies)"
+                )
         return value
 
     @field_validator("dataRoots")

@@ -106,10 +106,10 @@ def combine(parts: Sequence[tuple[str, list[PolicyFile]]]) -> list[PolicyFile]:
         if name != BUILTIN:
             for f in files:
                 found = package_of(f)
-                if found and found[0] in builtin:
+                if found and (found[0] in builtin or found[0].split(".")[0] in builtin):
                     package, line = found
                     raise PolicyLoadError(
-                        f"package {package} is defined by the built-in library too; rename your package "
+                        f"package {package} is the built-in library's (or inside its namespace); rename your package "
                         f"(e.g. platform_{package.replace('.', '_')}), or leave 'builtin' out of the policy set "
                         "to use your own copy instead",
                         f.path,

@@ -84,7 +84,7 @@ def test_a_repo_copy_of_a_library_package_is_refused_at_its_package_line(platfor
     out = modelplane(platform, "validate")
     assert out.returncode == 2
     line = 1 + (LIBRARY / "models.rego").read_text().split("\npackage models\n")[0].count("\n") + 1
-    assert out.stderr.startswith(f"modelplane: policies/models.rego:{line}:1: package models is defined by the built")
+    assert out.stderr.startswith(f"modelplane: policies/models.rego:{line}:1: package models is the built-in library's")
     assert "leave 'builtin' out of the policy set" in out.stderr
     assert modelplane(platform, "validate", "--policies", "policies").returncode == 0  # the copy alone is fine
 
@@ -114,3 +114,21 @@ def test_discover_names_every_source_it_found_empty(tmp_path: Path) -> None:
     with pytest.raises(PolicyLoadError, match=r"no policies found in '.*a', '.*b'"):
         discover([tmp_path / "a", tmp_path / "b"])
     assert next(f.path for f in discover([BUILTIN]) if not f.is_test).startswith("builtin/")
+
+
+def test_a_sub_package_inside_the_librarys_namespace_is_refused(platform: Path) -> None:
+    """Attack: ``package datasets.sub`` would report findings that look like the library's."""
+    (platform / "policies" / "sneaky.rego").write_text('package datasets.sub\n\ndeny_foo contains "x" if true\n')
+    out = modelplane(platform, "validate")
+    assert out.returncode == 2
+    assert out.stderr.startswith("modelplane: policies/sneaky.rego:1:1: package datasets.sub is the built-in library's")
+
+
+@pytest.mark.parametrize("source", ["/tmp/outside", "../outside", "policies/../../x"])
+def test_the_project_file_names_only_policy_directories_of_the_repo(platform: Path, source: str) -> None:
+    (platform / "modelplane.yaml").write_text(
+        "apiVersion: modelplane.io/v1alpha1\nkind: Project\nmetadata: {name: demo}\n"
+        f"spec:\n  policies: ['{source}']\n"
+    )
+    out = modelplane(platform, "validate")
+    assert out.returncode == 2 and f"policy source '{source}' leaves the repo" in out.stderr

@@ -62,11 +62,25 @@ def judged(text: str, rules: WaiverRules | None = None):  # type: ignore[no-unty
     return evaluate(EmbeddedEngine([LABELS]), dataset + extra.resources, today=TODAY, waiver_rules=rules)
 
 
-@pytest.mark.parametrize("reason", ["TODO", "n/a", "  tbd. ", "because", "-", "12345 67890 12", "ok ok"])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "TODO",
+        "n/a",
+        "  tbd. ",
+        "because",
+        "-",
+        "12345 67890 12",
+        "ok ok",
+        "TODO: TODO TODO TODO TODO",
+        "n/a n/a n/a n/a n/a",
+        "xxxxxxxxxxx xxxxxxxxxxxxx",
+    ],
+)
 def test_a_reason_must_say_why(reason: str) -> None:
     (finding,) = load_text(waiver(reason=reason), "w.yaml").findings
     assert (finding.rule, finding.location.line, finding.location.column) == ("invalid-value", 7, 11)
-    assert "does not say why" in finding.message or "has no words" in finding.message
+    assert "say why" in finding.message
 
 
 @pytest.mark.parametrize("who", ["", "   ", "Chief Medical Officer", "<script>"])
