@@ -111,6 +111,7 @@ class LoadResult:
     findings: list[Finding] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     rejected: int = 0  # documents that parsed but are not valid resources
+    invalid: set[tuple[str, str]] = field(default_factory=set)  # (kind, name) of those that name themselves
     # The rest of the repo when a subset was loaded (see ``load(context=...)``): references
     # resolve against these and policies see them, but they are neither reported nor judged.
     context: list[LoadedResource] = field(default_factory=list)
@@ -123,6 +124,7 @@ class LoadResult:
         self.findings.extend(other.findings)
         self.files.extend(other.files)
         self.rejected += other.rejected
+        self.invalid |= other.invalid
 
     def by_kind(self, kind: str) -> list[LoadedResource]:
         return [r for r in self.resources if r.kind == kind]
@@ -292,6 +294,11 @@ def load_text(text: str, file: str, *, keep: Keep = "resources") -> LoadResult:
             result.resources.append(loaded)
         else:
             result.rejected += 1
+            data = doc.data if isinstance(doc.data, dict) else {}
+            meta = data.get("metadata")
+            name = meta.get("name") if isinstance(meta, dict) else None
+            if isinstance(data.get("kind"), str) and isinstance(name, str):
+                result.invalid.add((data["kind"], name))
     return result
 
 
@@ -350,7 +357,7 @@ def load_blobs(
     for name, data in blobs:
         if Path(name).suffix in YAML_SUFFIXES:
             _add(result, name, *_decode(name, data, max_file_bytes), keep)
-    result.findings.extend(check_references(result.resources))
+    result.findings.extend(check_references(result.resources, result.invalid))
     return result
 
 
@@ -409,16 +416,18 @@ def load(
     for name in names:
         result.extend(found[name] if name in found else fresh[name])
     if not context:
-        result.findings.extend(check_references(result.resources))
+        result.findings.extend(check_references(result.resources, result.invalid))
         return result
     chosen = set(names)
     others = [n for n in discover(context) if n not in chosen]
     rest = _load_each(others, None, max_file_bytes, keep, {})
     result.context = [r for part in rest for r in part.resources]
+    for part in rest:
+        result.invalid |= part.invalid
     # The subset first: a name defined both here and in the rest is reported here. Every
     # reference finding counts, wherever it is: renaming a Dataset in the subset breaks
     # the Models of the rest that name it.
-    result.findings.extend(check_references(result.resources + result.context))
+    result.findings.extend(check_references(result.resources + result.context, result.invalid))
     return result
 
 

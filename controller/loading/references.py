@@ -10,6 +10,7 @@ dropped.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,11 @@ def columns_of(resource: Resource, doc: Document) -> Columns | None:
     return None
 
 
-def check_references(resources: list[LoadedResource]) -> list[Finding]:
+def check_references(resources: list[LoadedResource], invalid: Set[tuple[str, str]] = frozenset()) -> list[Finding]:
+    """Names unique per kind, references that resolve, no cycles, declared columns.
+
+    ``invalid``: resources that exist but failed their own checks; a reference to one
+    is not reported again as dangling (its own error says what is wrong)."""
     findings: list[Finding] = []
     by_key: dict[tuple[str, str], LoadedResource] = {}
     for item in resources:
@@ -108,6 +113,8 @@ def check_references(resources: list[LoadedResource]) -> list[Finding]:
     for key, item in by_key.items():
         for ref in item.edges:
             target = (ref.kind, ref.name)
+            if target in invalid and target not in by_key:
+                continue
             if target not in by_key:
                 same_name = [k for k in by_key if k[1] == ref.name]
                 hint = f" (a {same_name[0][0]} has that name)" if same_name else ""

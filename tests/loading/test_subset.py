@@ -84,3 +84,17 @@ def test_a_dangling_symlink_in_specs_is_reported_not_skipped(repo: Path) -> None
         "specs/models/gone.yaml:1:1: error [io-error] a symbolic link to '../../nowhere/model.yaml', "
         "which does not exist; fix or remove the link"
     ) in out.stdout
+
+
+def test_a_reference_to_an_invalid_resource_is_not_reported_as_dangling(repo: Path) -> None:
+    """The Model exists but is invalid: its own error says so, the service naming it is not
+    told that it does not exist. A truly missing name is still dangling."""
+    model = repo / MODEL
+    model.write_text(model.read_text().replace("      n_estimators: 100", "      n_estimatorz: 100"))
+    out = validate(repo, "--no-policy")
+    assert out.returncode == 1
+    assert "'n_estimatorz' is not a parameter" in out.stdout
+    assert "dangling-reference" not in out.stdout
+    model.write_text(model.read_text().replace("name: breast-cancer-classifier\n", "name: renamed\n", 1))
+    out = validate(repo, "--no-policy")
+    assert "Model 'breast-cancer-classifier' does not exist" in out.stdout
