@@ -63,8 +63,9 @@ def _split(path: str, *, identifiers: bool) -> list[str]:
 
 
 def policy_id(raw: str) -> str:
-    """``raw`` (leading and trailing slashes dropped) as a policy id, or :class:`InvalidRequest`."""
-    value = raw.strip("/")
+    """``raw`` as a policy id, or :class:`InvalidRequest` (a leading or trailing slash is
+    refused like any empty segment, never quietly dropped)."""
+    value = raw
     if not value:
         raise InvalidRequest("a policy needs an id")
     if len(value) > MAX_POLICY_ID_CHARS or not _POLICY_ID.match(value):

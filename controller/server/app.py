@@ -113,7 +113,14 @@ class _BodyLimits:
             await self.app(scope, receive, send)
             return
         too_large = f"request body over {self.max_bytes} bytes"
-        declared = Headers(scope=scope).get("content-length", "")
+        headers = Headers(scope=scope)
+        if "content-length" in headers and "transfer-encoding" in headers:
+            # Two framings: a proxy and this server may split the stream differently (request
+            # smuggling). RFC 9112 section 6.3: refuse, and close the connection.
+            message = "a request cannot carry both Content-Length and Transfer-Encoding"
+            await error_response(400, message, {"Connection": "close"})(scope, receive, send)
+            return
+        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             await error_response(413, too_large, {"Connection": "close"})(scope, receive, send)
             return

@@ -76,6 +76,22 @@ def test_a_chunked_body_over_the_limit_is_refused_and_the_connection_closed(smal
         assert read_response(sock)[0::2] == (200, {"result": False})
 
 
+def test_two_framings_are_refused_and_the_connection_closed(small: tuple[str, int]) -> None:
+    """Request smuggling: Content-Length and chunked together would let a proxy and the server
+    disagree on where the request ends."""
+    body = b'{"input": {}}'
+    with socket.create_connection(small, timeout=5) as sock:
+        sock.sendall(
+            head("/v1/data/access/allow", b"Content-Length: %d" % len(body), b"Transfer-Encoding: chunked")
+            + chunk(body)
+            + b"0\r\n\r\n"
+        )
+        status, headers, doc = read_response(sock)
+        assert (status, doc["message"]) == (400, "a request cannot carry both Content-Length and Transfer-Encoding")
+        assert headers["connection"] == "close"
+        assert closed_by_peer(sock)
+
+
 def test_a_content_length_over_the_limit_is_refused_before_the_body(small: tuple[str, int]) -> None:
     with socket.create_connection(small, timeout=5) as sock:
         sock.sendall(head("/v1/data/access", b"Content-Length: %d" % (LIMIT + 1)))  # no body is sent

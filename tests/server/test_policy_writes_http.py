@@ -139,8 +139,24 @@ def test_a_policy_can_be_deleted_and_the_deletion_is_audited(fresh_server: tuple
         "/v1/policies/a%5c..%5cb.rego",
         "/v1/policies/a%00b.rego",
         "/v1/policies/" + "a" * 300,
+        "/v1/policies/%2fetc%2fx.rego",
+        "/v1/policies//abs.rego",
+        "/v1/policies/a/",
     ],
-    ids=["dotdot", "encoded-dotdot", "inner-dotdot", "dot", "hidden", "empty-segment", "backslash", "nul", "too-long"],
+    ids=[
+        "dotdot",
+        "encoded-dotdot",
+        "inner-dotdot",
+        "dot",
+        "hidden",
+        "empty-segment",
+        "backslash",
+        "nul",
+        "too-long",
+        "encoded-absolute",
+        "leading-slash",
+        "trailing-slash",
+    ],
 )
 def test_policy_ids_cannot_climb_out(fresh_server: tuple[str, int], fresh_store: Store, path: str) -> None:
     before = request(fresh_server, "GET", "/v1/policies")[1]
