@@ -10,9 +10,11 @@ Linear in the number of resources: each resource is encoded to JSON once (for th
 data, its input and its digest) when the engine takes JSON text, as the embedded
 engine does; a finding is placed from the positions the loader recorded; the
 decision log is kept compact and written out as :class:`Decision` records only
-when :attr:`PolicyOutcome.decisions` is read. With ``workers`` > 1 (asked for
-explicitly, or by a caller such as the CLI through :func:`parallel`), an engine
-that allows it decides in forked processes; never from a thread.
+when :attr:`PolicyOutcome.decisions` is read. An engine that allows it decides
+in supervised forked processes, where a decision over its time limit is stopped
+(:mod:`controller.policy.supervised`), in several at once with ``workers`` > 1
+(asked for explicitly, or by a caller such as the CLI through :func:`parallel`);
+never from a thread.
 """
 
 from __future__ import annotations
