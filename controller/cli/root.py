@@ -21,7 +21,6 @@ PATH_ARGS = (
     "paths",
     "state_dir",
     "policies",
-    "directory",
     "output",
     "decision_log",
     "schemas_dir",

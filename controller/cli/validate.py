@@ -50,22 +50,11 @@ def run(args: argparse.Namespace) -> int:
             gc.enable()
 
 
-def _rest_of_repo(given: list[str]) -> list[str]:
-    """The repo's resource directories, when every path given lies inside them (a
-    subset, as a pre-commit hook passes): the subset is judged with the rest around it."""
-    from controller.loading import DEFAULT_PATHS
-
-    roots = [Path(p).resolve() for p in DEFAULT_PATHS if Path(p).is_dir()]
-    if not given or "-" in given or not roots:
-        return []
-    inside = all(any(Path(p).resolve().is_relative_to(root) for root in roots) for p in given)
-    return [str(p) for p in DEFAULT_PATHS if Path(p).is_dir()] if inside else []
-
-
 def _validate(args: argparse.Namespace) -> int:
     import os
 
     from controller.loading import DEFAULT_PATHS, UsageError, load
+    from controller.loading.loader import rest_of_repo
 
     paths = args.paths or [p for p in DEFAULT_PATHS if Path(p).exists()]
     if not paths:
@@ -80,7 +69,7 @@ def _validate(args: argparse.Namespace) -> int:
             max_file_bytes=args.max_file_bytes,
             workers=workers,
             keep="data" if settings is not None else "references",
-            context=() if args.isolated else _rest_of_repo(args.paths),
+            context=() if args.isolated else rest_of_repo(args.paths),
         )
     except UsageError as exc:
         return fail(str(exc))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -359,6 +359,18 @@ def load_blobs(
             _add(result, name, *_decode(name, data, max_file_bytes), keep)
     result.findings.extend(check_references(result.resources, result.invalid))
     return result
+
+
+def rest_of_repo(given: Sequence[str]) -> list[str]:
+    """The repo's resource directories (``DEFAULT_PATHS``, relative to the current
+    directory, the root), when every path given lies inside them: a subset, as a
+    pre-commit hook passes, to be loaded with the rest around it (``load(context=...)``)."""
+    roots = [p for p in DEFAULT_PATHS if Path(p).is_dir()]
+    if not given or STDIN in given or not roots:
+        return []
+    resolved = [Path(p).resolve() for p in roots]
+    inside = all(any(Path(p).resolve().is_relative_to(r) for r in resolved) for p in given)
+    return roots if inside else []
 
 
 def may_fork() -> bool:

@@ -123,7 +123,7 @@ def combine(parts: Sequence[tuple[str, list[PolicyFile]]]) -> list[PolicyFile]:
     return out
 
 
-def discover(sources: str | Path | Sequence[str | Path] = DEFAULT_DIR) -> list[PolicyFile]:
+def discover(sources: str | Path | Sequence[str | Path]) -> list[PolicyFile]:
     """The policy files of one source or a list of them (``builtin`` or a path)."""
     chosen = [sources] if isinstance(sources, str | Path) else list(sources)
     return combine([(str(s), library() if str(s) == BUILTIN else _directory(s)) for s in chosen])

@@ -43,6 +43,12 @@ class Guard:
     allow_policy_writes: bool = False
     allow_data_writes: bool = False
 
+    @property
+    def write_flags(self) -> list[str]:
+        """The write flags given, as typed."""
+        given = (("--allow-policy-writes", self.allow_policy_writes), ("--allow-data-writes", self.allow_data_writes))
+        return [flag for flag, on in given if on]
+
 
 @dataclass(frozen=True)
 class Cleared:
@@ -60,14 +66,7 @@ def check(guard: Guard, address: Address, environ: Mapping[str, str] = os.enviro
     tls = None if guard.tls_cert is None or guard.tls_key is None else TLSFiles(guard.tls_cert, guard.tls_key)
     tokens = load_tokens(guard.token_file, environ)
     loopback = is_loopback(address)
-    writes = [
-        flag
-        for flag, on in (
-            ("--allow-policy-writes", guard.allow_policy_writes),
-            ("--allow-data-writes", guard.allow_data_writes),
-        )
-        if on
-    ]
+    writes = guard.write_flags
     warnings: list[str] = []
     if guard.insecure_no_auth:
         if tokens is not None:

@@ -134,14 +134,7 @@ def serve_data_api(
                         replayed=replayed,
                         warnings=cleared.warnings,
                         state_dir=state_dir if store is not None else None,
-                        writes=[
-                            flag
-                            for flag, on in (
-                                ("--allow-policy-writes", guard.allow_policy_writes),
-                                ("--allow-data-writes", guard.allow_data_writes),
-                            )
-                            if on
-                        ],
+                        writes=guard.write_flags,
                     )
                 )
             run(app, sock, access_log=access_log, tls=cleared.tls)

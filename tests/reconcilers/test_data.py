@@ -81,6 +81,9 @@ def test_a_data_root_in_the_project_file_allows_links_into_that_mount_only(tmp_p
         data.DataError, match=r"outside the repo or the data roots of modelplane.yaml \(.*mnt/datasets\)"
     ):
         data.load(datasets["breast-cancer"], datasets, repo)
+    # The project file is read again once it changes (it is remembered per version of the file).
+    (repo / "modelplane.yaml").write_text(project.replace("ROOTS", f"{mount}, {elsewhere}"))
+    assert len(data.load(datasets["breast-cancer"], datasets, repo).frame) == 569
 
 
 @pytest.mark.parametrize(
