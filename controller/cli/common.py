@@ -56,11 +56,9 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
         help="a policy directory, or 'builtin' for the library shipped with modelplane; repeat for more "
         "(default: the project file's 'policies', else builtin and policies/ when it exists)",
     )
-    parser.add_argument(
-        "--policy-timeout",
-        type=_seconds,
-        metavar="SECONDS",
-        help="time limit of one policy decision (one resource, every package); over it the resource is "
+    timeout_flag(
+        parser,
+        "time limit of one policy decision (one resource, every package); over it the resource is "
         "denied with policy-timeout (default: the project file's policyTimeoutSeconds, else 5)",
     )
     parser.add_argument(
@@ -75,6 +73,10 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help=f"decide with an OPA server instead of the embedded engine (a bearer token from {OPA_TOKEN_ENV})",
     )
+
+
+def timeout_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
+    parser.add_argument("--policy-timeout", type=_seconds, metavar="SECONDS", help=help)
 
 
 def _seconds(text: str) -> float:
@@ -105,11 +107,16 @@ def policy_settings(args: argparse.Namespace) -> PolicySettings | None:
     settings = PolicySettings(
         sources=policy_sources(args), opa_url=args.opa_url, decision_log=log, waivers=rules, opa_token=token
     )
-    if args.policy_timeout is not None:
-        settings.timeout = args.policy_timeout
-    elif project is not None:
-        settings.timeout = project.spec.policyTimeoutSeconds
+    settings.timeout = policy_timeout(args) or settings.timeout
     return settings
+
+
+def policy_timeout(args: argparse.Namespace) -> float | None:
+    """``--policy-timeout``, else the project file's ``policyTimeoutSeconds``, else None (the engine's default)."""
+    if args.policy_timeout is not None:
+        return float(args.policy_timeout)
+    project = getattr(args, "project", None)
+    return float(project.spec.policyTimeoutSeconds) if project is not None else None
 
 
 def policy_sources(args: argparse.Namespace) -> list[str]:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from controller.cli.common import EXIT_OK, fail, policy_sources
+from controller.cli.common import EXIT_OK, fail, policy_sources, policy_timeout, timeout_flag
 
 
 def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
@@ -39,6 +39,18 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     )
     serve_cmd.add_argument(
         "--policies", action="append", metavar="DIR", help="a policy directory or 'builtin'; repeatable (as validate)"
+    )
+    timeout_flag(
+        serve_cmd,
+        "time limit of one query; over it the evaluation is stopped and answered 500 policy-timeout "
+        "(default: the project file's policyTimeoutSeconds, else 5)",
+    )
+    serve_cmd.add_argument(
+        "--policy-memory",
+        type=_megabytes,
+        metavar="MB",
+        # The default is controller.policy.worker.DEFAULT_MEMORY_MB (not imported: parsing stays light).
+        help="memory limit of the engine's process; a query over it is stopped and answered 500 (default: 4096)",
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, default=8181)
@@ -112,6 +124,12 @@ def test_policies(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
+def _megabytes(text: str) -> int:
+    if not text.isdigit() or not 256 <= int(text) <= 1 << 20:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of megabytes between 256 and 1048576")
+    return int(text)
+
+
 def serve(args: argparse.Namespace) -> int:
     # Imported here: starlette and uvicorn load only when a server is started.
     from pathlib import Path
@@ -159,6 +177,8 @@ def serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             state_dir=Path(args.state_dir),
+            timeout=policy_timeout(args),
+            memory_mb=args.policy_memory,
             on_ready=announce,
         )
     except (PolicyLoadError, UsageError, ServerError, ArtifactError, OSError) as exc:

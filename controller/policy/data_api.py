@@ -5,30 +5,32 @@ and ``GET|PUT|DELETE /v1/policies/{id}`` onto :class:`DataApi` and its errors on
 status codes. Nothing here knows of HTTP: operations take paths, JSON values and
 policy text, and return JSON values or raise :class:`InvalidRequest`,
 :class:`~controller.policy.sources.PolicyLoadError` or
-:class:`~controller.policy.engine.EngineError`.
+:class:`~controller.policy.engine.EngineError` (``PolicyTimeout`` among them).
 
-A regorus engine is pyo3 "unsendable": it may only be used, and dropped, on the
-thread that made it. :class:`DataApi` keeps its engine on one thread of its own;
-async callers await that thread's work (the event loop never blocks on the engine),
-and every change to the policies and data also runs there, in order, so that thread
-is the only writer and no lock is needed. A change may carry a ``commit`` callback
-(recording it in the audit log, say): it runs there too, after the new policies or
-data compiled and before they are served, and if it raises nothing changes.
+The engine runs in a process of its own (:class:`~controller.policy.worker.EngineWorker`),
+so every evaluation has a time limit and a runaway rule is stopped there, never in
+the server. One thread of this process talks to it: async callers await that
+thread's work (the event loop never blocks on the engine), and every change to the
+policies and data also runs there, in order, so that thread is the only writer and no
+lock is needed. A change may carry a ``commit`` callback (recording it in the audit
+log, say): it runs there too, after the new policies or data compiled (and a written
+policy's package evaluated once, with no input, within the time limit) and before
+they are served; if it raises, nothing changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from controller.policy.embedded import EmbeddedEngine
-from controller.policy.engine import EngineError
-from controller.policy.sources import PolicyFile, PolicyLoadError
+from controller.policy.engine import DEFAULT_TIMEOUT, EngineError
+from controller.policy.sources import PolicyFile, PolicyLoadError, package_of
+from controller.policy.worker import DEFAULT_MEMORY_MB, EngineWorker
 
 # A path deeper than this is refused: queries are compiled to Rego references and
 # written data nests one object per segment; no real document is this deep.
@@ -43,7 +45,6 @@ _POLICY_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-
 MAX_POLICY_ID_CHARS = 256
 
 T = TypeVar("T")
-Outcome = tuple[Any, Exception | None]
 Commit = Callable[[], object]
 
 
@@ -88,86 +89,59 @@ def _with_value(data: dict[str, Any], parts: list[str], value: Any, path: str) -
     return {**data, head: _with_value(child, rest, value, path)}
 
 
-def _detached(exc: Exception) -> Exception:
-    """``exc`` made safe to raise on another thread.
-
-    A traceback keeps its frames' locals alive, an engine among them; if the
-    exception died on the caller's thread, so would that engine. Known errors are
-    rebuilt without a traceback; anything else keeps its type and message, but the
-    locals of every frame in its chain are cleared here, on the engine thread."""
-    if isinstance(exc, PolicyLoadError):
-        return PolicyLoadError(exc.message, exc.file, exc.line, exc.column)
-    if isinstance(exc, EngineError):
-        return EngineError(str(exc))
-    if isinstance(exc, InvalidRequest):
-        return InvalidRequest(str(exc))
-    seen: set[int] = set()
-    link: BaseException | None = exc
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        traceback.clear_frames(link.__traceback__)
-        link = link.__cause__ or link.__context__
-    return exc
-
-
 class _EngineThread:
-    """One thread that runs tasks in the order they were submitted.
-
-    :class:`DataApi` makes, uses and drops its engine only in tasks run here.
-    Errors come back through :func:`_detached`."""
+    """One thread that runs tasks in the order they were submitted."""
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="regorus")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-engine")
 
-    def _submit(self, task: Callable[[], T]) -> Future[Outcome]:
-        def guarded() -> Outcome:
-            try:
-                return task(), None
-            except Exception as exc:
-                return None, _detached(exc)
-
+    def _submit(self, task: Callable[[], T]) -> Future[T]:
         try:
-            return self._pool.submit(guarded)
+            return self._pool.submit(task)
         except RuntimeError:  # shut down
             raise EngineError("the Data API is closed") from None
 
-    @staticmethod
-    def _unwrap(outcome: Outcome) -> Any:
-        value, error = outcome
-        if error is not None:
-            raise error
-        return value
-
     def run(self, task: Callable[[], T]) -> T:
         """Run ``task`` here and wait for it (blocking the caller)."""
-        return self._unwrap(self._submit(task).result())
+        return self._submit(task).result()
 
     async def arun(self, task: Callable[[], T]) -> T:
         """Run ``task`` here; the caller's event loop stays free meanwhile."""
-        return self._unwrap(await asyncio.wrap_future(self._submit(task)))
+        return await asyncio.wrap_future(self._submit(task))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
 
 
 class DataApi:
-    """The Data and Policy APIs over one embedded engine.
+    """The Data and Policy APIs over one engine, each evaluation bounded by ``timeout``
+    seconds and the engine's process by ``memory_mb``.
 
     Build it (and close it) from any thread; await its operations from any event
-    loop. Use it as a context manager, or call :meth:`close`, to drop the engine on
-    its own thread."""
+    loop. Use it as a context manager, or call :meth:`close`, to stop the engine."""
 
-    def __init__(self, files: list[PolicyFile], data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        files: list[PolicyFile],
+        data: dict[str, Any] | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+    ) -> None:
         # The policies and data are replaced whole on the engine thread, never changed
-        # in place, so any thread may read the current ones. The engine itself is
-        # touched only on that thread.
+        # in place, so any thread may read the current ones.
         self._policies = {f.path.strip("/"): PolicyFile(f.path.strip("/"), f.text) for f in files}
         self._data: dict[str, Any] = dict(data or {})
-        self._engine: EmbeddedEngine | None = None
         self._closed = False
         self._thread = _EngineThread()
+        self._worker: EngineWorker | None = None
+
+        def start() -> None:
+            policies = list(self._policies.values())
+            self._worker = EngineWorker(policies, json.dumps(self._data), timeout=timeout, memory_mb=memory_mb)
+
         try:
-            self._thread.run(lambda: self._swap(self._build(self._policies, self._data), self._policies, self._data))
+            self._thread.run(start)
         except BaseException:
             self._thread.shutdown()
             raise
@@ -179,47 +153,50 @@ class DataApi:
         self.close()
 
     def close(self) -> None:
-        """Drop the engine on its thread and stop that thread (once; later calls do nothing)."""
+        """Stop the engine and its thread (once; later calls do nothing)."""
         if self._closed:
             return
         self._closed = True
-        self._thread.run(lambda: setattr(self, "_engine", None))
+        self._thread.run(self._stop)
         self._thread.shutdown()
+
+    @property
+    def restarts(self) -> int:
+        """How many times the engine was stopped (a time limit, its memory) and started again."""
+        return self._worker.restarts if self._worker is not None else 0
 
     # Tasks: these run on the engine thread only.
 
-    @staticmethod
-    def _build(policies: dict[str, PolicyFile], data: dict[str, Any]) -> EmbeddedEngine:
-        """A new engine for ``policies`` and ``data`` (raises on a load error)."""
-        engine = EmbeddedEngine(list(policies.values()))
-        engine.load_data(data)
-        return engine
+    def _stop(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
 
-    def _swap(self, engine: EmbeddedEngine, policies: dict[str, PolicyFile], data: dict[str, Any]) -> None:
-        self._engine = engine  # the old engine is dropped here, on its own thread
-        self._policies, self._data = policies, data
-
-    def _change(self, policies: dict[str, PolicyFile], data: dict[str, Any], commit: Commit | None) -> None:
-        """Serve ``policies`` and ``data`` once they load and ``commit`` succeeds; else nothing changes."""
-        self._running()
-        engine = self._build(policies, data)
-        if commit is not None:
-            commit()
-        self._swap(engine, policies, data)
-
-    def _running(self) -> EmbeddedEngine:
-        if self._engine is None:
+    def _running(self) -> EngineWorker:
+        if self._worker is None:
             raise EngineError("the Data API is closed")
-        return self._engine
+        return self._worker
+
+    def _change(self, policies: dict[str, PolicyFile], check: list[str], commit: Commit | None, written: str) -> None:
+        """Serve ``policies`` once they load, the ``check`` packages evaluate and
+        ``commit`` succeeds; else nothing changes."""
+        try:
+            self._running().replace(list(policies.values()), json.dumps(self._data), check=check, commit=commit)
+        except PolicyLoadError as exc:
+            if exc.file is None:  # not placed by the engine: it is the written policy's
+                raise PolicyLoadError(exc.message, written, 1, 1) from None
+            raise
+        self._policies = policies
 
     # Operations.
 
     async def query(self, path: str, input_doc: Any = None) -> Any:
         """``data.<path>`` for ``input_doc``; None when undefined.
 
-        Without an input the query sees ``input`` as ``{}``: the engine keeps the
-        last input it was given, and a query must never see another caller's."""
-        dotted = "/".join(_split(path, identifiers=True))
+        Without an input the query sees ``input`` as ``{}``, never another caller's.
+        Raises :class:`~controller.policy.worker.PolicyTimeout` when the evaluation
+        does not finish within the time limit (it is stopped)."""
+        dotted = ".".join(_split(path, identifiers=True))
         doc = {} if input_doc is None else input_doc
         return await self._thread.arun(lambda: self._running().query(dotted, doc))
 
@@ -231,13 +208,13 @@ class DataApi:
 
         def task() -> None:
             new = dict(value) if not parts else _with_value(self._data, parts, value, "/".join(parts))
-            engine = self._running()
-            engine.load_data(new)  # the policies stay compiled: a data write is cheap
+            worker = self._running()
+            worker.set_data(json.dumps(new))  # the policies stay compiled: a data write is cheap
             if commit is not None:
                 try:
                     commit()
                 except BaseException:
-                    engine.load_data(self._data)
+                    worker.set_data(json.dumps(self._data))
                     raise
             self._data = new
 
@@ -250,23 +227,29 @@ class DataApi:
         return self._policies.get(policy_id.strip("/"))
 
     async def put_policy(self, raw_id: str, text: str, *, commit: Commit | None = None) -> None:
-        """Add or replace one policy; on a load error (or a failed ``commit``) nothing changes."""
+        """Add or replace one policy; if it does not compile, conflicts with the others,
+        or its package does not evaluate (with no input, within the time limit), or
+        ``commit`` fails, nothing changes."""
         pid = policy_id(raw_id)
+        written = PolicyFile(pid, text)
+        declared = package_of(written)
 
         def task() -> None:
-            self._change({**self._policies, pid: PolicyFile(pid, text)}, self._data, commit)
+            self._change({**self._policies, pid: written}, [declared[0]] if declared else [], commit, pid)
 
         await self._thread.arun(task)
 
     async def delete_policy(self, raw_id: str, *, commit: Commit | None = None) -> bool:
         """Remove one policy (False when there is none by that id); if the others do not
-        load without it (or ``commit`` fails), nothing changes."""
+        load or evaluate without it (or ``commit`` fails), nothing changes."""
         pid = policy_id(raw_id)
 
         def task() -> bool:
             if pid not in self._policies:
                 return False
-            self._change({k: v for k, v in self._policies.items() if k != pid}, self._data, commit)
+            declared = package_of(self._policies[pid])
+            rest = {k: v for k, v in self._policies.items() if k != pid}
+            self._change(rest, [declared[0]] if declared else [], commit, pid)
             return True
 
         return await self._thread.arun(task)

@@ -15,6 +15,7 @@ from typing import Any
 
 import regorus
 
+from controller.policy import conflicts
 from controller.policy.engine import EngineError, clean_error
 from controller.policy.sources import PolicyFile, PolicyLoadError, RuleInfo, rules_from_ast
 
@@ -61,7 +62,9 @@ class EmbeddedEngine:
                 self._engine.add_policy(policy.path, policy.text)
             except RuntimeError as exc:
                 raise _load_error(exc, policy.path) from None
-        self._rules = rules_from_ast(self._engine.get_ast_as_json())
+        modules = json.loads(self._engine.get_ast_as_json())
+        conflicts.check(modules)
+        self._rules = rules_from_ast(modules)
         # One rule gathers every package's finding and exception rules, so a decision
         # sets the input once and evaluates one compiled rule (a query would be parsed
         # on every call, and ``data.<pkg>`` would also run ``test_*`` rules).
@@ -117,6 +120,15 @@ class EmbeddedEngine:
         if not rows:
             return None  # undefined
         return rows[0]["expressions"][0]["value"]
+
+    def check_package(self, package: str) -> None:
+        """Evaluate ``data.<package>`` once with no input; an error (rules that conflict
+        only in their values, say) is raised as a :class:`PolicyLoadError` at its place."""
+        try:
+            self._engine.set_input_json("{}")
+            self._engine.eval_query_as_json(f"data.{package}")
+        except RuntimeError as exc:
+            raise _load_error(exc, f"package {package}") from None
 
     def eval_rule(self, path: str) -> Any:
         """Evaluate one rule (used by ``policy test``); None when undefined."""

@@ -12,6 +12,10 @@ from typing import Any, Protocol
 
 from controller.policy.sources import RuleInfo
 
+# Seconds one decision (or one Data API query) may take before it is stopped and
+# fails closed with policy-timeout.
+DEFAULT_TIMEOUT = 5.0
+
 
 class EngineError(Exception):
     """The engine failed (crashed, unreachable, bad answer). Callers fail closed."""

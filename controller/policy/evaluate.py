@@ -33,14 +33,13 @@ from controller.api.findings import Finding, Rule, Severity, Tally
 from controller.loading import LoadedResource
 from controller.loading.loader import may_fork
 from controller.loading.yaml_reader import Document, canonical_json
-from controller.policy.engine import EngineError, PolicyEngine
+from controller.policy.engine import DEFAULT_TIMEOUT, EngineError, PolicyEngine
 from controller.policy.masking import scrub, secret_values
 from controller.policy.sources import RuleInfo
 from controller.policy.supervised import Progress, Supervisor
 from controller.policy.waivers import WaiverRules, Waivers
 
 PARALLEL_MIN_RESOURCES = 500  # below this, one decider is enough
-DEFAULT_TIMEOUT = 5.0  # seconds per decision
 _WORKERS: ContextVar[int] = ContextVar("modelplane_policy_workers", default=1)
 
 

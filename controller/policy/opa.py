@@ -9,6 +9,7 @@ policies the server reports (``GET /v1/policies``). Any failure raises
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlparse
 
@@ -57,7 +58,7 @@ class OpaServerEngine:
                         parser.add_policy(policy_id, raw)
                     except RuntimeError as exc:
                         raise EngineError(f"OPA at {self.url}: policy {policy_id}: {clean_error(exc)}") from None
-            self._rules = rules_from_ast(parser.get_ast_as_json())
+            self._rules = rules_from_ast(json.loads(parser.get_ast_as_json()))
             if not [r for r in self._rules if r.is_finding]:
                 raise EngineError(f"OPA at {self.url} has no policies with deny/warn/violation rules")
         return list(self._rules)

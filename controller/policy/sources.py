@@ -11,7 +11,6 @@ not a pass, and a repo file that redefines a package of the library is refused
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,10 +156,10 @@ def _head_ref(node: Any) -> tuple[str, int] | None:
     return None
 
 
-def rules_from_ast(ast_json: str) -> list[RuleInfo]:
-    """Every rule defined by the loaded policies, from regorus' AST."""
+def rules_from_ast(modules: list[dict[str, Any]]) -> list[RuleInfo]:
+    """Every rule defined by the loaded policies, from regorus' AST (parsed)."""
     out: dict[tuple[str, str], RuleInfo] = {}
-    for module in json.loads(ast_json):
+    for module in modules:
         package = _dotted(module["ast"]["package"]["refr"]) or ""
         file = module["source"]["file"]
         for rule in module["ast"]["rules"]:

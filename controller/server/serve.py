@@ -21,8 +21,10 @@ from pathlib import Path
 
 from controller.loading import DEFAULT_PATHS, load
 from controller.policy.data_api import DataApi
+from controller.policy.engine import DEFAULT_TIMEOUT
 from controller.policy.evaluate import data_for
 from controller.policy.sources import PolicyFile, discover
+from controller.policy.worker import DEFAULT_MEMORY_MB
 from controller.server import data_api
 from controller.server.app import create_app
 from controller.server.guard import Guard, check
@@ -88,13 +90,17 @@ def serve_data_api(
     port: int = 8181,
     state_dir: Path = DEFAULT_STATE_DIR,
     access_log: bool = False,
+    timeout: float | None = None,
+    memory_mb: int | None = None,
     environ: Mapping[str, str] = os.environ,
     on_ready: Callable[[Started], None] | None = None,
 ) -> None:
     """Serve OPA's Data API with the Rego files of ``policies`` (a policy set) (and those written
     over HTTP, recorded under ``state_dir``), and the resources under ``paths``
     (default: ``specs/`` and ``chaos/`` where present) as ``data.modelplane``, until
-    interrupted.
+    interrupted. Each query is stopped after ``timeout`` seconds (default
+    ``DEFAULT_TIMEOUT``), and the engine's process is limited to ``memory_mb``
+    (default ``DEFAULT_MEMORY_MB``; see :mod:`controller.policy.worker`).
 
     ``on_ready`` is called once the socket listens. Raises
     :class:`~controller.server.run.ServerError` (refused by the guard, a port in use),
@@ -117,7 +123,8 @@ def serve_data_api(
         chosen = list(paths) or [p for p in DEFAULT_PATHS if Path(p).exists()]
         resources = load(chosen).resources if chosen else []
         data = {"modelplane": data_for(resources, context_for())}
-        with DataApi(files, data) as api:
+        limit, memory = timeout or DEFAULT_TIMEOUT, memory_mb or DEFAULT_MEMORY_MB
+        with DataApi(files, data, timeout=limit, memory_mb=memory) as api:
             routes = data_api.routes(
                 api,
                 store.policy_writes if store is not None else None,

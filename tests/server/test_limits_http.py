@@ -6,11 +6,13 @@ the time limit. Each is a clear 4xx answer, never a 500 or a hung connection."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from serverhttp import TOKEN, closed_by_peer, read_response, request
+from serverhttp import TOKEN, cli_server, closed_by_peer, read_response, request, run_cli
 
 from controller.policy.data_api import DataApi
 from controller.policy.sources import PolicyFile
@@ -151,3 +153,50 @@ def test_a_chunked_drip_times_out_too(small: tuple[str, int]) -> None:
             pass
         status, _, doc = read_response(sock)
         assert (status, doc["code"]) == (408, "request_timeout")
+
+
+RUNAWAY = (
+    b"package runaway\n\nimport rego.v1\n\nnegative_pair if {\n\tsome i in numbers.range(1, input.n)\n"
+    b"\tsome j in numbers.range(1, input.n)\n\ti * j < 0\n}\n"
+)
+
+
+def test_a_runaway_query_is_stopped_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    """A rule that runs for ever on some input (10^10 pairs for n = 100000): the query is
+    stopped at --policy-timeout and answered 500 policy-timeout; meanwhile /health and
+    the next queries are answered."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "runaway.rego").write_bytes(RUNAWAY)
+    args = ["--policies", "builtin", "--policies", str(policies), "--policy-timeout", "1"]
+    with cli_server(*args) as served:
+        results: dict[str, object] = {}
+
+        def runaway() -> None:
+            started = time.monotonic()
+            body = b'{"input": {"n": 100000}}'
+            results["answer"] = request(served.addr, "POST", "/v1/data/runaway/negative_pair", body)
+            results["seconds"] = time.monotonic() - started
+
+        thread = threading.Thread(target=runaway)
+        thread.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert request(served.addr, "GET", "/health", token=None) == (200, {})
+        assert time.monotonic() - started < 0.5  # the event loop is not held by the engine
+        thread.join(timeout=10)
+        status, doc = results["answer"]  # type: ignore[misc]
+        assert status == 500 and doc["message"].startswith("policy-timeout: data.runaway.negative_pair"), doc
+        assert results["seconds"] < 4  # type: ignore[operator]
+        assert request(served.addr, "POST", "/v1/data/runaway/negative_pair", b'{"input": {"n": 100}}') == (200, {})
+        allowed = (
+            b'{"input": {"method": "GET", "path": "/models/production/breast-cancer-api/artifacts/model", '
+            b'"user": "bob", "groups": ["ml-platform"], "consent": true}}'
+        )
+        assert request(served.addr, "POST", "/v1/data/access/allow", allowed) == (200, {"result": True})
+        served.stop()
+
+
+def test_policy_serve_refuses_a_bad_memory_limit() -> None:
+    done = run_cli("policy", "serve", "--policy-memory", "12")
+    assert done.returncode == 2 and "between 256 and 1048576" in done.stderr

@@ -241,3 +241,26 @@ def test_written_policies_survive_a_restart_and_are_announced(tmp_path: Path) ->
     out = run_cli("--state-dir", str(state), "policy", "serve", "--token-file", str(tokens), "--port", "0", env=env)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "does not verify (record 1 was edited: its content does not match its hash)" in out.stderr
+
+
+def test_a_policy_conflicting_with_its_package_is_refused_at_the_write(
+    fresh_server: tuple[str, int], fresh_store: Store
+) -> None:
+    """regorus accepts two rules of one name and fails only when they are queried; the
+    write is refused instead, at the place of the conflict, and nothing is recorded."""
+    clash = b'package access\n\nimport rego.v1\n\nallow contains "everyone"\n'
+    status, doc = request(fresh_server, "PUT", "/v1/policies/clash.rego", clash)
+    assert status == 400
+    assert "clash.rego:5:1" in doc["message"] and "conflicting rules for data.access.allow" in doc["message"]
+    valued = b'package access\n\nimport rego.v1\n\ndefault_group := "x"\n\ndefault_group := "y"\n'
+    status, doc = request(fresh_server, "PUT", "/v1/policies/valued.rego", valued)
+    assert status == 400 and "valued.rego:7:1" in doc["message"], doc
+    assert [p["id"] for p in request(fresh_server, "GET", "/v1/policies")[1]["result"]] == [
+        p["id"] for p in request(fresh_server, "GET", "/v1/policies")[1]["result"] if p["id"].startswith("builtin/")
+    ]
+    body = (
+        b'{"input": {"method": "POST", "path": "/models/production/breast-cancer-api/predict", '
+        b'"user": "a", "groups": ["clinicians"], "consent": true}}'
+    )
+    assert request(fresh_server, "POST", "/v1/data/access/allow", body) == (200, {"result": True})
+    assert audit(fresh_store) == []

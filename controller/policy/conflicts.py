@@ -1,0 +1,151 @@
+"""Rules that cannot stand together, found when policies load, not when they are queried.
+
+Called by :class:`controller.policy.embedded.EmbeddedEngine` with regorus' AST of
+every loaded module. regorus accepts such policies and fails (or answers
+arbitrarily) only when the rule is evaluated; OPA refuses them when it compiles.
+Refused here, as OPA does, at the location of the later definition:
+
+- two ``default`` rules for one rule;
+- one rule defined as different kinds (a single value, a set with ``contains``, an
+  object with ``[key]``, a function of some number of arguments);
+- a rule whose path another rule or a package extends (``p := 1`` beside
+  ``p.q := 2``, or rule ``y`` of package ``x`` beside ``package x.y``).
+
+Conflicts that depend on values (two complete rules producing different values) are
+found only by evaluating; the Data API evaluates what is written before serving it
+(:mod:`controller.policy.worker`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from controller.policy.sources import PolicyLoadError
+
+_LITERALS = ("String", "RawString")
+
+
+@dataclass(frozen=True)
+class _Definition:
+    path: str  # the rule's full path below data: package.rule
+    kind: str  # value, set, object, function/N
+    default: bool
+    file: str
+    line: int
+    column: int
+    order: int  # definitions are numbered in load order
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+def _span(node: dict[str, Any]) -> tuple[int, int]:
+    span = node.get("span") or {}
+    return int(span.get("line", 1)), int(span.get("col", 1))
+
+
+def _path(ref: Any) -> tuple[list[str], bool] | None:
+    """The names of a rule head's reference, and whether it ends in a variable key
+    (``o[k]``, a partial object); None for a reference this check does not follow."""
+    if not isinstance(ref, dict) or len(ref) != 1:
+        return None
+    ((variant, node),) = ref.items()
+    if variant == "Var":
+        return [node["value"]], False
+    if variant == "RefDot":
+        base = _path(node["refr"])
+        field = node["field"]
+        name = field[1] if isinstance(field, list) else field
+        return (base[0] + [name], False) if base and not base[1] else None
+    if variant == "RefBrack":
+        base = _path(node["refr"])
+        if base is None or base[1]:
+            return None
+        index = node.get("index") or {}
+        literal = next((index[k] for k in _LITERALS if k in index), None)
+        if literal is not None:
+            return base[0] + [str(literal.get("value"))], False
+        return base[0], True
+    return None
+
+
+def _definition(package: str, file: str, rule: dict[str, Any], order: int) -> _Definition | None:
+    ((variant, body),) = rule.items()
+    if variant == "Default":
+        found = _path(body.get("refr"))
+        kind = f"function/{len(body['args'])}" if body.get("args") else "value"
+        head = body
+        default = True
+    elif variant == "Spec":
+        ((head_kind, head),) = body["head"].items()
+        found = _path(head.get("refr"))
+        if head_kind == "Func":
+            kind = f"function/{len(head.get('args') or [])}"
+        elif head_kind == "Set":
+            kind = "set"
+        else:
+            kind = "object" if found and found[1] else "value"
+        default = False
+    else:
+        return None
+    if found is None:
+        return None
+    line, column = _span(head)
+    return _Definition(".".join([package, *found[0]]), kind, default, file, line, column, order)
+
+
+def _refuse(later: _Definition, message: str) -> PolicyLoadError:
+    return PolicyLoadError(message, later.file, later.line, later.column)
+
+
+def check(modules: list[dict[str, Any]]) -> None:
+    """Raise :class:`PolicyLoadError` at the first definition that conflicts with one
+    before it; ``modules`` is regorus' AST (parsed), in load order."""
+    by_path: dict[str, _Definition] = {}
+    defaults: dict[str, _Definition] = {}
+    packages: dict[str, str] = {}  # package path -> the file declaring it first
+    definitions: list[_Definition] = []
+    for module in modules:
+        file = module["source"]["file"]
+        declared = _path(module["ast"]["package"]["refr"])
+        package = ".".join(declared[0]) if declared else ""
+        packages.setdefault(package, file)
+        for rule in module["ast"]["rules"]:
+            found = _definition(package, file, rule, len(definitions))
+            if found is not None:
+                definitions.append(found)
+    for d in definitions:
+        if d.default:
+            first = defaults.setdefault(d.path, d)
+            if first is not d:
+                raise _refuse(d, f"multiple default rules for data.{d.path}: another is at {first.where()}")
+        first = by_path.setdefault(d.path, d)
+        if first.kind != d.kind:
+            raise _refuse(
+                d,
+                f"conflicting rules for data.{d.path}: defined as {_kind(d.kind)} here and as "
+                f"{_kind(first.kind)} at {first.where()}",
+            )
+    # Sorted, the paths extending a path follow it at once ('.' sorts before any
+    # character of a name).
+    paths = sorted(by_path)
+    for at, path in enumerate(paths):
+        outer = by_path[path]
+        if outer.kind == "object":
+            continue  # o[k] := v builds an object; other rules may add keys to it
+        inner = paths[at + 1] if at + 1 < len(paths) and paths[at + 1].startswith(path + ".") else None
+        if inner is not None:
+            later = max(outer, by_path[inner], key=lambda d: d.order)
+            raise _refuse(
+                later, f"rule data.{path} ({outer.where()}) conflicts with rule data.{inner} ({by_path[inner].where()})"
+            )
+        package = next((p for p in packages if p == path or p.startswith(path + ".")), "")
+        if package:
+            raise _refuse(outer, f"rule data.{path} conflicts with package {package} (declared in {packages[package]})")
+
+
+def _kind(kind: str) -> str:
+    if kind.startswith("function/"):
+        return f"a function of {kind.split('/', 1)[1]} argument(s)"
+    return {"value": "a single value", "set": "a set (contains)", "object": "an object ([key] := value)"}[kind]
