@@ -33,7 +33,7 @@ LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 class StrictModel(BaseModel):
     """A model that rejects unknown fields: a typo must never pass silently."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=True, defer_build=True)
 
 
 DNSLabel = Annotated[
@@ -136,7 +136,7 @@ class Resource(StrictModel):
 class Reference(BaseModel):
     """One pointer from a resource field to another resource."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     kind: str
     name: str

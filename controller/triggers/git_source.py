@@ -65,26 +65,34 @@ class GitRepo:
         if revision.startswith("-"):  # never an option to git
             raise GitError(f"'{revision}' is not a revision")
         try:
-            sha = self._git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").decode().strip()
-        except GitError:
+            # HEAD itself is read in one call; any other revision is verified first, so
+            # that a range ('a..b') or a pattern is refused rather than read as one.
+            sha = "HEAD"
+            if revision != "HEAD":
+                sha = self._git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").decode().strip()
+            out = self._git("log", "-1", "--no-show-signature", "--format=%H%x00%an <%ae>%x00%D", sha, "--")
+            full, author, decoration = out.decode().rstrip("\n").split("\0")  # nothing read: not one commit
+        except (GitError, ValueError):
             raise GitError(
                 f"'{revision}' is not a commit of the git repository at {Path(self.root).resolve()} "
                 "(a branch, tag or commit id; check 'git log')"
             ) from None
-        author = self._git("log", "-1", "--format=%an <%ae>", sha).decode().strip()
-        branch = self._git("rev-parse", "--abbrev-ref", "HEAD").decode().strip() if revision == "HEAD" else None
-        return Commit(sha, author, None if branch == "HEAD" else branch)
+        # On a branch, HEAD's decoration reads 'HEAD -> main, ...'; detached, 'HEAD, ...'.
+        branch = next((d[len("HEAD -> ") :] for d in decoration.split(", ") if d.startswith("HEAD -> ")), None)
+        return Commit(full, author, branch if revision == "HEAD" else None)
 
     def changed_files(self, revision: str | None = None) -> tuple[str, ...]:
         """Files a commit changed (against its first parent), or, without a revision,
         the work tree's changes against HEAD, untracked files included."""
         if revision:
-            out = self._git(
+            tree = self._git(
                 "diff-tree", "--no-commit-id", "--name-only", "-r", "--root", "-m", "--first-parent", revision
             )
-        else:
-            out = self._git("diff", "--name-only", "HEAD") + self._git("ls-files", "--others", "--exclude-standard")
-        return tuple(sorted(set(filter(None, out.decode().splitlines()))))
+            return tuple(sorted(set(filter(None, tree.decode().splitlines()))))
+        # One call for both (staged and unstaged changes, untracked files), and without
+        # refreshing the index: reading the context never writes to the repo.
+        out = self._git("--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=all", "--no-renames")
+        return tuple(sorted({entry[3:] for entry in out.decode().split("\0") if len(entry) > 3}))
 
     def export(self, revision: str, destination: Path) -> str:
         """Write the tree at ``revision`` into ``destination``; returns the commit sha."""
@@ -142,15 +150,18 @@ class GitRepo:
 
 
 def context_for(root: str = ".", revision: str | None = None) -> Context:
+    """What policies see of the repo at ``revision`` (the work tree when None); empty
+    outside a git repository, or in one without commits."""
     repo = GitRepo(root)
-    if not repo.is_repo():
-        return Context()
     try:
         commit = repo.commit(revision or "HEAD")
-    except GitError:  # an empty repository has no HEAD yet
+    except GitError:  # not a repository, or an empty one (no HEAD yet)
         return Context()
     return Context(
-        revision=commit.sha, branch=commit.branch, author=commit.author, changed_files=repo.changed_files(revision)
+        revision=commit.sha,
+        branch=commit.branch,
+        author=commit.author,
+        changed_files=repo.changed_files(commit.sha if revision else None),
     )
 
 

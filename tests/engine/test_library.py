@@ -61,7 +61,9 @@ def test_reconcile_from_a_thread_matches_the_cli_and_touches_no_process_state(re
     stop.set()
     threads[0].join()
     assert results and [e.outcome for e in results[0].executed if e.outcome].count(None) == 0
-    assert (os.getcwd(), gc.isenabled(), gc.get_freeze_count()) == (cwd, gc_enabled, frozen)
+    assert (os.getcwd(), gc.isenabled()) == (cwd, gc_enabled)
+    # Nothing was frozen (objects frozen by an earlier in-process CLI run may have died).
+    assert gc.get_freeze_count() <= frozen
     assert len(reads) > 1 and reads[-1] == 2
     assert end_state(store) == end_state(cli)
     started = [e for e in seen if e.phase == Phase.STARTED]
