@@ -228,28 +228,46 @@ class DataApi:
 
     async def put_policy(self, raw_id: str, text: str, *, commit: Commit | None = None) -> None:
         """Add or replace one policy; if it does not compile, conflicts with the others,
-        or its package does not evaluate (with no input, within the time limit), or
+        or its package, or a package that names it (and, for a replaced file, its old
+        package), does not evaluate (with no input, within the time limit), or
         ``commit`` fails, nothing changes."""
         pid = policy_id(raw_id)
         written = PolicyFile(pid, text)
-        declared = package_of(written)
 
         def task() -> None:
-            self._change({**self._policies, pid: written}, [declared[0]] if declared else [], commit, pid)
+            policies = {**self._policies, pid: written}
+            changed = [written] + ([self._policies[pid]] if pid in self._policies else [])
+            self._change(policies, _affected(policies, changed), commit, pid)
 
         await self._thread.arun(task)
 
     async def delete_policy(self, raw_id: str, *, commit: Commit | None = None) -> bool:
-        """Remove one policy (False when there is none by that id); if the others do not
-        load or evaluate without it (or ``commit`` fails), nothing changes."""
+        """Remove one policy (False when there is none by that id); if its package, or a
+        package that names it, does not load or evaluate without it (or ``commit``
+        fails), nothing changes."""
         pid = policy_id(raw_id)
 
         def task() -> bool:
             if pid not in self._policies:
                 return False
-            declared = package_of(self._policies[pid])
             rest = {k: v for k, v in self._policies.items() if k != pid}
-            self._change(rest, [declared[0]] if declared else [], commit, pid)
+            self._change(rest, _affected(rest, [self._policies[pid]]), commit, pid)
             return True
 
         return await self._thread.arun(task)
+
+
+def _affected(policies: dict[str, PolicyFile], changed: list[PolicyFile]) -> list[str]:
+    """The packages of ``changed`` files, and those of every file in ``policies`` that
+    names one of them (or a package above it: ``data.a`` reaches ``a.b``) in its text:
+    what must still evaluate after the change. Calls are resolved only when a rule is
+    evaluated, so removing a function another package calls would otherwise go unseen."""
+    packages = {found[0] for f in changed if (found := package_of(f))}
+    prefixes = {".".join(p.split(".")[: i + 1]) for p in packages for i in range(p.count(".") + 1)}
+    if not prefixes:
+        return []
+    named = re.compile(r"\bdata\.(?:" + "|".join(re.escape(p) for p in sorted(prefixes)) + r")\b")
+    for policy in policies.values():
+        if named.search(policy.text) and (found := package_of(policy)):
+            packages.add(found[0])
+    return sorted(packages)

@@ -1,10 +1,11 @@
 """regorus, in-process: the default engine.
 
 Called by :mod:`controller.engine.checks` (validate, audit, the reconcile loop),
-the policy test runner and the Data API. Policies are parsed once; each decision
+the policy test runner and the Data API's engine process
+(:mod:`controller.policy.worker`). Policies are parsed once, and rules that cannot
+stand together are refused then (:mod:`controller.policy.conflicts`); each decision
 only sets the input (as JSON text, when the caller has it). A regorus engine may
-only be used (and dropped) by the thread that made it: see
-:mod:`controller.policy.data_api` for serving it to many threads.
+only be used (and dropped) by the thread that made it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def _load_error(exc: BaseException, fallback_file: str) -> PolicyLoadError:
     body = match.group("body")
     message = next((ln.split("error:", 1)[1].strip() for ln in body.splitlines() if "error:" in ln), body.strip())
     return PolicyLoadError(message, match.group("file"), int(match.group("line")), int(match.group("col")))
+
+
+def _evaluation_error(exc: BaseException) -> EngineError:
+    """An evaluation error on one line, at its place (``file:line:col: message``) when
+    regorus gives one, instead of its multi-line diagnostic."""
+    if _LOCATION.search(clean_error(exc)):
+        return EngineError(str(_load_error(exc, "")))
+    return EngineError(clean_error(exc))
 
 
 def _decision_module(rules: list[RuleInfo]) -> str:
@@ -115,7 +124,7 @@ class EmbeddedEngine:
             # which Python cannot hold in a set, survive).
             result = json.loads(self._engine.eval_query_as_json(query))
         except RuntimeError as exc:
-            raise EngineError(clean_error(exc)) from None
+            raise _evaluation_error(exc) from None
         rows = result.get("result") or []
         if not rows:
             return None  # undefined

@@ -20,7 +20,8 @@ from typing import Any
 DEFAULT_DIR = "policies"
 BUILTIN = "builtin"  # the library shipped with modelplane; a directory of that name is ./builtin
 LIBRARY = Path(__file__).resolve().parent / "library"
-_PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.M)
+_PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.M)  # the library's own files only
+_PACKAGE_LINE = re.compile(r"^[ \t]*package\b", re.M)
 FINDING_PREFIXES = ("deny", "warn", "violation")
 
 
@@ -83,9 +84,23 @@ def library() -> list[PolicyFile]:
 
 
 def package_of(policy: PolicyFile) -> tuple[str, int] | None:
-    """The package a file declares, and the line it declares it on."""
-    match = _PACKAGE.search(policy.text)
-    return (match.group(1), 1 + policy.text.count("\n", 0, match.start())) if match else None
+    """The package a file declares, as Rego reads it (regorus parses the file: an
+    indented ``package`` line or a path with string keys, ``package a["b"]``, is read
+    right), and the line it declares it on; None for a file that does not parse
+    (loading it reports where)."""
+    import regorus
+
+    try:
+        declared = regorus.Engine().add_policy(policy.path, policy.text)
+    except RuntimeError:
+        return None
+    match = _PACKAGE_LINE.search(policy.text)
+    return str(declared).removeprefix("data."), 1 + policy.text.count("\n", 0, match.start()) if match else 1
+
+
+def _library_packages() -> set[str]:
+    """The built-in library's packages (its files are ours, each with a plain ``package`` line)."""
+    return {m.group(1) for f in library() if (m := _PACKAGE.search(f.text))}
 
 
 def _directory(directory: str | Path) -> list[PolicyFile]:
@@ -99,7 +114,7 @@ def _directory(directory: str | Path) -> list[PolicyFile]:
 def combine(parts: Sequence[tuple[str, list[PolicyFile]]]) -> list[PolicyFile]:
     """The files of every source, in order, refusing an empty set and a repo file
     that redefines a package of the built-in library."""
-    builtin = {found[0] for name, files in parts if name == BUILTIN for f in files if (found := package_of(f))}
+    builtin = _library_packages() if any(name == BUILTIN for name, _ in parts) else set()
     out: list[PolicyFile] = []
     for name, files in parts:
         if name != BUILTIN:
@@ -139,6 +154,11 @@ def _dotted(ref: Any) -> str | None:
         field = ref["RefDot"]["field"]
         name = field[1] if isinstance(field, list) else field
         return f"{base}.{name}" if base else None
+    if "RefBrack" in ref:  # a["b"]: a string key reads as a.b
+        base = _dotted(ref["RefBrack"]["refr"])
+        index = ref["RefBrack"].get("index") or {}
+        key = (index.get("String") or index.get("RawString") or {}).get("value")
+        return f"{base}.{key}" if base and isinstance(key, str) else None
     return None
 
 

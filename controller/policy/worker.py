@@ -13,9 +13,10 @@ there, not in the server: the caller gets :class:`EngineError` and the worker is
 restarted the same way. The child dies with the server, even mid-evaluation.
 
 The protocol is private to this module: frames of a 4-byte big-endian length and a
-JSON object, over the child's stdin and stdout. Nothing is pickled. The child gets a
-minimal environment (no tokens or keys of the server's), and its stderr is the
-parent's.
+JSON object, over the child's stdin and stdout. Nothing is pickled. The child runs
+Python isolated (``-I``, from ``/``: nothing in the server's working directory can
+shadow a module it imports) with a minimal environment (no tokens or keys of the
+server's), and its stderr is the parent's.
 
 Requests (``op``): ``build`` compiles policies with data into a candidate engine and
 answers the packages they declare; ``check`` evaluates packages of the candidate
@@ -45,12 +46,25 @@ DEFAULT_MEMORY_MB = 4096
 # but a large data document takes a while: loads get this long at least.
 LOAD_TIMEOUT_S = 60.0
 _FRAME = struct.Struct(">I")
-_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ")
+_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ")
 _PR_SET_PDEATHSIG = 1
 
 
 class PolicyTimeout(EngineError):
     """An evaluation did not finish within the time limit; it was stopped."""
+
+
+class EngineStopped(EngineError):
+    """The engine's process died during a request (its memory limit, a signal); it was restarted."""
+
+
+def _how(code: int | None) -> str:
+    if code is None:
+        return "it did not exit"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit status {code}"
 
 
 # The child.
@@ -203,7 +217,7 @@ class EngineWorker:
                 self._call({"op": "check", "packages": chosen}, evaluation=True)
             if commit is not None:
                 commit()
-        except PolicyTimeout as exc:  # the child was restarted with what was kept
+        except (PolicyTimeout, EngineStopped) as exc:  # the child was restarted with what was kept
             raise PolicyLoadError(f"{exc} (evaluated once with no input before serving)") from None
         except BaseException:
             self._call({"op": "drop"})
@@ -239,12 +253,16 @@ class EngineWorker:
     # The child.
 
     def _start(self) -> None:
+        # Isolated (-I): neither the working directory (a platform repo, where anyone who
+        # can push could plant a 'select.py') nor PYTHON* variables nor the user's site
+        # directory decide what the child imports; it runs from '/'.
         env = {k: os.environ[k] for k in _ENVIRONMENT if k in os.environ}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "controller.policy.worker", str(self.memory_mb), str(os.getpid())],
+            [sys.executable, "-I", "-m", "controller.policy.worker", str(self.memory_mb), str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            cwd="/",
             close_fds=True,
         )
 
@@ -271,6 +289,9 @@ class EngineWorker:
             raise EngineError("the policy engine is closed")
         assert process.stdin is not None and process.stdout is not None
         limit = self.timeout if evaluation else max(self.timeout, LOAD_TIMEOUT_S)
+        what = f"data.{request['path']}" if request["op"] == "query" else "the policies"
+        if request["op"] == "check":
+            what = "package " + ", ".join(request["packages"])
         try:
             body = json.dumps(request).encode()
             process.stdin.write(_FRAME.pack(len(body)) + body)
@@ -280,19 +301,19 @@ class EngineWorker:
             answer = None
         except TimeoutError:
             self._restart()
-            what = f"data.{request['path']}" if request["op"] == "query" else "the written policies"
-            if request["op"] == "check":
-                what = "package " + ", ".join(request["packages"])
             raise PolicyTimeout(
                 f"policy-timeout: {what} did not finish within {limit:g} s and was stopped "
                 "(fails closed): make its rules cheaper, or raise --policy-timeout"
             ) from None
         if answer is None:
-            code = process.poll()
+            try:
+                code: int | None = process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
             self._restart()
-            raise EngineError(
-                f"the policy engine stopped (exit status {code}) while evaluating; over its memory limit of "
-                f"{self.memory_mb} MB (--policy-memory) if a rule allocates without end. It was restarted"
+            raise EngineStopped(
+                f"the policy engine stopped while evaluating {what} ({_how(code)}): over its memory limit of "
+                f"{self.memory_mb} MB (--policy-memory) if a rule allocates without end; it was restarted"
             )
         if "error" in answer:
             if answer["error"] == "load":

@@ -53,6 +53,7 @@ _CODES = {
     405: "invalid_method",
     408: "request_timeout",
     413: "invalid_parameter",
+    429: "too_many_requests",
     500: "internal_error",
 }
 

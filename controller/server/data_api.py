@@ -18,7 +18,10 @@ store's audit log (:class:`~controller.state.policy_writes.PolicyWrites`) with t
 name and the digest of what was written, in the same step that makes it live.
 
 Every engine call is awaited on the engine's own thread (see
-:mod:`controller.policy.data_api`), so the event loop keeps serving meanwhile.
+:mod:`controller.policy.data_api`), so the event loop keeps serving meanwhile. The
+engine answers one query at a time, each within the time limit; a client may have
+at most :data:`MAX_QUERIES_PER_CLIENT` queries waiting or running (429 beyond), so one
+client cannot hold the queue.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from controller.policy.sources import PolicyLoadError
 from controller.server.auth import client_of
 from controller.server.bodies import parse_json, read_body
 from controller.state.policy_writes import PolicyWrites
+
+MAX_QUERIES_PER_CLIENT = 4
 
 
 @contextmanager
@@ -73,6 +78,7 @@ def routes(
     """The Data API's routes over ``api``; allowed writes are recorded by ``recorder``."""
     if (allow_policy_writes or allow_data_writes) and recorder is None:
         raise ValueError("writes are recorded: allowing them needs a recorder")
+    in_flight: dict[str, int] = {}  # queries waiting or running, by client (only touched on the event loop)
 
     async def data(request: Request) -> Response:
         path = request.path_params.get("path", "")
@@ -92,8 +98,22 @@ def routes(
                 if not isinstance(doc, dict):
                     raise HTTPException(400, 'body must be {"input": ...}')
                 input_doc = doc.get("input")
-        with _answering():
-            value = await api.query(path, input_doc)
+        client = client_of(request) or ""
+        if in_flight.get(client, 0) >= MAX_QUERIES_PER_CLIENT:
+            # The engine answers one query at a time, each up to the time limit: one client
+            # must not hold the queue (abandoned requests would still be evaluated).
+            raise HTTPException(
+                429,
+                f"{MAX_QUERIES_PER_CLIENT} queries of this client are already waiting for the policy engine; "
+                "retry when one is answered",
+                headers={"Retry-After": "1"},
+            )
+        in_flight[client] = in_flight.get(client, 0) + 1
+        try:
+            with _answering():
+                value = await api.query(path, input_doc)
+        finally:
+            in_flight[client] -= 1
         return JSONResponse({} if value is None else {"result": value})
 
     async def policies(request: Request) -> Response:

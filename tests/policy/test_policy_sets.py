@@ -132,3 +132,16 @@ def test_the_project_file_names_only_policy_directories_of_the_repo(platform: Pa
     )
     out = modelplane(platform, "validate")
     assert out.returncode == 2 and f"policy source '{source}' leaves the repo" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "declaration", ["  package models", "package models.sub", 'package models["sub"]', "\n\n\tpackage  models"]
+)
+def test_a_library_package_is_recognised_however_it_is_written(tmp_path: Path, declaration: str) -> None:
+    """An indented package line, or a path with string keys, is the package Rego reads:
+    a helper overriding one of the library's rules cannot slip in by formatting."""
+    (tmp_path / "helpers.rego").write_text(f"{declaration}\n\nhas_strong_auc_gate if true\n")
+    with pytest.raises(PolicyLoadError, match="is the built-in library's") as raised:
+        discover([BUILTIN, str(tmp_path)])
+    assert raised.value.file == str(tmp_path / "helpers.rego")
+    assert raised.value.line == 1 + declaration.count("\n")

@@ -169,3 +169,35 @@ def test_a_closed_worker_refuses(worker: EngineWorker) -> None:
 def test_the_time_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         EngineWorker([ACCESS], DATA, timeout=0)
+
+
+def test_a_module_in_the_working_directory_cannot_run_in_the_engine_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``policy serve`` runs from the platform repo: a pushed 'select.py' must not shadow
+    the module the engine's process imports."""
+    marker = tmp_path / "PWNED"
+    for module in ("select.py", "json.py", "struct.py"):
+        (tmp_path / module).write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    (tmp_path / "controller").mkdir()
+    (tmp_path / "controller" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    fresh = EngineWorker([ACCESS], DATA, timeout=5.0)
+    try:
+        assert fresh.query("access.allow", {"user": "alice"}) is True
+    finally:
+        fresh.close()
+    assert not marker.exists()
+
+
+def test_a_check_that_runs_out_of_memory_refuses_the_policy(worker: EngineWorker) -> None:
+    hog = PolicyFile(
+        "hog.rego",
+        "package hog\n\nimport rego.v1\n\n"
+        "pairs := [[i, j] | some i in numbers.range(1, 100000); some j in numbers.range(1, 100000)]\n",
+    )
+    worker.timeout = 60.0
+    with pytest.raises(PolicyLoadError, match=r"stopped while evaluating package hog \(killed by SIGABRT\)"):
+        worker.replace([ACCESS, hog], DATA, check=["hog"])
+    assert worker.query("access.allow", {"user": "alice"}) is True

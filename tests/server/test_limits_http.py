@@ -200,3 +200,29 @@ def test_a_runaway_query_is_stopped_and_the_server_keeps_serving(tmp_path: Path)
 def test_policy_serve_refuses_a_bad_memory_limit() -> None:
     done = run_cli("policy", "serve", "--policy-memory", "12")
     assert done.returncode == 2 and "between 256 and 1048576" in done.stderr
+
+
+def test_one_client_cannot_hold_the_engine_queue(library: list[PolicyFile]) -> None:
+    """The engine answers one query at a time: a client with MAX_QUERIES_PER_CLIENT
+    queries waiting or running gets 429 for the next, at once."""
+    from controller.server.data_api import MAX_QUERIES_PER_CLIENT
+
+    runaway = PolicyFile("runaway.rego", RUNAWAY.decode())
+    tokens = Tokens({"tester": TOKEN})
+    with DataApi([*library, runaway], timeout=0.5) as api, serving(create_app(routes(api), tokens=tokens)) as addr:
+        answers: list[tuple[int, dict]] = []
+        body = b'{"input": {"n": 100000}}'
+
+        def ask() -> None:
+            answers.append(request(addr, "POST", "/v1/data/runaway/negative_pair", body))
+
+        threads = [threading.Thread(target=ask) for _ in range(MAX_QUERIES_PER_CLIENT + 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        statuses = sorted(status for status, _ in answers)
+        assert statuses == [429] + [500] * MAX_QUERIES_PER_CLIENT, answers
+        refused = next(doc for status, doc in answers if status == 429)
+        assert refused["code"] == "too_many_requests"
+        assert request(addr, "POST", "/v1/data/runaway/negative_pair", b'{"input": {"n": 3}}') == (200, {})

@@ -1,0 +1,56 @@
+"""Policy writes through the Data API (no HTTP): what a write or delete must keep
+working is checked before it is served, found the way Rego reads the files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from controller.policy.data_api import DataApi
+from controller.policy.sources import PolicyFile, PolicyLoadError
+
+HELPER = PolicyFile("h1.rego", "package helperpkg\n\nf(x) := x + 1\n")
+USER = PolicyFile("h2.rego", "package userpkg\n\ny := data.helperpkg.f(1)\n")
+RUNAWAY = (
+    "import rego.v1\n\nx if {\n\tsome i in numbers.range(1, 100000)\n\tsome j in numbers.range(1, 100000)\n"
+    "\ti == j + 1000000000\n}\n"
+)
+
+
+def test_deleting_a_package_another_one_calls_is_refused_at_the_call() -> None:
+    async def scenario() -> None:
+        with DataApi([HELPER, USER], timeout=2.0) as api:
+            assert await api.query("userpkg/y") == 2
+            with pytest.raises(PolicyLoadError) as raised:
+                await api.delete_policy("h1.rego")
+            assert (raised.value.file, raised.value.line, raised.value.column) == ("h2.rego", 3, 22)
+            assert "could not find function data.helperpkg.f" in raised.value.message
+            with pytest.raises(PolicyLoadError, match=r"h2\.rego:3"):
+                await api.put_policy("h1.rego", "package helperpkg\n\ng(x) := x\n")
+            assert [p.path for p in api.policies()] == ["h1.rego", "h2.rego"]
+            assert await api.query("userpkg/y") == 2
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("package", ["  package slow4", 'package slow6["a"]'])
+def test_a_written_package_is_checked_however_its_package_line_is_written(package: str) -> None:
+    async def scenario() -> None:
+        with DataApi([HELPER], timeout=1.0) as api:
+            with pytest.raises(PolicyLoadError, match="policy-timeout: package slow"):
+                await api.put_policy("slow.rego", f"{package}\n{RUNAWAY}")
+            assert [p.path for p in api.policies()] == ["h1.rego"]
+
+    asyncio.run(scenario())
+
+
+def test_an_evaluation_error_is_one_line_at_its_place() -> None:
+    async def scenario() -> None:
+        with DataApi([PolicyFile("d.rego", "package d\n\nimport rego.v1\n\nz := 1 / input.n\n")]) as api:
+            with pytest.raises(Exception) as raised:
+                await api.query("d/z", json.loads('{"n": 0}'))
+            assert "\n" not in str(raised.value) and str(raised.value).startswith("d.rego:5:")
+
+    asyncio.run(scenario())
