@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from controller import __version__
 from controller.cli import audit, policy, reconcile, registry, runs, schemas, state, validate
@@ -54,10 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from controller.cli import logs
 
     logs.configure(args.log_level, args.log_format)
+    import sqlite3
+
     from controller.cli import root
     from controller.loading.project import ProjectError
     from controller.state.anchor import StateLost
-    from controller.state.db import StateError
+    from controller.state.db import DB_FILE, StateError, unreadable
 
     try:
         root.enter(args)
@@ -71,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STATE_LOST
     except StateError as exc:
         print(f"modelplane: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # damage SQLite finds only when it reads the page
+        print(f"modelplane: {unreadable(Path(args.state_dir) / DB_FILE, exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. `modelplane validate | head`
         return EXIT_OK

@@ -10,12 +10,13 @@ from pathlib import Path
 from controller.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
+    EXIT_STATE_LOST,
     REPORT_FORMATS,
+    anchored_store,
     emit,
     fail,
     policy_flags,
     policy_settings,
-    store,
 )
 
 
@@ -90,8 +91,16 @@ def report(args: argparse.Namespace) -> int:
 def export_anchor(args: argparse.Namespace) -> int:
     from controller.triggers.git_source import ANCHOR_REF, GitError, GitRepo
 
-    with store(args) as opened:
+    with anchored_store(args) as opened:  # the chain extends the last anchor, or nothing is exported
+        verification = opened.audit.verify()
         head = opened.audit.last()
+    if not verification.ok:
+        print(
+            f"modelplane: not anchored: the audit log is BROKEN at record {verification.seq}: {verification.problem} "
+            "(see 'modelplane audit verify'); an anchor must never vouch for a chain that does not verify",
+            file=sys.stderr,
+        )
+        return EXIT_STATE_LOST
     if head is None:
         return fail("the audit log is empty: nothing to anchor yet")
     try:
@@ -104,7 +113,7 @@ def export_anchor(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    with store(args) as opened:
+    with anchored_store(args) as opened:
         result = opened.audit.verify()
     if result.ok:
         print(f"audit log intact: {result.checked} records, hash chain verified")

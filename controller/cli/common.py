@@ -157,3 +157,27 @@ def store(args: argparse.Namespace) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+@contextmanager
+def anchored_store(args: argparse.Namespace) -> Iterator[Store]:
+    """The state, checked against the repo's exported audit anchor when there is one
+    (raises ``StateLost``): for the commands that vouch for the state (``audit verify``,
+    ``audit anchor``, ``state check``). A state directory without its database is
+    reported lost when the repo's anchor proves it held records, and is never created."""
+    from controller.state.anchor import Head, StateLost
+    from controller.state.db import DB_FILE
+    from controller.triggers.git_source import GitRepo
+
+    repo = GitRepo(".")
+    exported = repo.read_anchor()  # None outside a repository
+    database = Path(args.state_dir) / DB_FILE
+    if exported and not database.exists():
+        raise StateLost(
+            f"{database} does not exist, but the repo's audit anchor proves the state held record "
+            f"{Head.parse(exported).seq}: restore the state directory from a backup; do not start afresh"
+        )
+    with store(args) as opened:
+        if exported:
+            opened.audit.check_anchor(Head.parse(exported))
+        yield opened

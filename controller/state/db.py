@@ -176,7 +176,7 @@ MIGRATIONS: list[str] = [
 BUSY_TIMEOUT_S = 30.0
 
 
-def _unreadable(path: Path, exc: Exception) -> str:
+def unreadable(path: Path, exc: Exception) -> str:
     return (
         f"the state database {path} is unreadable ({exc}): restore the state directory from a backup "
         "(keep the broken file for inspection); do not delete it to start afresh"
@@ -201,7 +201,7 @@ class Database:
             migrate(self.conn)
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise StateError(_unreadable(self.path, exc)) from None
+            raise StateError(unreadable(self.path, exc)) from None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -222,7 +222,7 @@ class Database:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
-            raise StateError(_unreadable(self.path, exc)) from None
+            raise StateError(unreadable(self.path, exc)) from None
         with self._lock:
             self._connections.append(conn)
         return conn

@@ -8,6 +8,7 @@ record and its ledger entry one transaction: ``with store.transaction(): ...``.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,8 +75,13 @@ class Store:
     def check(self) -> list[tuple[str, str | None]]:
         """What ``modelplane state check`` reports: (check, problem or None) for the database's
         integrity, the audit chain and every artifact."""
-        rows = [r[0] for r in self.db.execute("PRAGMA integrity_check").fetchall()]
+        try:
+            rows = [r[0] for r in self.db.execute("PRAGMA integrity_check").fetchall()]
+        except sqlite3.DatabaseError as exc:  # too damaged to check: nothing else can be read either
+            return [("database integrity", f"{exc}: restore the state directory from a backup")]
         checks: list[tuple[str, str | None]] = [("database integrity", None if rows == ["ok"] else "; ".join(rows))]
+        if rows != ["ok"]:
+            return checks
         verification = self.audit.verify()
         checks.append((f"audit chain ({verification.checked} records)", verification.problem))
         for version, problem in self.verify_artifacts():

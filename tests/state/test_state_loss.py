@@ -130,3 +130,86 @@ def test_a_corrupt_database_is_one_line(repo: Path, capsys: pytest.CaptureFixtur
 def test_state_check_reports_each_part(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["state", "check"]) == 0
     assert capsys.readouterr().out.splitlines() == ["ok   database integrity", "ok   audit chain (4 records)"]
+
+
+def _rechain(db: Path, head: Path, seq: int, actor: str) -> None:
+    """What an attacker with write access to the state (and no key) does: change record
+    ``seq`` and recompute every hash after it, and the head."""
+    from controller.state import audit_log
+
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    with conn:
+        rows = conn.execute("SELECT * FROM audit_log WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
+        prev = rows[0]["prev_hash"]
+        for row in rows:
+            who = actor if row["seq"] == seq else row["actor"]
+            digest = audit_log._hash(
+                row["seq"], row["at"], row["event"], who, row["revision"], row["subject"], row["payload"], prev
+            )
+            conn.execute(
+                "UPDATE audit_log SET actor = ?, prev_hash = ?, hash = ? WHERE seq = ?", (who, prev, digest, row["seq"])
+            )
+            prev = digest
+    conn.close()
+    head.write_text(f"{rows[-1]['seq']} {prev}\n")
+
+
+def test_verify_and_check_compare_with_the_repos_anchor(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wiped state, or one rewritten with its head, is not 'intact' once the repo holds an anchor."""
+    assert main(["audit", "anchor"]) == 0
+    _rechain(repo / ".modelplane" / "state.db", repo / ".modelplane" / "audit.head", 2, "mallory")
+    assert Store(repo / ".modelplane").audit.verify().ok  # the chain alone cannot tell
+    capsys.readouterr()
+    for command in (["audit", "verify"], ["state", "check"]):
+        assert main(command) == 3
+        assert "does not hold the audit chain anchored in the repo (record 4" in capsys.readouterr().err
+    shutil.rmtree(repo / ".modelplane")
+    for command in (["audit", "verify"], ["state", "check"]):
+        assert main(command) == 3
+        assert "proves the state held record 4" in capsys.readouterr().err
+    assert not (repo / ".modelplane").exists()  # never created
+
+
+def test_anchor_refuses_to_launder_a_rewritten_history(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
+    store = Store(repo / ".modelplane")
+    store.audit.append("test", "Model/x", {"n": 9})
+    store.close()
+    assert main(["audit", "anchor"]) == 0
+    anchored = git(repo, "rev-parse", "refs/modelplane/audit")
+    _rechain(repo / ".modelplane" / "state.db", repo / ".modelplane" / "audit.head", 3, "mallory")
+    capsys.readouterr()
+    assert main(["audit", "anchor"]) == 3  # with the key at hand, it still refuses
+    assert "does not hold the audit chain anchored in the repo" in capsys.readouterr().err
+    assert git(repo, "rev-parse", "refs/modelplane/audit") == anchored
+
+
+def test_anchor_refuses_a_chain_that_does_not_verify(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conn = sqlite3.connect(repo / ".modelplane" / "state.db")
+    with conn:
+        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    conn.close()
+    assert main(["audit", "anchor"]) == 3
+    assert "not anchored: the audit log is BROKEN at record 2" in capsys.readouterr().err
+    assert subprocess.run(["git", "rev-parse", "--verify", "--quiet", "refs/modelplane/audit"], cwd=repo).returncode
+
+
+def test_a_corrupt_page_is_one_line_not_a_traceback(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = Store(repo / ".modelplane")
+    for i in range(300):  # enough pages that damage lands in data, past the header
+        store.audit.append("test", f"Model/n{i}", {"n": i, "pad": "x" * 200})
+    store.close()
+    db = repo / ".modelplane" / "state.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    data = bytearray(db.read_bytes())
+    data[8192:] = bytes(range(256)) * ((len(data) - 8192) // 256)  # the header and schema survive
+    db.write_bytes(bytes(data))
+    for command in (["state", "check"], ["audit", "verify"], ["status"], ["registry", "verify"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"modelplane: the state database {db} is unreadable (database disk image is malformed)")
