@@ -63,6 +63,15 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
         "remote the controller cannot rewrite; plan, apply and step refuse a state that lost what it proves.",
     )
     anchor_cmd.set_defaults(func=export_anchor)
+    sign_cmd = sub.add_parser(
+        "sign-head",
+        parents=[state],
+        help="sign the head of a log kept without a key so far (once, when the audit key is first set)",
+        description="Verify the whole chain (and that it holds the repo's exported anchor, if any), then sign "
+        "its head with the audit key now set. Run it once, when you set the key for an existing log: every "
+        "command refuses an unsigned head while a key is set.",
+    )
+    sign_cmd.set_defaults(func=sign_head)
 
 
 def report(args: argparse.Namespace) -> int:
@@ -109,6 +118,29 @@ def export_anchor(args: argparse.Namespace) -> int:
         return fail(f"cannot write {ANCHOR_REF}: {exc}")
     signed = "signed" if head.mac else "unsigned: set MODELPLANE_AUDIT_KEY to sign it"
     print(f"anchored record {head.seq} ({head.hash[:12]}, {signed}) at {ANCHOR_REF} {sha[:12]}")
+    return EXIT_OK
+
+
+def sign_head(args: argparse.Namespace) -> int:
+    from controller.state.anchor import Head
+    from controller.state.db import StateError
+    from controller.state.store import Store
+    from controller.triggers.git_source import GitRepo
+
+    opened = Store(Path(args.state_dir).resolve(), adopt_key=True)
+    try:
+        exported = GitRepo(".").read_anchor()
+        if exported:
+            proven = Head.parse(exported)
+            if opened.audit.hash_at(proven.seq) != proven.hash:
+                return fail(f"the log does not hold record {proven.seq} as the repo's anchor proves: not signed")
+        try:
+            head = opened.audit.sign_head()
+        except StateError as exc:
+            return fail(f"not signed: {exc}")
+    finally:
+        opened.close()
+    print(f"signed the head, record {head.seq} ({head.hash[:12]}); run 'modelplane audit anchor' to export it")
     return EXIT_OK
 
 

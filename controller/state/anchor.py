@@ -22,6 +22,7 @@ from controller.state.db import StateError
 
 KEY_ENV = "MODELPLANE_AUDIT_KEY"
 KEY_FILE_ENV = "MODELPLANE_AUDIT_KEY_FILE"
+MIN_KEY_BYTES = 16
 
 
 class StateLost(StateError):
@@ -41,7 +42,7 @@ class Head:
     def parse(cls, text: str) -> Head:
         parts = text.split()
         if len(parts) not in (2, 3) or not parts[0].isdigit():
-            raise StateError(f"not an audit anchor: {text[:80]!r}")
+            raise StateError(f"not an audit head: {text[:80]!r}")
         return cls(int(parts[0]), parts[1], parts[2] if len(parts) == 3 else None)
 
 
@@ -49,7 +50,10 @@ def load_key(state_dir: Path) -> bytes | None:
     """The signing key, if one is configured; a key file inside the state directory is refused
     (whoever can rewrite the state could rewrite the key)."""
     if os.environ.get(KEY_ENV):
-        return os.environ[KEY_ENV].encode()
+        key = os.environ[KEY_ENV].encode()
+        if len(key) < MIN_KEY_BYTES:
+            raise StateError(f"the audit key in {KEY_ENV} is too short: use at least {MIN_KEY_BYTES} bytes")
+        return key
     path = os.environ.get(KEY_FILE_ENV)
     if not path:
         return None
@@ -60,8 +64,8 @@ def load_key(state_dir: Path) -> bytes | None:
         key = key_file.read_bytes().strip()
     except OSError as exc:
         raise StateError(f"cannot read the audit key file {path}: {exc.strerror}") from None
-    if len(key) < 16:
-        raise StateError(f"the audit key in {path} is too short: use at least 16 bytes")
+    if len(key) < MIN_KEY_BYTES:
+        raise StateError(f"the audit key in {path} is too short: use at least {MIN_KEY_BYTES} bytes")
     return key
 
 

@@ -21,20 +21,60 @@ HEAD_FILE = "audit.head"
 
 
 class AuditTrail:
-    def __init__(self, db: Database, state_dir: Path) -> None:
+    def __init__(self, db: Database, state_dir: Path, *, adopt_key: bool = False) -> None:
         self._db = db
         self._head = state_dir / HEAD_FILE
         self._key = anchor.load_key(state_dir)
         db.on_commit.append(self._write_head)
-        recorded = self.recorded_head()
-        if recorded is not None:
-            last = self.last()
-            if last is None or last.seq < recorded.seq:
+        self._check_head(state_dir, adopt_key)
+
+    def _check_head(self, state_dir: Path, adopt_key: bool) -> None:
+        """Refuse to work on a log its recorded head does not vouch for: nothing written
+        after this would be signed over a rewritten chain. ``adopt_key`` lets an unsigned
+        head pass (see :meth:`sign_head`)."""
+        try:
+            recorded = self.recorded_head()
+        except anchor.StateError as exc:
+            raise anchor.StateLost(f"{self._head}: {exc}: restore the state directory from a backup") from None
+        last = self.last()
+        restore = "Restore the state directory from a backup; do not start afresh ('modelplane state check' tells more)"
+        if recorded is None:
+            if last is not None and self._key is not None:
                 raise anchor.StateLost(
-                    f"the state in {state_dir} lost its audit records: {HEAD_FILE} says the log reached record "
-                    f"{recorded.seq}, the database has {last.seq if last else 0}. Restore the state directory "
-                    "from a backup; do not start afresh ('modelplane state check' tells more)"
+                    f"{self._head} is missing but the log in {state_dir} has {last.seq} records and an audit key is "
+                    f"set: the chain cannot be vouched for. {restore}"
                 )
+            return
+        if last is None or last.seq < recorded.seq:
+            raise anchor.StateLost(
+                f"the state in {state_dir} lost its audit records: {HEAD_FILE} says the log reached record "
+                f"{recorded.seq}, the database has {last.seq if last else 0}. {restore}"
+            )
+        if self.hash_at(recorded.seq) != recorded.hash:
+            raise anchor.StateLost(
+                f"the audit log in {state_dir} was rewritten: record {recorded.seq} is not the one {HEAD_FILE} "
+                f"records. {restore}"
+            )
+        problem = anchor.signature_problem(recorded, self._key)
+        if problem and not (adopt_key and recorded.mac is None):
+            hint = " (if the key was only now set for this log, see 'modelplane audit sign-head')"
+            raise anchor.StateLost(f"{self._head}: {problem}. {restore}" + (hint if recorded.mac is None else ""))
+
+    def sign_head(self) -> anchor.Head:
+        """Sign the head of a log kept without a key so far (the key is set now): only
+        after the whole chain verifies. Raises :class:`~controller.state.db.StateError`."""
+        if self._key is None:
+            raise anchor.StateError(f"no audit key is set ({anchor.KEY_ENV} or {anchor.KEY_FILE_ENV})")
+        result = audit_log.verify(self._db.conn)
+        if not result.ok:
+            raise anchor.StateError(f"the audit log does not verify at record {result.seq}: {result.problem}")
+        last = self.last()
+        if last is None:
+            raise anchor.StateError("the audit log is empty: its first record will be signed")
+        tmp = self._head.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(last.text())
+        tmp.replace(self._head)
+        return last
 
     def append(
         self,

@@ -31,7 +31,7 @@ DEFAULT_STATE_DIR = Path(".modelplane")
 
 
 class Store:
-    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR) -> None:
+    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, *, adopt_key: bool = False) -> None:
         self.state_dir = state_dir
         if (state_dir / HEAD_FILE).exists() and not (state_dir / DB_FILE).exists():
             raise StateLost(
@@ -40,7 +40,7 @@ class Store:
             )
         self.db = Database(state_dir)
         try:
-            self.audit = AuditTrail(self.db, state_dir)
+            self.audit = AuditTrail(self.db, state_dir, adopt_key=adopt_key)
         except BaseException:
             self.db.close()
             raise

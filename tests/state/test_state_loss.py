@@ -77,6 +77,9 @@ def test_a_rewritten_chain_and_head_are_caught_by_the_signature(
     repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
+    with pytest.raises(StateLost, match="see 'modelplane audit sign-head'"):
+        Store(repo / ".modelplane")  # a key set on a log kept without one: adopted explicitly, once
+    assert main(["audit", "sign-head"]) == 0
     store = Store(repo / ".modelplane")
     store.audit.append("test", "Model/x", {"n": 9})  # the head is signed from now on
     assert store.audit.verify().ok
@@ -95,11 +98,18 @@ def test_a_rewritten_chain_and_head_are_caught_by_the_signature(
         conn.execute("UPDATE audit_log SET payload = ?, hash = ? WHERE seq = 5", (payload, forged))
     conn.close()
     (repo / ".modelplane" / "audit.head").write_text(f"5 {forged}\n")
-    result = Store(repo / ".modelplane").audit.verify()
-    assert not result.ok and result.problem == "the recorded head is not signed although an audit key is set"
+    # Every command refuses it, so nothing signs a new head over the forgery.
+    with pytest.raises(StateLost, match="the recorded head is not signed although an audit key is set"):
+        Store(repo / ".modelplane")
     (repo / ".modelplane" / "audit.head").write_text(f"5 {forged} {'0' * 64}\n")
-    result = Store(repo / ".modelplane").audit.verify()
-    assert not result.ok and result.problem.startswith("the recorded head's signature does not verify")
+    with pytest.raises(StateLost, match="the recorded head's signature does not verify"):
+        Store(repo / ".modelplane")
+    assert main(["audit", "sign-head"]) == 3  # only an unsigned head is adopted, never a wrongly signed one
+    (repo / ".modelplane" / "audit.head").unlink()
+    with pytest.raises(StateLost, match="audit.head is missing but the log .* has 5 records and an audit key is set"):
+        Store(repo / ".modelplane")
+    assert main(["approve", "m", "Staging", "--as", "alice"]) in (2, 3)
+    assert not (repo / ".modelplane" / "audit.head").exists()  # nothing signed the forged chain
 
 
 def test_a_key_file_inside_the_state_directory_is_refused(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,15 +185,25 @@ def test_anchor_refuses_to_launder_a_rewritten_history(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
+    assert main(["audit", "sign-head"]) == 0
     store = Store(repo / ".modelplane")
     store.audit.append("test", "Model/x", {"n": 9})
     store.close()
     assert main(["audit", "anchor"]) == 0
     anchored = git(repo, "rev-parse", "refs/modelplane/audit")
+    signed_head = (repo / ".modelplane" / "audit.head").read_text()
+    _rechain(repo / ".modelplane" / "state.db", repo / ".modelplane" / "audit.head", 3, "mallory")
+    (repo / ".modelplane" / "audit.head").write_text(signed_head)  # the old signed head, over a new chain
+    capsys.readouterr()
+    assert main(["approve", "m", "Staging", "--as", "alice"]) == 3  # nothing writes (and signs) over it
+    assert "was rewritten: record 5 is not the one audit.head records" in capsys.readouterr().err
+    assert (repo / ".modelplane" / "audit.head").read_text() == signed_head
     _rechain(repo / ".modelplane" / "state.db", repo / ".modelplane" / "audit.head", 3, "mallory")
     capsys.readouterr()
     assert main(["audit", "anchor"]) == 3  # with the key at hand, it still refuses
-    assert "does not hold the audit chain anchored in the repo" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("modelplane: state lost: ")
+    (repo / ".modelplane" / "audit.head").write_text(f"{Store.__name__}")  # a garbled head: still refused
+    assert main(["audit", "anchor"]) == 3
     assert git(repo, "rev-parse", "refs/modelplane/audit") == anchored
 
 
