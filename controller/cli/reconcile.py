@@ -108,12 +108,15 @@ def _settings(args: argparse.Namespace, *, do_apply: bool) -> Settings:
     events = Events([log_event])
     if do_apply:
         events.subscribe(progress_printer(lambda line: print(line, flush=True)))
+    project = getattr(args, "project", None)
+    approvers = project.spec.approvers if project is not None else None
     return Settings(
         policy=policy_settings(args),
         apply=do_apply,
         retry=getattr(args, "retry", False),
         wait=getattr(args, "wait", False),
         events=events,
+        approvers=frozenset(approvers) if approvers is not None else None,
     )
 
 

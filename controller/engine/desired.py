@@ -60,6 +60,15 @@ class Desired:
     datasets: dict[str, DesiredDataset] = field(default_factory=dict)
     models: dict[str, DesiredModel] = field(default_factory=dict)
     denied: dict[str, str] = field(default_factory=dict)  # "Kind/name" -> policy findings
+    # Who may approve a promotion to Production (the project file's approvers); None: anyone.
+    # Approvals by anyone else are not counted, whenever they were given.
+    approvers: frozenset[str] | None = None
+
+
+def counted_approvals(given: list[str], approvers: frozenset[str] | None) -> list[str]:
+    """The approvals that count: those by people on the project's approvers list (all of
+    them without a list). Taking someone off the list withdraws the approvals they gave."""
+    return list(given) if approvers is None else [a for a in given if a in approvers]
 
 
 class _Datasets(Mapping[str, Dataset]):
@@ -86,13 +95,14 @@ def desired_state(
     revision: str | None,
     denied: dict[str, str] | None = None,
     digests: data.FileDigests | None = None,
+    approvers: frozenset[str] | None = None,
 ) -> Desired:
     """What the resources ask for, with their inputs' digests; ``digests`` remembers data
     files' hashes by file identity (the state's cache) so that unchanged files are not read."""
     # Each typed model is built when it is needed and dropped after (a load that kept data
     # only holds none): a derived dataset builds its parent's again.
     datasets = _Datasets({r.name: r for r in resources if r.kind == "Dataset"})
-    desired = Desired(revision, denied=dict(denied or {}))
+    desired = Desired(revision, denied=dict(denied or {}), approvers=approvers)
     for name in datasets:
         dataset = datasets[name]
         dataset_digest = spec_digest(dataset)
@@ -134,7 +144,7 @@ class Observed:
     last_data_hash: dict[str, str] = field(default_factory=dict)  # dataset -> hash of its latest check
     last_run: dict[str, Run] = field(default_factory=dict)  # model -> latest run
     versions: dict[str, ModelVersion] = field(default_factory=dict)  # train key -> version
-    approvals: dict[tuple[str, int], int] = field(default_factory=dict)
+    approvals: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # (model, version) -> approvers
     now: str = ""  # when observed (ISO 8601, UTC): back-offs are compared with it
 
 
@@ -144,6 +154,6 @@ def observed_state(store: Store) -> Observed:
         last_data_hash=store.checks.last_hashes(),
         last_run=store.runs.latest_per_model(),
         versions=store.registry.by_run_key(),
-        approvals=store.approvals.counts(),
+        approvals=store.approvals.by_version(),
         now=now(),
     )

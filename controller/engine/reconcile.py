@@ -54,6 +54,7 @@ class Settings:
     paths: tuple[str, ...] = DEFAULT_PATHS
     events: Events = field(default_factory=Events)
     executor: Executor = field(default_factory=LocalExecutor)
+    approvers: frozenset[str] | None = None  # the project file's approvers: only theirs count (None: anyone)
 
 
 @dataclass
@@ -116,16 +117,20 @@ def _prepare(source: Source, revision: str | None, store: Store, settings: Setti
     return _Prepared(report, result, context.revision, denied, decisions)
 
 
-def _desired(prepared: _Prepared, root: Path, store: Store, revision: str | None) -> Desired:
+def _desired(
+    prepared: _Prepared, root: Path, store: Store, revision: str | None, approvers: frozenset[str] | None
+) -> Desired:
     """The desired state; data files of the work tree are hashed through the state's cache
     (a revision's files are exported afresh each time: nothing to remember)."""
     digests = store.cache if revision is None else None
-    desired = desired_state(prepared.result.resources, root, prepared.revision, prepared.denied, digests)
+    desired = desired_state(
+        prepared.result.resources, root, prepared.revision, prepared.denied, digests, approvers=approvers
+    )
     store.cache.flush()
     return desired
 
 
-def _context(prepared: _Prepared, root: Path, store: Store, events: Events) -> StepContext:
+def _context(prepared: _Prepared, root: Path, store: Store, settings: Settings) -> StepContext:
     resources = [r.resource for r in prepared.result.resources]
     return StepContext(
         store=store,
@@ -133,7 +138,8 @@ def _context(prepared: _Prepared, root: Path, store: Store, events: Events) -> S
         revision=prepared.revision,
         datasets={r.name: r for r in resources if isinstance(r, Dataset)},
         models={r.name: r for r in resources if isinstance(r, Model)},
-        events=events,
+        events=settings.events,
+        approvers=settings.approvers,
     )
 
 
@@ -149,7 +155,7 @@ def reconcile_revision(
     if not prepared.valid:  # invalid specs: nothing is planned
         return Reconciliation(prepared.report)
     with source.tree(revision) as root:
-        desired = _desired(prepared, root, store, revision)
+        desired = _desired(prepared, root, store, revision, settings.approvers)
         if not settings.apply:
             return Reconciliation(prepared.report, plan(desired, observed_state(store), retry=settings.retry))
         with lock.exclusive(store.state_dir, wait=settings.wait):
@@ -157,7 +163,7 @@ def reconcile_revision(
             executed: list[Executed] = []
             try:
                 _audit_inputs(store, prepared, current)
-                executed = settings.executor.execute(current, _context(prepared, root, store, settings.events))
+                executed = settings.executor.execute(current, _context(prepared, root, store, settings))
             finally:
                 after = update_statuses(store, desired)
     return Reconciliation(prepared.report, current, executed, after)
@@ -176,7 +182,7 @@ def run_step(
     if not prepared.valid:
         return None, "the specs at this revision are invalid: run 'modelplane validate'"
     with source.tree(action.revision) as root:
-        desired = _desired(prepared, root, store, action.revision)
+        desired = _desired(prepared, root, store, action.revision, settings.approvers)
         with lock.exclusive(store.state_dir, wait=True):
             done = store.effects.get(action.key)
             if done is not None and done.outcome == OutcomeKind.SUCCEEDED:
@@ -194,7 +200,7 @@ def run_step(
                 return None, f"run {', '.join(waiting)} first"
             try:
                 _audit_inputs(store, prepared, Plan(prepared.revision, [planned]))
-                executed = run_action(planned, _context(prepared, root, store, settings.events))
+                executed = run_action(planned, _context(prepared, root, store, settings))
             finally:
                 update_statuses(store, desired)
     return executed, ""

@@ -18,7 +18,7 @@ from pathlib import Path
 from controller.api import Dataset, Model
 from controller.api.status import ActionKind, Reason, RunStatus, Stage
 from controller.engine.actions import Action
-from controller.engine.desired import spec_digest
+from controller.engine.desired import counted_approvals, spec_digest
 from controller.engine.events import Events, Phase, StepEvent
 from controller.engine.outcomes import Outcome, Retry, Stalled, Succeeded
 from controller.state.artifacts import ArtifactError, ArtifactMissing
@@ -40,6 +40,7 @@ class StepContext:
     models: dict[str, Model]
     events: Events = field(default_factory=Events)
     frames: dict[str, data.Loaded] = field(default_factory=dict)
+    approvers: frozenset[str] | None = None  # who may approve for Production (None: anyone)
 
     def frame(self, name: str) -> data.Loaded:
         if name not in self.frames:
@@ -260,8 +261,8 @@ def promote_step(action: Action, ctx: StepContext) -> Outcome:
     if stage == Stage.PRODUCTION:
         production = model.spec.promotion.production
         need = production.approvals if production else 0
-        have = len(ctx.store.approvals.of(model.name, version.version))
-        if have < need:
+        have = len(counted_approvals(ctx.store.approvals.of(model.name, version.version), ctx.approvers))
+        if have < need:  # checked again here: an approver may have been removed since the plan
             return Retry(Reason.AWAITING_APPROVAL, f"v{version.version} has {have}/{need} approvals")
     reason = action.reason if stage == Stage.PRODUCTION else "gates passed"
     with ctx.store.transaction():

@@ -50,9 +50,12 @@ class Approvals:
         rows = self._db.execute("SELECT * FROM approvals ORDER BY at")
         return [Approval(r["model"], r["version"], r["approver"], r["at"]) for r in rows]
 
-    def counts(self) -> dict[tuple[str, int], int]:
-        rows = self._db.execute("SELECT model, version, count(*) AS n FROM approvals GROUP BY model, version")
-        return {(r["model"], r["version"]): r["n"] for r in rows}
+    def by_version(self) -> dict[tuple[str, int], list[str]]:
+        """``{(model, version): [approvers]}``, in the order they approved."""
+        out: dict[tuple[str, int], list[str]] = {}
+        for a in self.all():
+            out.setdefault((a.model, a.version), []).append(a.approver)
+        return out
 
     def by_model(self) -> dict[str, dict[str, list[str]]]:
         """``{model: {version: [approvers]}}``, as policies see them (``data.modelplane.context.approvals``)."""

@@ -267,3 +267,25 @@ def test_unreachable_policy_engine_stalls_everything(repo: Path) -> None:
         "Model/breast-cancer-classifier: Stalled (PolicyDenied) policy-engine-error: policy engine failed" in out.stdout
     )
     assert "Dataset/breast-cancer: Stalled (PolicyDenied)" in out.stdout
+
+
+def test_approvals_by_people_off_the_approvers_list_do_not_promote(repo: Path) -> None:
+    """Approvals given before the project listed its approvers (or by someone since taken
+    off the list) are not counted: the plan says whose, and apply does not promote."""
+    assert modelplane(repo, "apply").returncode == 0
+    for who in ("mallory", "eve"):
+        assert modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", who).returncode == 0
+    (repo / "modelplane.yaml").write_text(
+        "apiVersion: modelplane.io/v1alpha1\nkind: Project\nmetadata: {name: platform}\n"
+        "spec:\n  approvers: [alice, BOB]\n"
+    )
+    plan = modelplane(repo, "plan").stdout
+    assert (
+        "v1 is in Staging with 0/2 approvals for Production (not counted: mallory, eve, not in the project's approvers)"
+        in plan
+    )
+    modelplane(repo, "apply")
+    assert "breast-cancer-classifier v1: Staging" in modelplane(repo, "registry", "list").stdout
+    modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", "alice")
+    modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", "bob")
+    assert "ok: v1 -> Production" in modelplane(repo, "apply").stdout

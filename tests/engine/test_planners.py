@@ -42,7 +42,8 @@ def version(stage: Stage) -> dict[str, ModelVersion]:
 def observed(
     effects: dict[str, Effect], versions: dict[str, ModelVersion] | None = None, approvals: int = 0
 ) -> Observed:
-    return Observed(effects=effects, versions=versions or {}, approvals={("m", 1): approvals}, now=NOW)
+    given = [f"approver{i}" for i in range(approvals)]
+    return Observed(effects=effects, versions=versions or {}, approvals={("m", 1): given}, now=NOW)
 
 
 def kinds(p: Plan) -> list[str]:
@@ -219,3 +220,22 @@ def test_train_reason_explains_what_changed() -> None:
 def test_actions_round_trip_through_json() -> None:
     for action in plan(desired(), observed({})).actions:
         assert Action.from_json(action.to_json()) == action
+
+
+def test_only_approvals_by_listed_approvers_count() -> None:
+    """Taking someone off the project's approvers withdraws the approvals they gave:
+    the plan waits, and says whose approvals it did not count."""
+    effects = done(CHECK, T, f"{T}/gate", f"{T}/register", f"{T}/Staging", f"{T}/card/Staging")
+    versions = {T: ModelVersion("m", 1, "run1", Stage.STAGING, "sha256:artifact", "rev1", NOW)}
+    obs = Observed(effects=effects, versions=versions, approvals={("m", 1): ["mallory", "eve", "alice"]}, now=NOW)
+    anyone = plan(desired(), obs)
+    assert kinds(anyone) == ["promote->Production", "model-card"]
+    listed = desired()
+    listed.approvers = frozenset({"alice", "bob"})
+    waiting = plan(listed, obs)
+    assert waiting.actions == []
+    note = waiting.notes["Model/m"]
+    assert note.reason == Reason.AWAITING_APPROVAL
+    assert note.message == (
+        "v1 is in Staging with 1/2 approvals for Production (not counted: mallory, eve, not in the project's approvers)"
+    )

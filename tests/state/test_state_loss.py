@@ -106,7 +106,7 @@ def test_a_rewritten_chain_and_head_are_caught_by_the_signature(
         Store(repo / ".modelplane")
     assert main(["audit", "sign-head"]) == 3  # only an unsigned head is adopted, never a wrongly signed one
     (repo / ".modelplane" / "audit.head").unlink()
-    with pytest.raises(StateLost, match="audit.head is missing but the log .* has 5 records and an audit key is set"):
+    with pytest.raises(StateLost, match=r"audit\.head is missing but the log .* has 5 records and an audit key is set"):
         Store(repo / ".modelplane")
     assert main(["approve", "m", "Staging", "--as", "alice"]) in (2, 3)
     assert not (repo / ".modelplane" / "audit.head").exists()  # nothing signed the forged chain

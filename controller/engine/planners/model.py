@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from controller.api.status import ActionKind, ConditionType, Reason, RunStatus, Stage
 from controller.engine.actions import Action, Input, Note, Plan
-from controller.engine.desired import Desired, DesiredModel, Observed
+from controller.engine.desired import Desired, DesiredModel, Observed, counted_approvals
 from controller.engine.planners.ledger import State, key_state, short
 
 
@@ -65,7 +65,7 @@ def plan_models(desired: Desired, observed: Observed, plan: Plan, *, retry: bool
             )
             continue
         chain = _Chain(ref, desired.revision, (dataset.check_key,) if check_planned else ())
-        note = _plan_chain(model, dataset.content_hash, observed, chain, retry)
+        note = _plan_chain(model, dataset.content_hash, observed, chain, retry, desired.approvers)
         plan.actions.extend(chain.actions)
         if note is not None:
             plan.notes[ref] = note
@@ -73,7 +73,14 @@ def plan_models(desired: Desired, observed: Observed, plan: Plan, *, retry: bool
             plan.notes[ref] = Note(ConditionType.READY, True, Reason.SUCCEEDED, "up to date")
 
 
-def _plan_chain(model: DesiredModel, content_hash: str, observed: Observed, chain: _Chain, retry: bool) -> Note | None:
+def _plan_chain(
+    model: DesiredModel,
+    content_hash: str,
+    observed: Observed,
+    chain: _Chain,
+    retry: bool,
+    approvers: frozenset[str] | None = None,
+) -> Note | None:
     """Append the model's next actions to ``chain``; a note when it stands still."""
     key = model.train_key
     assert key is not None
@@ -125,16 +132,19 @@ def _plan_chain(model: DesiredModel, content_hash: str, observed: Observed, chai
                 stage=str(stage),
             )
     if stage == Stage.STAGING and model.production_approvals is not None:
-        have = observed.approvals.get((model.name, version.version), 0)
-        need = model.production_approvals
+        given = observed.approvals.get((model.name, version.version), [])
+        counted = counted_approvals(given, approvers)
+        have, need = len(counted), model.production_approvals
         if have < need:
             if chain.actions:
                 return None
+            ignored = [a for a in given if a not in counted]
+            unlisted = f" (not counted: {', '.join(ignored)}, not in the project's approvers)" if ignored else ""
             return Note(
                 ConditionType.READY,
                 False,
                 Reason.AWAITING_APPROVAL,
-                f"v{version.version} is in Staging with {have}/{need} approvals for Production",
+                f"v{version.version} is in Staging with {have}/{need} approvals for Production{unlisted}",
             )
         return _continue(
             chain, key, Stage.PRODUCTION, f"{have}/{need} approvals", observed, retry, archive=model.archive_existing
