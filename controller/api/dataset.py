@@ -73,6 +73,8 @@ class DatasetSource(StrictModel):
             raise ValueError(f"'{value}' is absolute: data paths are relative to the repo root")
         if ".." in parts:
             raise ValueError(f"'{value}' leaves the repo through '..': data paths stay inside the repo root")
+        if "://" in value:
+            raise ValueError(f"'{value}' is a URI, not a path: put it in 'uri' ('file://' is refused there too)")
         return value
 
     @field_validator("uri")

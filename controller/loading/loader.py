@@ -185,7 +185,22 @@ def _walk(root: str) -> list[str]:
     return [prefix + "/".join(relative) for relative in sorted(found)]
 
 
+def leaves_repo(name: str) -> str | None:
+    """Where the link ``name`` leads, when it is a relative path (a file of the repo, the
+    working directory being its root) whose link resolves outside the repo; else None.
+    A pull request could otherwise make the runner read any file through a link."""
+    if os.path.isabs(name) or not os.path.islink(name):
+        return None
+    target, here = os.path.realpath(name), os.path.realpath(".")
+    if not os.path.exists(target) or target == here or target.startswith(here + os.sep):
+        return None
+    return os.readlink(name)
+
+
 def _read(name: str, stdin: IO[Any] | None, max_bytes: int) -> tuple[str | None, Finding | None]:
+    if name != STDIN_NAME and (target := leaves_repo(name)) is not None:
+        message = f"a symbolic link to {target!r}, outside the repo: spec files must live in the repo (copy it in)"
+        return None, Finding("io-error", message, Location(name, 1, 1))
     try:
         if name == STDIN_NAME:
             stream = stdin if stdin is not None else sys.stdin.buffer

@@ -107,7 +107,14 @@ def _directory(directory: str | Path) -> list[PolicyFile]:
     root = Path(directory)
     if not root.exists():
         raise PolicyLoadError(f"policy directory '{directory}' does not exist")
+    from controller.loading.loader import leaves_repo
+
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*.rego") if p.is_file())
+    for path in paths:
+        if (target := leaves_repo(str(path))) is not None:
+            raise PolicyLoadError(
+                f"a symbolic link to {target!r}, outside the repo: policies must live in the repo", str(path), 1, 1
+            )
     return [PolicyFile(str(p), p.read_text(encoding="utf-8")) for p in paths]
 
 

@@ -98,3 +98,31 @@ def test_a_reference_to_an_invalid_resource_is_not_reported_as_dangling(repo: Pa
     model.write_text(model.read_text().replace("name: breast-cancer-classifier\n", "name: renamed\n", 1))
     out = validate(repo, "--no-policy")
     assert "Model 'breast-cancer-classifier' does not exist" in out.stdout
+
+
+def test_a_spec_or_policy_linked_from_outside_the_repo_is_refused_not_read(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A pull request could link specs/app.yaml to any file the runner can read; its
+    values would come back in findings (and PR annotations)."""
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "app.yaml").write_text(
+        "apiVersion: modelplane.io/v1alpha1\nkind: Dataset\nmetadata: {name: x}\n"
+        "spec:\n  source: {path: data/breast-cancer.csv}\n  target: SUPERSECRETPASSWORD123\n"
+    )
+    (repo / "specs" / "app.yaml").symlink_to(outside / "app.yaml")
+    out = validate(repo, "--no-policy", "--format", "github")
+    assert out.returncode == 1
+    assert "SUPERSECRETPASSWORD123" not in out.stdout + out.stderr
+    assert "outside the repo: spec files must live in the repo" in out.stdout
+    (repo / "specs" / "app.yaml").unlink()
+    (outside / "p.rego").write_text("package leaked\n\nimport rego.v1\n\ndeny contains msg if msg := 'x'\n")
+    (repo / "policies").mkdir(exist_ok=True)
+    (repo / "policies" / "p.rego").symlink_to(outside / "p.rego")
+    out = validate(repo)
+    assert out.returncode == 2 and "policies/p.rego:1:1: a symbolic link to" in out.stderr
+    # A link inside the repo is read as before.
+    (repo / "policies" / "p.rego").unlink()
+    (repo / "specs" / "again.yaml").symlink_to(repo / "specs" / "datasets" / "breast-cancer.yaml")
+    out = validate(repo, "--no-policy")
+    assert "outside the repo" not in out.stdout and "duplicate" in out.stdout

@@ -110,8 +110,9 @@ def test_data_roots_are_absolute_named_mounts(tmp_path: Path, roots: str, messag
         ("path: /etc/passwd", "'/etc/passwd' is absolute: data paths are relative to the repo root"),
         ("path: data/../../secrets.csv", "leaves the repo through '..'"),
         ("uri: file:///etc/passwd", "reads a local file outside the repo: use 'path'"),
+        ("path: file:///etc/passwd", "is a URI, not a path"),
     ],
-    ids=["absolute", "dot-dot", "file-uri"],
+    ids=["absolute", "dot-dot", "file-uri", "uri-as-path"],
 )
 def test_data_paths_outside_the_repo_are_refused_at_validation(source: str, message: str) -> None:
     from controller.loading import load_text
