@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from controller.policy.engine import DEFAULT_TIMEOUT, EngineError
-from controller.policy.sources import PolicyFile, PolicyLoadError, package_of
+from controller.policy.sources import BUILTIN, PolicyFile, PolicyLoadError, package_of
 from controller.policy.worker import DEFAULT_MEMORY_MB, EngineWorker
 
 # A path deeper than this is refused: queries are compiled to Rego references and
@@ -131,6 +131,10 @@ class DataApi:
         # The policies and data are replaced whole on the engine thread, never changed
         # in place, so any thread may read the current ones.
         self._policies = {f.path.strip("/"): PolicyFile(f.path.strip("/"), f.text) for f in files}
+        # The built-in library's packages, when it is served: written policies may not change them.
+        self._library = {
+            found[0] for pid, f in self._policies.items() if pid.startswith(f"{BUILTIN}/") if (found := package_of(f))
+        }
         self._data: dict[str, Any] = dict(data or {})
         self._closed = False
         self._thread = _EngineThread()
@@ -188,6 +192,21 @@ class DataApi:
             raise
         self._policies = policies
 
+    def _not_the_library(self, pid: str, written: PolicyFile | None) -> None:
+        """Refuse a write that would change the built-in library: its files, or its
+        packages (Rego would merge a written file into them silently)."""
+        if pid.split("/", 1)[0] == BUILTIN:
+            raise InvalidRequest(
+                f"policy {pid!r} is the built-in library's: it cannot be written or deleted over HTTP "
+                "(upgrade modelplane to change it, or serve your own copy without 'builtin')"
+            )
+        found = package_of(written) if written is not None else None
+        if found and (found[0] in self._library or found[0].split(".")[0] in self._library):
+            raise InvalidRequest(
+                f"package {found[0]} is the built-in library's (or inside its namespace): a written policy may not "
+                f"add to it; use a package of your own (e.g. platform_{found[0].replace('.', '_')})"
+            )
+
     # Operations.
 
     async def query(self, path: str, input_doc: Any = None) -> Any:
@@ -233,6 +252,7 @@ class DataApi:
         ``commit`` fails, nothing changes."""
         pid = policy_id(raw_id)
         written = PolicyFile(pid, text)
+        self._not_the_library(pid, written)
 
         def task() -> None:
             policies = {**self._policies, pid: written}
@@ -246,6 +266,7 @@ class DataApi:
         package that names it, does not load or evaluate without it (or ``commit``
         fails), nothing changes."""
         pid = policy_id(raw_id)
+        self._not_the_library(pid, None)
 
         def task() -> bool:
             if pid not in self._policies:

@@ -106,25 +106,44 @@ def test_written_data_and_tokens_stay_out_of_the_state(fresh_server: tuple[str, 
 def test_a_policy_that_does_not_compile_changes_nothing_and_records_nothing(
     fresh_server: tuple[str, int], fresh_store: Store
 ) -> None:
-    status, doc = request(fresh_server, "PUT", "/v1/policies/builtin/access.rego", b"package access\n\nallow if {")
+    assert request(fresh_server, "PUT", "/v1/policies/extra.rego", EXTRA) == (200, {})
+    status, doc = request(fresh_server, "PUT", "/v1/policies/extra.rego", b"package extra\n\nallow if {")
     assert (status, doc["code"]) == (400, "invalid_parameter")
-    assert request(fresh_server, "GET", "/v1/policies/builtin/access.rego")[1]["result"]["raw"].startswith("# ")
-    assert audit(fresh_store) == []
+    assert request(fresh_server, "GET", "/v1/policies/extra.rego")[1]["result"]["raw"] == EXTRA.decode()
+    assert [event for event, *_ in audit(fresh_store)] == ["policy-written"]
 
 
 def test_a_policy_can_be_deleted_and_the_deletion_is_audited(fresh_server: tuple[str, int], fresh_store: Store) -> None:
-    body = (
-        b'{"input": {"method": "POST", "path": "/models/production/breast-cancer-api/predict", '
-        b'"user": "a", "groups": ["clinicians"], "consent": true}}'
+    assert request(fresh_server, "PUT", "/v1/policies/team/limits.rego", b"package team_limits\n\nmax := 3\n") == (
+        200,
+        {},
     )
-    assert request(fresh_server, "POST", "/v1/data/access/allow", body) == (200, {"result": True})
-    assert request(fresh_server, "DELETE", "/v1/policies/builtin/access.rego") == (200, {})
-    assert request(fresh_server, "POST", "/v1/data/access/allow", body) == (200, {})  # undefined now
-    assert request(fresh_server, "GET", "/v1/policies/builtin/access.rego")[0] == 404
-    assert request(fresh_server, "DELETE", "/v1/policies/builtin/access.rego")[0] == 404
-    assert audit(fresh_store) == [
-        ("policy-deleted", "tester", "policy/builtin/access.rego", {"id": "builtin/access.rego"})
-    ]
+    assert request(fresh_server, "POST", "/v1/data/team_limits/max", b"{}") == (200, {"result": 3})
+    assert request(fresh_server, "DELETE", "/v1/policies/team/limits.rego") == (200, {})
+    assert request(fresh_server, "POST", "/v1/data/team_limits/max", b"{}") == (200, {})  # undefined now
+    assert request(fresh_server, "GET", "/v1/policies/team/limits.rego")[0] == 404
+    assert request(fresh_server, "DELETE", "/v1/policies/team/limits.rego")[0] == 404
+    assert audit(fresh_store)[1] == ("policy-deleted", "tester", "policy/team/limits.rego", {"id": "team/limits.rego"})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "message"),
+    [
+        ("PUT", "/v1/policies/builtin/models.rego", b"package models\n", "is the built-in library's: it cannot be"),
+        ("DELETE", "/v1/policies/builtin/access.rego", None, "is the built-in library's: it cannot be"),
+        ("PUT", "/v1/policies/evil.rego", b"package models\n\nhas_strong_auc_gate if true\n", "package models is"),
+        ("PUT", "/v1/policies/evil.rego", b"  package access.sub\n\nx := 1\n", "package access.sub is"),
+    ],
+    ids=["replace-library-file", "delete-library-file", "join-library-package", "inside-library-namespace"],
+)
+def test_written_policies_cannot_change_the_library(
+    fresh_server: tuple[str, int], fresh_store: Store, method: str, path: str, body: bytes | None, message: str
+) -> None:
+    """The library decides who may call a model (access) and what a medical model needs
+    (models): a token holder may not switch its rules off by writing over or beside it."""
+    status, doc = request(fresh_server, method, path, body)
+    assert (status, doc["code"]) == (400, "invalid_parameter") and message in doc["message"]
+    assert audit(fresh_store) == []
 
 
 @pytest.mark.parametrize(
@@ -182,13 +201,14 @@ def test_a_failed_commit_changes_nothing(library: list[PolicyFile]) -> None:
         with pytest.raises(OSError, match="disk full"):
             await api.put_data("who", "world", commit=broken)
         with pytest.raises(OSError, match="disk full"):
-            await api.delete_policy("builtin/access.rego", commit=broken)
-        assert api.policy("extra.rego") is None and api.policy("builtin/access.rego") is not None
+            await api.delete_policy("team.rego", commit=broken)
+        assert api.policy("extra.rego") is None and api.policy("team.rego") is not None
+        assert await api.query("team/x") == 1
         assert await api.query("who") is None
         with pytest.raises(InvalidRequest):
             await api.put_policy("../x.rego", "package x\n")
 
-    with DataApi(library) as api:
+    with DataApi([*library, PolicyFile("team.rego", "package team\n\nx := 1\n")]) as api:
         asyncio.run(attempt(api))
 
 
@@ -203,23 +223,23 @@ def test_written_policies_survive_a_restart_and_are_announced(tmp_path: Path) ->
         assert served.readline() == f"--allow-policy-writes: writes are audited in {state}\n"
         assert request(served.addr, "PUT", "/v1/policies/extra.rego", EXTRA) == (200, {})
         assert request(
-            served.addr, "DELETE", "/v1/policies/builtin/chaos.rego", token="bob-token-0123456789abcdef"
+            served.addr, "DELETE", "/v1/policies/policies/platform_test.rego", token="bob-token-0123456789abcdef"
         ) == (200, {})
         served.stop()
     # restarted without --allow-policy-writes: what was written is served, and said
     with cli_server("--state-dir", str(state), "policy", "serve", "--token-file", str(tokens), env=env) as served:
         assert request(served.addr, "POST", "/v1/data/extra/greeting", b"{}") == (200, {})  # data.who is unset
         assert request(served.addr, "GET", "/v1/policies/extra.rego")[1]["result"]["raw"] == EXTRA.decode()
-        assert request(served.addr, "GET", "/v1/policies/builtin/chaos.rego")[0] == 404
+        assert request(served.addr, "GET", "/v1/policies/policies/platform_test.rego")[0] == 404
         assert request(served.addr, "PUT", "/v1/policies/more.rego", b"package more\n")[0] == 403
         out, _ = served.stop()
     lines = out.splitlines()
     assert lines[0] == "clients with a token: alice, bob"
     assert lines[1].startswith("policy extra.rego: written over HTTP by alice at ")
     assert lines[1].endswith(f", not in the repo (from the audit log in {state})")
-    assert lines[2].startswith("policy builtin/chaos.rego: deleted over HTTP by bob at ")
+    assert lines[2].startswith("policy policies/platform_test.rego: deleted over HTTP by bob at ")
     assert lines[2].endswith(f", removing the repo's (from the audit log in {state})")
-    assert served.banner.endswith("(16 policy files)\n")  # library and repo: 16, +extra.rego, -chaos.rego
+    assert served.banner.endswith("(16 policy files)\n")  # library and repo: 16, +extra.rego, -platform_test.rego
     check = run_cli("--state-dir", str(state), "audit", "verify", env=env)
     assert (check.returncode, check.stdout) == (0, "audit log intact: 2 records, hash chain verified\n")
 
@@ -248,19 +268,19 @@ def test_a_policy_conflicting_with_its_package_is_refused_at_the_write(
 ) -> None:
     """regorus accepts two rules of one name and fails only when they are queried; the
     write is refused instead, at the place of the conflict, and nothing is recorded."""
-    clash = b'package access\n\nimport rego.v1\n\nallow contains "everyone"\n'
+    team = b'package team\n\nimport rego.v1\n\nallow if input.user == "alice"\n'
+    assert request(fresh_server, "PUT", "/v1/policies/team.rego", team) == (200, {})
+    clash = b'package team\n\nimport rego.v1\n\nallow contains "everyone"\n'
     status, doc = request(fresh_server, "PUT", "/v1/policies/clash.rego", clash)
     assert status == 400
-    assert "clash.rego:5:1" in doc["message"] and "conflicting rules for data.access.allow" in doc["message"]
-    valued = b'package access\n\nimport rego.v1\n\ndefault_group := "x"\n\ndefault_group := "y"\n'
+    assert "clash.rego:5:1" in doc["message"] and "conflicting rules for data.team.allow" in doc["message"]
+    valued = b'package team\n\nimport rego.v1\n\ngroup := "x"\n\ngroup := "y"\n'
     status, doc = request(fresh_server, "PUT", "/v1/policies/valued.rego", valued)
     assert status == 400 and "valued.rego:7:1" in doc["message"], doc
-    assert [p["id"] for p in request(fresh_server, "GET", "/v1/policies")[1]["result"]] == [
-        p["id"] for p in request(fresh_server, "GET", "/v1/policies")[1]["result"] if p["id"].startswith("builtin/")
-    ]
-    body = (
-        b'{"input": {"method": "POST", "path": "/models/production/breast-cancer-api/predict", '
-        b'"user": "a", "groups": ["clinicians"], "consent": true}}'
+    ids = {p["id"] for p in request(fresh_server, "GET", "/v1/policies")[1]["result"]}
+    assert "team.rego" in ids and not ids & {"clash.rego", "valued.rego"}
+    assert request(fresh_server, "POST", "/v1/data/team/allow", b'{"input": {"user": "alice"}}') == (
+        200,
+        {"result": True},
     )
-    assert request(fresh_server, "POST", "/v1/data/access/allow", body) == (200, {"result": True})
-    assert audit(fresh_store) == []
+    assert [event for event, *_ in audit(fresh_store)] == ["policy-written"]
