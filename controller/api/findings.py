@@ -93,6 +93,16 @@ RULES: dict[str, Rule] = {
             "A policy decision took longer than its time limit; the decision is deny",
             "Make the named package's rules cheaper, or raise --policy-timeout; modelplane fails closed.",
         ),
+        Rule(
+            "policy-memory",
+            "A policy decision went over its memory limit (or its process died); the decision is deny",
+            "Make the named package's rules allocate less; modelplane fails closed.",
+        ),
+        Rule(
+            "policy-not-decided",
+            "Decisions were stopped for several resources, so the rest were not decided; the decision is deny",
+            "Fix the rules named in the policy-timeout or policy-memory findings and run again.",
+        ),
     )
 }
 

@@ -49,7 +49,7 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
         "--policy-memory",
         type=_megabytes,
         metavar="MB",
-        # The default is controller.policy.worker.DEFAULT_MEMORY_MB (not imported: parsing stays light).
+        # The default is controller.policy.engine.DEFAULT_MEMORY_MB (not imported: parsing stays light).
         help="memory limit of the engine's process; a query over it is stopped and answered 500 (default: 4096)",
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")

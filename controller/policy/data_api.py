@@ -28,9 +28,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from controller.policy.engine import DEFAULT_TIMEOUT, EngineError
+from controller.policy.engine import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, EngineError
 from controller.policy.sources import BUILTIN, PolicyFile, PolicyLoadError, package_of
-from controller.policy.worker import DEFAULT_MEMORY_MB, EngineWorker
+from controller.policy.worker import EngineWorker
 
 # A path deeper than this is refused: queries are compiled to Rego references and
 # written data nests one object per segment; no real document is this deep.

@@ -15,6 +15,9 @@ from controller.policy.sources import RuleInfo
 # Seconds one decision (or one Data API query) may take before it is stopped and
 # fails closed with policy-timeout.
 DEFAULT_TIMEOUT = 5.0
+# Megabytes one decision (or the Data API's engine process) may allocate before it is
+# stopped and fails closed with policy-memory.
+DEFAULT_MEMORY_MB = 4096
 
 
 class EngineError(Exception):

@@ -33,7 +33,7 @@ from controller.api.findings import Finding, Rule, Severity, Tally
 from controller.loading import LoadedResource
 from controller.loading.loader import may_fork
 from controller.loading.yaml_reader import Document, canonical_json
-from controller.policy.engine import DEFAULT_TIMEOUT, EngineError, PolicyEngine
+from controller.policy.engine import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, EngineError, PolicyEngine
 from controller.policy.masking import scrub, secret_values
 from controller.policy.sources import RuleInfo
 from controller.policy.supervised import Progress, Supervisor
@@ -279,14 +279,37 @@ class _Judge:
             self._one(self.resources[index], findings, records)
         return findings, records
 
-    def timed_out(self, index: int, packages: list[str], seconds: float) -> tuple[list[Finding], list[_Record]]:
+    def stopped(
+        self, index: int, packages: list[str], why: str, seconds: float, memory_mb: int
+    ) -> tuple[list[Finding], list[_Record]]:
+        """The denial of a resource whose decision was stopped: over the time limit
+        (``why`` "time") or its memory limit ("memory")."""
         item = self.resources[index]
         named = ", ".join(packages)
-        error = f"policy-timeout: package {named} did not decide within {seconds:g} s"
+        if why == "time":
+            rule, error = "policy-timeout", f"policy-timeout: package {named} did not decide within {seconds:g} s"
+            message = (
+                f"policy package {named} did not decide {item.ref} within {seconds:g} s; denied (modelplane fails "
+                "closed): make its rules cheaper, or raise --policy-timeout"
+            )
+        else:
+            rule = "policy-memory"
+            error = f"policy-memory: package {named} went over {memory_mb} MB (or its process died)"
+            message = (
+                f"policy package {named} went over its memory limit of {memory_mb} MB deciding {item.ref} (or its "
+                "process died); denied (modelplane fails closed): make its rules allocate less"
+            )
+        finding = Finding(rule, message, item.document.location(()), resource=item.ref)
+        return [finding], [(item.ref, digest(input_for(item)), error)]
+
+    def not_decided(self, index: int, stops: int) -> tuple[list[Finding], list[_Record]]:
+        """The denial of a resource left undecided after ``stops`` decisions were stopped."""
+        item = self.resources[index]
+        error = f"policy-not-decided: {stops} decisions were stopped before this one"
         finding = Finding(
-            "policy-timeout",
-            f"policy package {named} did not decide {item.ref} within {seconds:g} s; denied (modelplane fails "
-            "closed): make its rules cheaper, or raise --policy-timeout",
+            "policy-not-decided",
+            f"{item.ref} was not decided: {stops} policy decisions were stopped (see the policy-timeout and "
+            "policy-memory findings); denied (modelplane fails closed): fix those rules and run again",
             item.document.location(()),
             resource=item.ref,
         )
@@ -371,14 +394,17 @@ def evaluate(
     workers: int | None = None,
     waiver_rules: WaiverRules | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    memory_mb: int = DEFAULT_MEMORY_MB,
     others: Sequence[LoadedResource] = (),
 ) -> PolicyOutcome:
     """Judge ``resources`` with ``engine``'s policies, one decision per resource, in order.
 
-    ``timeout``: seconds one decision (one resource, every package at once) may take.
-    An engine that can be forked decides in supervised child processes, where a
-    runaway rule is stopped at the limit and the resource is denied with
-    ``policy-timeout`` naming the slow package (see :mod:`controller.policy.supervised`).
+    ``timeout``: seconds one decision (one resource, every package at once) may take;
+    ``memory_mb``: what it may allocate. An engine that can be forked decides in
+    supervised child processes, where a runaway rule is stopped at either limit and
+    the resource is denied with ``policy-timeout`` or ``policy-memory`` naming the
+    package at fault; after a few such stops the rest are denied undecided
+    (``policy-not-decided``) (see :mod:`controller.policy.supervised`).
     From a thread (no fork), the embedded engine decides in this process, where
     nothing can stop it; the OPA server engine applies its own HTTP time limit.
 
@@ -426,10 +452,12 @@ def evaluate(
         limit = timeout if timeout is not None else float("inf")
         supervisor = Supervisor(
             judge.run,
-            lambda index, packages: judge.timed_out(index, packages, limit),
+            lambda index, packages, why: judge.stopped(index, packages, why, limit, memory_mb),
             judge.probe,
             [package for package, _ in judge.packages],
             limit,
+            memory_mb=memory_mb,
+            not_decided=judge.not_decided,
         )
         parts = supervisor.decide(slices, workers)
     else:

@@ -7,12 +7,17 @@ this process can interrupt a runaway rule: decisions run in forked children (eac
 with its copy of the engine, its policies and data), and the parent watches them.
 
 Each child reports the index of every resource it starts to decide, then sends
-its results. A child that reports nothing for ``timeout`` seconds is killed: the
-resource it was deciding gets a ``policy-timeout`` denial, naming the packages
-that do not finish on their own within the limit (found by deciding each package
-alone, in parallel children, for that resource); the resources before it in its
-slice are decided again and those after it go on, each in a new child. A child
-that dies for another reason has its slice decided in this process, as before.
+its results. A child may allocate ``memory_mb`` beyond what it inherited (its
+address space is limited). A child that reports nothing for ``timeout`` seconds is
+killed, and one that dies (its memory limit, a signal) is done for: the resource
+it was deciding is denied (``policy-timeout`` or ``policy-memory``), naming the
+packages that do not finish on their own (found by deciding each package alone,
+in parallel children under the same limits, for that resource); the resources
+before it in its slice are decided again and those after it go on, each in a new
+child. Nothing is ever decided in this process, where it could not be stopped.
+After ``max_stopped`` stopped decisions the rest are not decided at all
+(``policy-not-decided``): a runaway rule costs a bounded time, not a multiple of
+the number of resources.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from controller.policy.engine import DEFAULT_MEMORY_MB
+
 Part = TypeVar("Part")  # what deciding a slice gives: (findings, records)
 Progress = Callable[[int], None]
 
+MAX_STOPPED = 3  # stopped decisions before the rest are not decided
 _PROGRESS = b"P"  # + 4 bytes: the index about to be decided
 _RESULT = b"R"  # + 8 bytes of length + the pickled part
 _INDEX = struct.Struct("<I")
@@ -53,23 +61,33 @@ class Supervisor(Generic[Part]):
     """Decides slices of indexes in forked children, ``timeout`` seconds per decision.
 
     ``run(indexes, progress)`` decides some indexes (calling ``progress(i)`` before
-    each); ``timed_out(index, packages)`` is the part for a resource whose decision
-    was stopped; ``probe(index, package)`` decides one package for one resource
-    (run only to find which packages are slow)."""
+    each); ``stopped(index, packages, why)`` is the part for a resource whose decision
+    was stopped (``why``: "time" or "memory"); ``probe(index, package)`` decides one
+    package for one resource (run only to find which packages are at fault);
+    ``not_decided(index, stops)`` is the part for a resource left undecided once
+    ``max_stopped`` decisions were stopped."""
 
     def __init__(
         self,
         run: Callable[[Sequence[int], Progress], Part],
-        timed_out: Callable[[int, list[str]], Part],
+        stopped: Callable[[int, list[str], str], Part],
         probe: Callable[[int, str], Any],
         packages: list[str],
         timeout: float,
+        *,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        max_stopped: int = MAX_STOPPED,
+        not_decided: Callable[[int, int], Part] | None = None,
     ) -> None:
         self.run = run
-        self.timed_out = timed_out
+        self.stopped = stopped  # (index, packages, "time" or "memory") -> the denial
         self.probe = probe
         self.packages = packages
         self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.max_stopped = max_stopped
+        self.not_decided = not_decided  # (index, stops so far) -> the denial of a resource left undecided
+        self._stops = 0
 
     def decide(self, slices: Sequence[Sequence[int]], workers: int) -> list[Part]:
         pending: deque[Sequence[int]] = deque(s for s in slices if len(s))
@@ -77,9 +95,15 @@ class Supervisor(Generic[Part]):
         active: dict[int, _Child] = {}
         try:
             while pending or active:
+                if self._stops >= self.max_stopped and self.not_decided is not None:
+                    while pending:
+                        for index in pending.popleft():
+                            done.append((index, self.not_decided(index, self._stops)))
                 while pending and len(active) < max(1, workers):
                     child = self._start(pending.popleft())
                     active[child.fd] = child
+                if not active:
+                    continue
                 soonest = min(c.deadline for c in active.values())
                 wait = None if soonest == float("inf") else max(0.0, soonest - time.monotonic())
                 readable, _, _ = select.select(list(active), [], [], wait)
@@ -87,12 +111,13 @@ class Supervisor(Generic[Part]):
                     child = active[fd]
                     if self._read(child):  # the child closed its end: finished, or died
                         del active[fd]
-                        done.extend(self._finish(child))
+                        done.extend(self._finish(child, pending))
                 now = time.monotonic()
                 for fd, child in list(active.items()):
                     if now >= child.deadline:
                         del active[fd]
-                        done.extend(self._stop(child, pending))
+                        _kill(child.pid)
+                        done.extend(self._stop(child, pending, "time"))
         finally:
             for child in active.values():
                 _kill(child.pid)
@@ -105,6 +130,7 @@ class Supervisor(Generic[Part]):
         if pid == 0:  # the child: decide, report, leave without the parent's exit handlers
             code = 1
             try:
+                _limit_memory(self.memory_mb)
                 os.close(read)
                 with os.fdopen(write, "wb", buffering=0) as out:
 
@@ -149,17 +175,18 @@ class Supervisor(Generic[Part]):
         del child.buffer[:at]
         return False
 
-    def _finish(self, child: _Child) -> list[tuple[int, Part]]:
-        os.close(child.fd)
+    def _finish(self, child: _Child, pending: deque[Sequence[int]]) -> list[tuple[int, Part]]:
         _, status = os.waitpid(child.pid, 0)
         if status == 0 and child.result is not None:
+            os.close(child.fd)
             return [(child.part[0], pickle.loads(child.result))]
-        # It died without a result (not a timeout: that is handled before). Decide here.
-        return [(child.part[0], self.run(child.part, _ignore))]
+        # It died without a result (its memory limit, a signal): never decided here,
+        # where nothing could stop it.
+        return self._stop(child, pending, "memory")
 
-    def _stop(self, child: _Child, pending: deque[Sequence[int]]) -> list[tuple[int, Part]]:
-        _kill(child.pid)
+    def _stop(self, child: _Child, pending: deque[Sequence[int]], why: str) -> list[tuple[int, Part]]:
         os.close(child.fd)
+        self._stops += 1
         part = list(child.part)
         stuck = child.current if child.current is not None else part[0]
         at = part.index(stuck)
@@ -168,16 +195,19 @@ class Supervisor(Generic[Part]):
             pending.appendleft(after)
         if before:
             pending.appendleft(before)
-        return [(stuck, self.timed_out(stuck, self._slow_packages(stuck)))]
+        return [(stuck, self.stopped(stuck, self._failing_packages(stuck), why))]
 
-    def _slow_packages(self, index: int) -> list[str]:
-        """The packages that, decided alone for this resource, do not finish in time."""
+    def _failing_packages(self, index: int) -> list[str]:
+        """The packages that, decided alone for this resource (under the same limits), do
+        not finish in time or die."""
         children: dict[int, str] = {}
+        failing: list[str] = []
         for package in self.packages:
             pid = os.fork()
             if pid == 0:
                 code = 1
                 try:
+                    _limit_memory(self.memory_mb)
                     self.probe(index, package)
                     code = 0
                 finally:
@@ -186,19 +216,30 @@ class Supervisor(Generic[Part]):
         deadline = time.monotonic() + self.timeout
         while children and time.monotonic() < deadline:
             for pid in list(children):
-                if os.waitpid(pid, os.WNOHANG)[0]:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    if status != 0:
+                        failing.append(children[pid])
                     del children[pid]
             time.sleep(0.01)
         for pid in children:
             _kill(pid)
-        return sorted(children.values()) or list(self.packages)
+        return sorted([*failing, *children.values()]) or list(self.packages)
+
+
+def _limit_memory(memory_mb: int) -> None:
+    """Let this (forked) process allocate at most ``memory_mb`` beyond what it holds now."""
+    if memory_mb <= 0:
+        return
+    import resource
+
+    with contextlib.suppress(OSError, ValueError):
+        pages = int(open("/proc/self/statm").read().split()[0])  # noqa: SIM115 - a forked child, about to work
+        limit = pages * os.sysconf("SC_PAGE_SIZE") + memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-
-
-def _ignore(index: int) -> None:
-    return None

@@ -38,10 +38,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
-from controller.policy.engine import EngineError
+from controller.policy.engine import DEFAULT_MEMORY_MB, EngineError
 from controller.policy.sources import PolicyFile, PolicyLoadError
 
-DEFAULT_MEMORY_MB = 4096
 # Compiling policies and loading data is not an evaluation; it is linear in their size,
 # but a large data document takes a while: loads get this long at least.
 LOAD_TIMEOUT_S = 60.0

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from controller.loading import DEFAULT_PATHS, load
 from controller.policy.data_api import DataApi
-from controller.policy.engine import DEFAULT_TIMEOUT
+from controller.policy.engine import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 from controller.policy.evaluate import data_for
 from controller.policy.sources import PolicyFile, discover
-from controller.policy.worker import DEFAULT_MEMORY_MB
 from controller.server import data_api
 from controller.server.app import create_app
 from controller.server.guard import Guard, check

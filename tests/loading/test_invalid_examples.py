@@ -31,6 +31,8 @@ def test_every_rule_has_an_invalid_example() -> None:
     policy = {
         "policy-engine-error",
         "policy-timeout",
+        "policy-memory",
+        "policy-not-decided",
         "waiver-expired",
         "waiver-unknown-rule",
         "waiver-too-long",

@@ -73,3 +73,18 @@ def test_a_nonsense_limit_is_a_usage_error(platform: Path, value: str) -> None:
     out = run(platform, "validate", "--policy-timeout", value)
     assert out.returncode == 2
     assert "is not a number of seconds between 0 and 3600" in out.stderr
+
+
+def test_a_rule_that_allocates_without_end_is_stopped_and_the_rest_not_decided(platform: Path) -> None:
+    """A pushed rule asking for ~24 GB per resource dies in its decider, never in the
+    validating process; after three such stops the rest are denied undecided."""
+    (platform / "policies" / "hog.rego").write_text(
+        'package hog\n\nimport rego.v1\n\ndeny_big contains "x" if count(numbers.range(1, 1000000000)) < 0\n'
+    )
+    out = run(platform, "validate", "-o", "json")
+    assert out.returncode == 1, out.stderr
+    findings = json.loads(out.stdout)["findings"]
+    rules = [f["rule"] for f in findings if f["rule"].startswith("policy-")]
+    assert rules.count("policy-memory") == 3 and set(rules) == {"policy-memory", "policy-not-decided"}
+    memory = next(f for f in findings if f["rule"] == "policy-memory")
+    assert "policy package hog went over its memory limit of 4096 MB" in memory["message"]
