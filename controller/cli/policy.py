@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from controller.cli.common import EXIT_OK, fail, policy_sources, policy_timeout, timeout_flag
+from controller.cli.common import EXIT_OK, fail, policy_sources, policy_timeout, store, timeout_flag
 
 
 def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
@@ -26,6 +26,23 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     test.add_argument("--verbose", "-v", action="store_true", help="list passing tests too")
     test.add_argument("--no-coverage", action="store_true", help="skip the coverage report")
     test.set_defaults(func=test_policies)
+    written = sub.add_parser(
+        "written",
+        parents=[state],
+        help="list the policies written or deleted over HTTP that 'policy serve' replays over the repo's",
+    )
+    written.set_defaults(func=list_written)
+    forget = sub.add_parser(
+        "forget",
+        parents=[state],
+        help="drop what was written (or deleted) over HTTP for a policy id: the repo's version is served again",
+        description="Record (in the audit log) that the write of ID over HTTP no longer applies: from the next "
+        "start, 'policy serve' serves the repo's version of ID, if it has one. Use it when the repo's policies "
+        "no longer load with a written one.",
+    )
+    forget.add_argument("id", metavar="ID", help="the policy id, as 'policy written' lists it")
+    forget.add_argument("--as", dest="actor", required=True, metavar="NAME", help="who drops it (audited)")
+    forget.set_defaults(func=forget_written)
     serve_cmd = sub.add_parser(
         "serve",
         parents=[state],
@@ -122,6 +139,31 @@ def test_policies(args: argparse.Namespace) -> int:
     if coverage is not None:
         print(f"coverage: {coverage:.1f}% of policy lines")
     return run.exit_code
+
+
+def list_written(args: argparse.Namespace) -> int:
+    with store(args) as opened:
+        writes = opened.policy_writes.current(texts=False)
+    for w in writes:
+        print(f"{w.id}: {'written' if w.text is not None else 'deleted'} over HTTP by {w.client} at {w.at}")
+    if not writes:
+        print("No policies written over HTTP are in force.")
+    return EXIT_OK
+
+
+def forget_written(args: argparse.Namespace) -> int:
+    from controller.api.identity import IdentityError, normalise
+
+    try:
+        actor = normalise(args.actor)
+    except IdentityError as exc:
+        return fail(str(exc))
+    with store(args) as opened:
+        dropped = opened.policy_writes.forget(args.id, actor)
+    if not dropped:
+        return fail(f"no policy written over HTTP is in force for {args.id!r} (see 'modelplane policy written')")
+    print(f"{args.id}: the write over HTTP no longer applies (audited, by {actor}); restart 'policy serve'")
+    return EXIT_OK
 
 
 def _megabytes(text: str) -> int:

@@ -23,7 +23,7 @@ from controller.loading import DEFAULT_PATHS, load
 from controller.policy.data_api import DataApi
 from controller.policy.engine import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 from controller.policy.evaluate import data_for
-from controller.policy.sources import PolicyFile, discover
+from controller.policy.sources import PolicyFile, PolicyLoadError, discover
 from controller.server import data_api
 from controller.server.app import create_app
 from controller.server.guard import Guard, check
@@ -80,6 +80,26 @@ def _replay(files: list[PolicyFile], store: Store) -> tuple[list[PolicyFile], li
     return list(by_id.values()), replayed
 
 
+def _named_written(exc: PolicyLoadError, replayed: list[Replayed]) -> PolicyLoadError:
+    """``exc`` saying so when a policy written over HTTP is at fault (or is the other side
+    of a conflict), and how to serve without it."""
+    involved = [r.write for r in replayed if r.write.id == exc.file or f"{r.write.id}:" in exc.message]
+    if not involved:
+        return exc
+    notes = "; ".join(
+        f"{w.id} was {'written' if w.text is not None else 'deleted'} over HTTP by {w.client} at {w.at}"
+        for w in involved
+    )
+    remedy = " or ".join(f"'modelplane policy forget {w.id} --as YOU'" for w in involved)
+    return PolicyLoadError(
+        f"{exc.message} ({notes}: the repo's policies no longer load with it; to serve the repo's policies "
+        f"without it, run {remedy}, audited)",
+        exc.file,
+        exc.line,
+        exc.column,
+    )
+
+
 def serve_data_api(
     policies: str | Path | Sequence[str],
     paths: Sequence[str] = (),
@@ -123,7 +143,11 @@ def serve_data_api(
         resources = load(chosen).resources if chosen else []
         data = {"modelplane": data_for(resources, context_for())}
         limit, memory = timeout or DEFAULT_TIMEOUT, memory_mb or DEFAULT_MEMORY_MB
-        with DataApi(files, data, timeout=limit, memory_mb=memory) as api:
+        try:
+            api = DataApi(files, data, timeout=limit, memory_mb=memory)
+        except PolicyLoadError as exc:
+            raise _named_written(exc, replayed) from None
+        with api:
             routes = data_api.routes(
                 api,
                 store.policy_writes if store is not None else None,

@@ -20,6 +20,7 @@ from controller.state.db import Database
 
 POLICY_WRITTEN = "policy-written"
 POLICY_DELETED = "policy-deleted"
+POLICY_FORGOTTEN = "policy-forgotten"  # an operator dropped a write: the repo's version (if any) is served again
 DATA_WRITTEN = "data-written"
 
 
@@ -55,27 +56,41 @@ class PolicyWrites:
     def delete(self, policy_id: str, client: str) -> None:
         self._audit.append(POLICY_DELETED, f"policy/{policy_id}", {"id": policy_id}, actor=client)
 
+    def forget(self, policy_id: str, actor: str) -> bool:
+        """Drop what was written (or deleted) over HTTP for ``policy_id``, so the repo's
+        version, if any, is served again (audited, with ``actor``); False when nothing
+        written is in force for that id."""
+        if policy_id not in {w.id for w in self.current(texts=False)}:
+            return False
+        self._audit.append(POLICY_FORGOTTEN, f"policy/{policy_id}", {"id": policy_id}, actor=actor)
+        return True
+
     def data_written(self, path: str, body: bytes, client: str) -> None:
         """Record a document written to ``data.<path>``: its digest and size, not its content."""
         self._audit.append(
             DATA_WRITTEN, f"data/{path}", {"path": path, "sha256": sha256(body), "bytes": len(body)}, actor=client
         )
 
-    def current(self) -> list[WrittenPolicy]:
-        """Every policy id ever written or deleted, with its last write, in the order of
-        those last writes. Raises :class:`~controller.state.artifacts.ArtifactError` when
-        a written text is missing or does not match its recorded digest."""
+    def current(self, *, texts: bool = True) -> list[WrittenPolicy]:
+        """Every policy id written or deleted and not forgotten since, with its last write,
+        in the order of those last writes. Raises
+        :class:`~controller.state.artifacts.ArtifactError` when a written text is missing
+        or does not match its recorded digest (with ``texts``; without, texts are "")."""
         last: dict[str, Record] = {}
-        for record in self._audit.records(events=(POLICY_WRITTEN, POLICY_DELETED)):
+        for record in self._audit.records(events=(POLICY_WRITTEN, POLICY_DELETED, POLICY_FORGOTTEN)):
             policy_id = str(record.payload["id"])
             last.pop(policy_id, None)  # keep the dict in the order of last writes
-            last[policy_id] = record
+            if record.event != POLICY_FORGOTTEN:
+                last[policy_id] = record
         return [
             WrittenPolicy(
                 policy_id,
-                self._artifacts.get(str(r.payload["sha256"])).decode("utf-8") if r.event == POLICY_WRITTEN else None,
+                (self._text(r) if texts else "") if r.event == POLICY_WRITTEN else None,
                 r.actor,
                 r.at,
             )
             for policy_id, r in last.items()
         ]
+
+    def _text(self, record: Record) -> str:
+        return self._artifacts.get(str(record.payload["sha256"])).decode("utf-8")

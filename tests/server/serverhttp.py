@@ -110,15 +110,17 @@ def cli_env(token: str | None = TOKEN, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def run_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 30, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """A command that is expected to end by itself (a refused start)."""
     return subprocess.run(
-        [str(MODELPLANE), *args], capture_output=True, text=True, env=dict(env or cli_env()), timeout=timeout
+        [str(MODELPLANE), *args], capture_output=True, text=True, env=dict(env or cli_env()), timeout=timeout, cwd=cwd
     )
 
 
 @contextmanager
-def cli_server(*args: str, env: Mapping[str, str] | None = None) -> Iterator[Served]:
+def cli_server(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Iterator[Served]:
     """``modelplane policy serve --port 0 ARGS`` until the block ends (killed then, unless
     the test stopped it). ``args`` holding ``policy`` are the whole command line instead
     (for global flags: ``--state-dir DIR policy serve ...``)."""
@@ -127,7 +129,12 @@ def cli_server(*args: str, env: Mapping[str, str] | None = None) -> Iterator[Ser
         argv += ["--port", "0"]
     # Unbuffered: lines read here are not taken from what stop() reads later.
     proc = subprocess.Popen(
-        [str(MODELPLANE), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env or cli_env()), bufsize=0
+        [str(MODELPLANE), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env or cli_env()),
+        bufsize=0,
+        cwd=cwd,
     )
     try:
         assert proc.stdout is not None

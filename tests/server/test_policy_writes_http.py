@@ -6,6 +6,7 @@ across a restart (policies), and never by an id that climbs out of its place."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -284,3 +285,35 @@ def test_a_policy_conflicting_with_its_package_is_refused_at_the_write(
         {"result": True},
     )
     assert [event for event, *_ in audit(fresh_store)] == ["policy-written"]
+
+
+def test_a_written_policy_the_repo_now_conflicts_with_is_named_and_can_be_forgotten(tmp_path: Path) -> None:
+    """The repo moved on and no longer loads with a policy written over HTTP: the start
+    says which write, by whom, and how to drop it; dropping it is audited."""
+    platform = tmp_path / "platform"
+    shutil.copytree("specs", platform / "specs")
+    shutil.copytree("policies", platform / "policies")
+    state = platform / ".modelplane"
+    env = cli_env()
+    with cli_server("policy", "serve", "--allow-policy-writes", cwd=platform, env=env) as served:
+        written = b'package platform\n\ndefault resource_name := "x"\n'
+        assert request(served.addr, "PUT", "/v1/policies/c2.rego", written) == (200, {})
+        served.stop()
+    with (platform / "policies" / "platform.rego").open("a") as repo_policy:
+        repo_policy.write('\ndefault resource_name := "z"\n')
+    refused = run_cli("policy", "serve", "--port", "0", cwd=platform, env=env)
+    assert refused.returncode == 2
+    assert "multiple default rules for data.platform.resource_name" in refused.stderr
+    assert "c2.rego was written over HTTP by default at " in refused.stderr
+    assert "run 'modelplane policy forget c2.rego --as YOU'" in refused.stderr
+    listed = run_cli("policy", "written", cwd=platform, env=env)
+    assert listed.stdout.startswith("c2.rego: written over HTTP by default at ")
+    assert run_cli("policy", "forget", "c2.rego", "--as", "Alice", cwd=platform, env=env).returncode == 0
+    assert run_cli("policy", "written", cwd=platform, env=env).stdout == "No policies written over HTTP are in force.\n"
+    with cli_server("policy", "serve", cwd=platform, env=env) as served:
+        assert request(served.addr, "GET", "/v1/policies/c2.rego")[0] == 404
+        served.stop()
+    opened = Store(state)
+    assert [(r.event, r.actor) for r in opened.audit.records()][-1] == ("policy-forgotten", "alice")
+    opened.close()
+    assert run_cli("policy", "forget", "c2.rego", "--as", "alice", cwd=platform, env=env).returncode == 2
