@@ -12,6 +12,8 @@ import re
 import unicodedata
 
 PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9._@+-]{0,126}[a-z0-9])?")
+# The controller's own name in the audit log: no person may act under it.
+RESERVED = frozenset({"modelplane"})
 
 
 class IdentityError(ValueError):
@@ -27,4 +29,6 @@ def normalise(raw: str) -> str:
             f"{raw!r} is not an identity: use letters, digits and . _ @ + - "
             "(at most 128, starting and ending with a letter or digit), e.g. alice or alice@example.org"
         )
+    if text in RESERVED:
+        raise IdentityError(f"{raw!r} is the controller's own name in the audit log: name the person instead")
     return text

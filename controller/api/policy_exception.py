@@ -23,6 +23,9 @@ RULE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 MIN_REASON_CHARS = 12
 # What people type to get past a required field.
 PLACEHOLDERS = frozenset({"todo", "tbd", "n/a", "na", "none", "fixme", "xxx", "test", "temp", "reason", "waiver", "-"})
+# Words that mark a reason as not written yet, wherever they appear in it.
+NOT_YET_WRITTEN = frozenset({"todo", "tbd", "fixme", "placeholder", "lorem", "ipsum", "asdf", "qwerty", "xxx", "wip"})
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
 def _reason(value: str) -> str:
@@ -34,6 +37,11 @@ def _reason(value: str) -> str:
             "retention clock applies.'"
         )
     words = {w.casefold() for w in re.findall(r"[^\W\d_]+", text)}
+    unwritten = sorted(words & NOT_YET_WRITTEN)
+    if unwritten:
+        raise ValueError(
+            f"reason {value.strip()!r} is not written yet ({', '.join(unwritten)}): say why the rule does not apply"
+        )
     meaningful = {w for w in words if w not in PLACEHOLDERS and len(set(w)) > 1}
     if len(meaningful) < 2:
         raise ValueError(
@@ -68,6 +76,13 @@ class PolicyExceptionSpec(StrictModel):
     @classmethod
     def _identity(cls, value: str) -> str:
         return normalise(value)
+
+    @field_validator("approvedAt", "expires", mode="before")
+    @classmethod
+    def _a_day(cls, value: object) -> object:
+        if isinstance(value, str) and not _DAY.match(value.strip()):
+            raise ValueError(f"{value!r} is not a day: write YYYY-MM-DD")
+        return value
 
     @model_validator(mode="after")
     def _expires_after_approval(self) -> PolicyExceptionSpec:

@@ -75,6 +75,11 @@ def judged(text: str, rules: WaiverRules | None = None):  # type: ignore[no-unty
         "TODO: TODO TODO TODO TODO",
         "n/a n/a n/a n/a n/a",
         "xxxxxxxxxxx xxxxxxxxxxxxx",
+        "TODO: fill in later please ok",
+        "tbd, will explain later",
+        "placeholder reason here",
+        "lorem ipsum dolor sit amet",
+        "asdf qwerty zxcv uiop",
     ],
 )
 def test_a_reason_must_say_why(reason: str) -> None:
@@ -88,6 +93,18 @@ def test_an_approver_must_be_an_identity(who: str) -> None:
     (finding,) = load_text(waiver(approved_by=who), "w.yaml").findings
     assert (finding.rule, finding.location.line) == ("invalid-value", 8)
     assert "identity" in finding.message
+
+
+def test_no_waiver_is_approved_in_the_controllers_name() -> None:
+    (finding,) = load_text(waiver(approved_by="ModelPlane"), "w.yaml").findings
+    assert (finding.rule, finding.location.line) == ("invalid-value", 8)
+    assert "the controller's own name" in finding.message
+
+
+def test_approved_at_is_a_day_not_a_timestamp() -> None:
+    text = waiver().replace(f"approvedAt: {TODAY - timedelta(days=10)}", "approvedAt: '2026-11-01T00:00:00'")
+    (finding,) = load_text(text, "w.yaml").findings
+    assert finding.location.line == 9 and "is not a day: write YYYY-MM-DD" in finding.message
 
 
 def test_approver_is_normalised_as_approvals_are() -> None:
