@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from controller.api.common import StrictModel
-from controller.api.identity import normalise
+from controller.api.identity import IdentityError, normalise
+from controller.api.located import field_error
 
 FILE_NAME = "modelplane.yaml"
 DEFAULT_WAIVER_MAX_DAYS = 180
@@ -91,7 +92,13 @@ class ProjectSpec(StrictModel):
             return None
         if not value:
             raise ValueError("an empty approver list would let nobody approve: remove the key to allow anyone")
-        return [normalise(v) for v in value]
+        out = []
+        for i, raw in enumerate(value):
+            try:
+                out.append(normalise(raw))
+            except IdentityError as exc:
+                raise field_error(i, message=str(exc)) from None
+        return out
 
 
 class ProjectMetadata(StrictModel):

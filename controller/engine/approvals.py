@@ -10,6 +10,7 @@ whoever runs it: authenticated sources come with the controller's server.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -32,6 +33,11 @@ class ApprovalResult:
 
 
 def _waiting(store: Store, model: str, ref: str) -> int:
+    known = store.registry.models()
+    if model not in known:
+        close = difflib.get_close_matches(model, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (registered: {', '.join(known) or 'none yet'})"
+        raise ApprovalRefused(f"no versions of a Model named {model!r} are registered{hint}")
     try:
         number = store.registry.resolve(model, ref)
     except KeyError as exc:

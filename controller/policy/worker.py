@@ -283,12 +283,16 @@ class EngineWorker:
             self._call({"op": "keep"})
 
     def _call(self, request: dict[str, Any], *, evaluation: bool = False) -> dict[str, Any]:
+        if self._process is not None and self._process.poll() is not None:
+            self._restart()  # it died while idle (killed from outside): start again before asking
         process = self._process
         if process is None:
             raise EngineError("the policy engine is closed")
         assert process.stdin is not None and process.stdout is not None
         limit = self.timeout if evaluation else max(self.timeout, LOAD_TIMEOUT_S)
-        what = f"data.{request['path']}" if request["op"] == "query" else "the policies"
+        what = ("data." + request["path"]).rstrip(".") if request["op"] == "query" else "the policies"
+        if request["op"] == "data":
+            what = "the data document"
         if request["op"] == "check":
             what = "package " + ", ".join(request["packages"])
         try:
@@ -310,9 +314,10 @@ class EngineWorker:
             except subprocess.TimeoutExpired:
                 code = None
             self._restart()
+            cause = "a rule allocates without end" if evaluation else "it is too large"
             raise EngineStopped(
-                f"the policy engine stopped while evaluating {what} ({_how(code)}): over its memory limit of "
-                f"{self.memory_mb} MB (--policy-memory) if a rule allocates without end; it was restarted"
+                f"the policy engine stopped on {what} ({_how(code)}): over its memory limit of "
+                f"{self.memory_mb} MB (--policy-memory) if {cause}; it was restarted"
             )
         if "error" in answer:
             if answer["error"] == "load":

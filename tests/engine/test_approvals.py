@@ -108,3 +108,11 @@ def test_the_cli_refuses_with_one_line(store: Store, capsys: pytest.CaptureFixtu
     assert main(["approve", "m", "Staging", "--as", "alice", "--state-dir", state]) == 0
     assert main(["approve", "m", "Staging", "--as", "alice", "--revoke", "--state-dir", state]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "alice withdrew the approval of m v4 (0 approval(s) left)."
+
+
+def test_a_misspelt_model_is_named_as_such(store: Store) -> None:
+    version(store, 1, Stage.STAGING)
+    with pytest.raises(ApprovalRefused, match=r"no versions of a Model named 'mm' are registered; did you mean 'm'\?"):
+        approve(store, "mm", "Staging", "alice")
+    with pytest.raises(ApprovalRefused, match=r"registered: m\)"):
+        approve(store, "breast-cancer-classifer", "Staging", "alice")
