@@ -6,7 +6,6 @@ hash to plan). Paths are relative to the platform repo root.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import time
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from controller.api import Dataset
 from controller.api.dataset import SKLEARN_DATASETS, DataFormat
+from controller.loading.project import data_roots
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,28 +121,6 @@ def _sha256(data: bytes) -> str:
 
 def _spec_path(dataset: Dataset) -> str:
     return dataset.spec.source.path or ""
-
-
-def data_roots(root: Path) -> tuple[Path, ...]:
-    """Where data may be read from: the repo, and the project file's ``dataRoots``
-    (read once per version of the file: a plan asks for every data file)."""
-    from controller.api.project import FILE_NAME
-
-    try:
-        stat = (root / FILE_NAME).stat()
-        version: tuple[int, ...] | None = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
-    except OSError:
-        version = None
-    return _data_roots(root.resolve(), version)
-
-
-@functools.lru_cache(maxsize=8)
-def _data_roots(root: Path, version: tuple[int, ...] | None) -> tuple[Path, ...]:
-    from controller.loading.project import read_project
-
-    project = read_project(root).project if version is not None else None
-    extra = project.spec.dataRoots if project is not None else []
-    return (root, *(Path(p).resolve() for p in extra))
 
 
 def _local_path(dataset: Dataset, root: Path) -> Path:

@@ -24,10 +24,10 @@ from array import array
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.api.findings import Location
-from controller.loading.references import Edge
+from controller.loading.references import Columns, ColumnUse, Edge
 from controller.loading.yaml_reader import Document
 
 if TYPE_CHECKING:
@@ -80,10 +80,45 @@ def _encode(result: LoadResult) -> str:
                 [at.line, at.column],
                 [[e.kind, e.name, list(e.path), e.location.line, e.location.column] for e in item.edges],
                 [doc.index, doc.line, doc.column, doc.root, base64.b64encode(doc.positions.tobytes()).decode()],
+                _encode_columns(item.columns),
             ]
         )
         texts.append(doc.canonical_json())
     return "\n".join([json.dumps(meta, separators=(",", ":")), *texts])
+
+
+def _at(location: Location | None) -> list[int] | None:
+    return None if location is None else [location.line, location.column]
+
+
+def _encode_columns(columns: Columns | None) -> list[Any] | None:
+    """A resource's column facts (and a Dataset's data path): checked across resources,
+    so a remembered file must bring them back."""
+    if columns is None:
+        return None
+    uses = [[u.column, u.role, list(u.path), u.location.line, u.location.column] for u in columns.uses]
+    declared = list(columns.declared) if columns.declared is not None else None
+    dataset_at, path_at = _at(columns.dataset_at), _at(columns.path_at)
+    return [columns.dataset, declared, columns.target, uses, dataset_at, columns.path, path_at]
+
+
+def _decode_columns(name: str, value: list[Any] | None) -> Columns | None:
+    if value is None:
+        return None
+    dataset, declared, target, uses, dataset_at, path, path_at = value
+
+    def at(pair: list[int] | None) -> Location | None:
+        return None if pair is None else Location(name, pair[0], pair[1])
+
+    return Columns(
+        dataset,
+        tuple(declared) if declared is not None else None,
+        target,
+        tuple(ColumnUse(c, role, tuple(p), Location(name, ln, col)) for c, role, p, ln, col in uses),
+        at(dataset_at),
+        path,
+        at(path_at),
+    )
 
 
 class SpecCache:
@@ -155,7 +190,7 @@ class SpecCache:
         try:
             meta, *texts = value.split("\n")
             resources: list[LoadedResource] = []
-            for (kind, rname, at, edges, (index, line, column, root, packed)), text in zip(
+            for (kind, rname, at, edges, (index, line, column, root, packed), columns), text in zip(
                 json.loads(meta), texts, strict=True
             ):
                 document = None
@@ -170,6 +205,7 @@ class SpecCache:
                         Location(name, at[0], at[1]),
                         tuple(Edge(k, n, tuple(p), Location(name, ln, col)) for k, n, p, ln, col in edges),
                         document,
+                        columns=_decode_columns(name, columns),
                     )
                 )
         except (ValueError, TypeError, KeyError):  # an entry that does not decode: load the file again

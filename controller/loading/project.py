@@ -7,6 +7,7 @@ reported at file:line:column.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,3 +57,21 @@ def read_project(root: Path) -> ProjectFile:
         return ProjectFile(root, Project.model_validate(doc.data))
     except ValidationError as exc:
         raise ProjectError(errors.translate_all(exc, Project, doc, "Project")) from None
+
+
+def data_roots(root: Path) -> tuple[Path, ...]:
+    """Where data may be read from: the repo, and the project file's ``dataRoots``
+    (read once per version of the file: a plan asks for every data file)."""
+    try:
+        stat = (root / FILE_NAME).stat()
+        version: tuple[int, ...] | None = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
+    except OSError:
+        version = None
+    return _data_roots(root.resolve(), version)
+
+
+@functools.lru_cache(maxsize=8)
+def _data_roots(root: Path, version: tuple[int, ...] | None) -> tuple[Path, ...]:
+    project = read_project(root).project if version is not None else None
+    extra = project.spec.dataRoots if project is not None else []
+    return (root, *(Path(p).resolve() for p in extra))

@@ -53,6 +53,8 @@ class Columns:
     target: str | None = None
     uses: tuple[ColumnUse, ...] = ()
     dataset_at: Location | None = None  # where a Model names its Dataset
+    path: str | None = None  # a Dataset's data file (spec.source.path), relative to the repo root
+    path_at: Location | None = None  # where it is written
 
 
 def columns_of(resource: Resource, doc: Document) -> Columns | None:
@@ -66,7 +68,14 @@ def columns_of(resource: Resource, doc: Document) -> Columns | None:
         declared: tuple[str, ...] | None = tuple(c.name for c in spec.columns) or None
         if declared is None and derived is not None and derived.columns:
             declared = tuple(derived.columns)
-        return Columns(derived.dataset if derived else None, declared, spec.target)
+        path = spec.source.path
+        return Columns(
+            derived.dataset if derived else None,
+            declared,
+            spec.target,
+            path=path,
+            path_at=doc.location(("spec", "source", "path")) if path else None,
+        )
     if isinstance(resource, Model):
         model = resource.spec
         uses: list[tuple[str, str, tuple[str | int, ...]]] = [

@@ -37,6 +37,7 @@ def _described(result: LoadResult) -> list[object]:
                 doc.canonical_json(),
                 item.location(("spec",)),
                 item.model().model_dump(mode="json"),
+                item.columns,
             )
         )
     return out
@@ -150,3 +151,18 @@ def test_parallel_misses_are_remembered_and_match(tmp_path: Path, monkeypatch: p
     cache = _cache(tmp_path)
     assert _described(load(["specs"], keep="data", workers=2, cache=cache)) == plain
     assert cache.hits == PARALLEL_MIN_FILES + 10
+
+
+def test_column_facts_of_a_remembered_file_are_still_checked(tree: Path) -> None:
+    """Columns are checked across files: a Dataset that stops declaring a Model's feature
+    is reported even though the Model's file is remembered, not parsed."""
+    paths = ["specs", "chaos"]
+    assert load(paths, keep="data", cache=_cache(tree)).findings == []
+    dataset = tree / "specs" / "datasets" / "breast-cancer.yaml"
+    dataset.write_text(dataset.read_text().replace("name: mean radius", "name: mean radios"))
+    cache = _cache(tree)
+    result = load(paths, keep="references", cache=cache)
+    assert cache.hits > 0
+    assert [(f.rule, f.location.file) for f in result.findings if "mean radius" in f.message] == [
+        ("invalid-value", "specs/models/breast-cancer-classifier.yaml")
+    ]

@@ -126,3 +126,24 @@ def test_a_spec_or_policy_linked_from_outside_the_repo_is_refused_not_read(
     (repo / "specs" / "again.yaml").symlink_to(repo / "specs" / "datasets" / "breast-cancer.yaml")
     out = validate(repo, "--no-policy")
     assert "outside the repo" not in out.stdout and "duplicate" in out.stdout
+
+
+def test_a_data_file_linked_from_outside_the_repo_is_refused_at_validation(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The Dataset's path is in the repo, but a link takes it out: refused by validate at
+    the path's line and column, unless the project file lists where it leads."""
+    mount = tmp_path_factory.mktemp("mount")
+    data = repo / "data" / "breast-cancer.csv"
+    shutil.move(data, mount / "breast-cancer.csv")
+    data.symlink_to(mount / "breast-cancer.csv")
+    out = validate(repo, "--no-policy")
+    assert out.returncode == 1
+    assert out.stdout.startswith(
+        "specs/datasets/breast-cancer.yaml:14:11: error [invalid-value] Dataset/breast-cancer: "
+        "data file 'data/breast-cancer.csv' leads outside the repo (to "
+    )
+    (repo / "modelplane.yaml").write_text(
+        f"apiVersion: modelplane.io/v1alpha1\nkind: Project\nmetadata: {{name: p}}\nspec:\n  dataRoots: ['{mount}']\n"
+    )
+    assert validate(repo, "--no-policy").returncode == 0
