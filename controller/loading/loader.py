@@ -481,8 +481,8 @@ def load(
     if not context:
         result.findings.extend(check_references(result.resources, result.invalid))
         return result
-    chosen = set(names)
-    others = [n for n in discover(context) if n not in chosen]
+    chosen = {os.path.realpath(n) for n in names if n != STDIN_NAME}  # a file named two ways is one file
+    others = [n for n in discover(context) if os.path.realpath(n) not in chosen]
     rest = _load_each(others, None, max_file_bytes, keep, {})
     result.context = [r for part in rest for r in part.resources]
     for part in rest:

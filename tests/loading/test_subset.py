@@ -147,3 +147,8 @@ def test_a_data_file_linked_from_outside_the_repo_is_refused_at_validation(
         f"apiVersion: modelplane.io/v1alpha1\nkind: Project\nmetadata: {{name: p}}\nspec:\n  dataRoots: ['{mount}']\n"
     )
     assert validate(repo, "--no-policy").returncode == 0
+
+
+def test_a_file_named_by_its_absolute_path_is_not_loaded_twice(repo: Path) -> None:
+    out = validate(repo, "--no-policy", str(repo / DATASET))
+    assert (out.returncode, out.stdout) == (0, "OK 1 file, 1 resource: 0 errors, 0 warnings\n"), out.stdout
