@@ -1,7 +1,8 @@
 """Rules that cannot stand together, found when policies load, not when they are queried.
 
-Called by :class:`controller.policy.embedded.EmbeddedEngine` with regorus' AST of
-every loaded module. regorus accepts such policies and fails (or answers
+Called by :class:`controller.policy.embedded.EmbeddedEngine` with the facts of every
+loaded module (:class:`ModuleFacts`, read from regorus' AST, or for the built-in
+library from its generated index). regorus accepts such policies and fails (or answers
 arbitrarily) only when the rule is evaluated; OPA refuses them when it compiles.
 Refused here, as OPA does, at the location of the later definition:
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from controller.policy.sources import PolicyLoadError
+from controller.policy.sources import PolicyLoadError, RuleInfo, rules_from_ast
 
 _LITERALS = ("String", "RawString")
 
@@ -70,7 +71,10 @@ def _path(ref: Any) -> tuple[list[str], bool] | None:
     return None
 
 
-def _definition(package: str, file: str, rule: dict[str, Any], order: int) -> _Definition | None:
+Fact = tuple[str, str, bool, int, int]  # (path below the package, kind, default, line, column)
+
+
+def _definition(rule: dict[str, Any]) -> Fact | None:
     ((variant, body),) = rule.items()
     if variant == "Default":
         found = _path(body.get("refr"))
@@ -92,29 +96,74 @@ def _definition(package: str, file: str, rule: dict[str, Any], order: int) -> _D
     if found is None:
         return None
     line, column = _span(head)
-    return _Definition(".".join([package, *found[0]]), kind, default, file, line, column, order)
+    return ".".join(found[0]), kind, default, line, column
+
+
+@dataclass(frozen=True)
+class ModuleFacts:
+    """What the checks need of one module: its package, its rules (name, line) and
+    every rule definition (see :data:`Fact`)."""
+
+    file: str
+    package: str
+    rules: tuple[tuple[str, int], ...]
+    definitions: tuple[Fact, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"package": self.package, "rules": self.rules, "definitions": self.definitions}
+
+    @classmethod
+    def from_json(cls, file: str, value: dict[str, Any]) -> ModuleFacts:
+        return cls(
+            file,
+            value["package"],
+            tuple((name, line) for name, line in value["rules"]),
+            tuple(
+                (path, kind, bool(default), line, column) for path, kind, default, line, column in value["definitions"]
+            ),
+        )
+
+
+def facts_of(modules: list[dict[str, Any]]) -> list[ModuleFacts]:
+    """The facts of each module of regorus' AST (parsed), in order."""
+    out = []
+    for module in modules:
+        declared = _path(module["ast"]["package"]["refr"])
+        rules = [(r.name, r.line) for r in rules_from_ast([module])]
+        definitions = [d for rule in module["ast"]["rules"] if (d := _definition(rule)) is not None]
+        out.append(
+            ModuleFacts(
+                module["source"]["file"], ".".join(declared[0]) if declared else "", tuple(rules), tuple(definitions)
+            )
+        )
+    return out
+
+
+def rules_of(facts: list[ModuleFacts]) -> list[RuleInfo]:
+    """Every rule the modules define, once per package and name (as regorus lists them)."""
+    out: dict[tuple[str, str], RuleInfo] = {}
+    for module in facts:
+        for name, line in module.rules:
+            out.setdefault((module.package, name), RuleInfo(module.package, name, module.file, line))
+    return sorted(out.values(), key=lambda r: (r.package, r.file, r.line))
 
 
 def _refuse(later: _Definition, message: str) -> PolicyLoadError:
     return PolicyLoadError(message, later.file, later.line, later.column)
 
 
-def check(modules: list[dict[str, Any]]) -> None:
+def check(modules: list[ModuleFacts]) -> None:
     """Raise :class:`PolicyLoadError` at the first definition that conflicts with one
-    before it; ``modules`` is regorus' AST (parsed), in load order."""
+    before it; ``modules`` in load order."""
     by_path: dict[str, _Definition] = {}
     defaults: dict[str, _Definition] = {}
     packages: dict[str, str] = {}  # package path -> the file declaring it first
     definitions: list[_Definition] = []
     for module in modules:
-        file = module["source"]["file"]
-        declared = _path(module["ast"]["package"]["refr"])
-        package = ".".join(declared[0]) if declared else ""
-        packages.setdefault(package, file)
-        for rule in module["ast"]["rules"]:
-            found = _definition(package, file, rule, len(definitions))
-            if found is not None:
-                definitions.append(found)
+        packages.setdefault(module.package, module.file)
+        for path, kind, default, line, column in module.definitions:
+            full = ".".join(p for p in (module.package, path) if p)
+            definitions.append(_Definition(full, kind, default, module.file, line, column, len(definitions)))
     for d in definitions:
         if d.default:
             first = defaults.setdefault(d.path, d)

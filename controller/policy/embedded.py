@@ -18,7 +18,7 @@ import regorus
 
 from controller.policy import conflicts
 from controller.policy.engine import EngineError, clean_error
-from controller.policy.sources import PolicyFile, PolicyLoadError, RuleInfo, rules_from_ast
+from controller.policy.sources import PolicyFile, PolicyLoadError, RuleInfo
 
 DECISION_PACKAGE = "modelplane_internal_decision"
 DECISION_RULE = f"data.{DECISION_PACKAGE}.decision"
@@ -56,6 +56,25 @@ def _decision_module(rules: list[RuleInfo]) -> str:
     return f"package {DECISION_PACKAGE}\n\ndecision := {{\n" + ",\n".join(entries) + "\n}\n"
 
 
+def _facts(files: list[PolicyFile], engine: regorus.Engine) -> list[conflicts.ModuleFacts]:
+    """Each file's facts, in order: the library's from its index, the rest from the AST
+    (of ``engine`` when nothing is indexed, else of the unindexed files alone: the
+    library's AST is what the index spares)."""
+    from controller.policy import index
+
+    known = {f.path: found for f in files if (found := index.known(f)) is not None}
+    if not known:
+        parsed = conflicts.facts_of(json.loads(engine.get_ast_as_json()))
+    else:
+        rest = regorus.Engine()
+        for policy in files:
+            if policy.path not in known:
+                rest.add_policy(policy.path, policy.text)  # it parsed in the engine: it parses here
+        parsed = conflicts.facts_of(json.loads(rest.get_ast_as_json())) if len(known) < len(files) else []
+    by_file = {m.file: m for m in parsed}
+    return [known.get(f.path) or by_file[f.path] for f in files]
+
+
 class EmbeddedEngine:
     name = "regorus"
     # A forked child may decide with its copy (same thread, no sockets or threads of its own):
@@ -71,9 +90,9 @@ class EmbeddedEngine:
                 self._engine.add_policy(policy.path, policy.text)
             except RuntimeError as exc:
                 raise _load_error(exc, policy.path) from None
-        modules = json.loads(self._engine.get_ast_as_json())
-        conflicts.check(modules)
-        self._rules = rules_from_ast(modules)
+        facts = _facts(files, self._engine)
+        conflicts.check(facts)
+        self._rules = conflicts.rules_of(facts)
         # One rule gathers every package's finding and exception rules, so a decision
         # sets the input once and evaluates one compiled rule (a query would be parsed
         # on every call, and ``data.<pkg>`` would also run ``test_*`` rules).
