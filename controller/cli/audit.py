@@ -67,9 +67,9 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
         "sign-head",
         parents=[state],
         help="sign the head of a log kept without a key so far (once, when the audit key is first set)",
-        description="Verify the whole chain (and that it holds the repo's exported anchor, if any), then sign "
-        "its head with the audit key now set. Run it once, when you set the key for an existing log: every "
-        "command refuses an unsigned head while a key is set.",
+        description="Adopt a new audit key for an existing log: the repo's exported anchor must be unsigned (made "
+        "before the key) and name the log's last record; the chain must verify. Then its head is signed. "
+        "Before setting the key: 'modelplane audit anchor', and push refs/modelplane/audit.",
     )
     sign_cmd.set_defaults(func=sign_head)
 
@@ -127,13 +127,33 @@ def sign_head(args: argparse.Namespace) -> int:
     from controller.state.store import Store
     from controller.triggers.git_source import GitRepo
 
+    # What vouches for the log before the key: the repo's anchor, exported without a key,
+    # naming the log's last record. Anything else could be a rewrite with its MAC stripped.
+    exported = GitRepo(".").read_anchor()
+    if not exported:
+        return fail(
+            "not signed: export the log's head first, before the key is set ('modelplane audit anchor' without "
+            "the key, then push refs/modelplane/audit), so that what the key starts from is vouched for"
+        )
+    proven = Head.parse(exported)
+    if proven.mac is not None:
+        print(
+            "modelplane: state lost: the repo's audit anchor is signed, so a key was in use already: an unsigned "
+            "head means the log was rewritten since. Restore the state directory from a backup",
+            file=sys.stderr,
+        )
+        return EXIT_STATE_LOST
     opened = Store(Path(args.state_dir).resolve(), adopt_key=True)
     try:
-        exported = GitRepo(".").read_anchor()
-        if exported:
-            proven = Head.parse(exported)
-            if opened.audit.hash_at(proven.seq) != proven.hash:
-                return fail(f"the log does not hold record {proven.seq} as the repo's anchor proves: not signed")
+        last = opened.audit.last()
+        if opened.audit.hash_at(proven.seq) != proven.hash or last is None or last.seq != proven.seq:
+            print(
+                f"modelplane: state lost: the log does not end at record {proven.seq} as the repo's anchor proves "
+                f"(it has {last.seq if last else 0} records): only a log the anchor vouches for, record for record, "
+                "can adopt a key. Restore the state directory from a backup, or anchor again before the key is set",
+                file=sys.stderr,
+            )
+            return EXIT_STATE_LOST
         try:
             head = opened.audit.sign_head()
         except StateError as exc:

@@ -57,8 +57,7 @@ class AuditTrail:
             )
         problem = anchor.signature_problem(recorded, self._key)
         if problem and not (adopt_key and recorded.mac is None):
-            hint = " (if the key was only now set for this log, see 'modelplane audit sign-head')"
-            raise anchor.StateLost(f"{self._head}: {problem}. {restore}" + (hint if recorded.mac is None else ""))
+            raise anchor.StateLost(f"{self._head}: {problem}. {restore}")
 
     def sign_head(self) -> anchor.Head:
         """Sign the head of a log kept without a key so far (the key is set now): only
@@ -139,8 +138,10 @@ class AuditTrail:
         return None if row is None else str(row["hash"])
 
     def check_anchor(self, exported: anchor.Head) -> None:
-        """Refuse a store that does not contain the chain an exported anchor proves."""
-        problem = anchor.signature_problem(exported, self._key)
+        """Refuse a store that does not contain the chain an exported anchor proves. An
+        anchor exported before the key was set carries no signature: it vouches by its
+        hash alone (the repo, not the state, keeps it)."""
+        problem = anchor.signature_problem(exported, self._key) if exported.mac is not None else None
         if problem:
             raise anchor.StateLost(f"the exported audit anchor: {problem}")
         if self.hash_at(exported.seq) != exported.hash:

@@ -77,8 +77,12 @@ def test_a_rewritten_chain_and_head_are_caught_by_the_signature(
     repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
-    with pytest.raises(StateLost, match="see 'modelplane audit sign-head'"):
+    with pytest.raises(StateLost, match="not signed although an audit key is set"):
         Store(repo / ".modelplane")  # a key set on a log kept without one: adopted explicitly, once
+    assert main(["audit", "sign-head"]) == 2  # only from an anchor exported before the key
+    monkeypatch.delenv(KEY_ENV)
+    assert main(["audit", "anchor"]) == 0
+    monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
     assert main(["audit", "sign-head"]) == 0
     store = Store(repo / ".modelplane")
     store.audit.append("test", "Model/x", {"n": 9})  # the head is signed from now on
@@ -184,6 +188,7 @@ def test_verify_and_check_compare_with_the_repos_anchor(repo: Path, capsys: pyte
 def test_anchor_refuses_to_launder_a_rewritten_history(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert main(["audit", "anchor"]) == 0  # before the key
     monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
     assert main(["audit", "sign-head"]) == 0
     store = Store(repo / ".modelplane")
@@ -233,3 +238,24 @@ def test_a_corrupt_page_is_one_line_not_a_traceback(repo: Path, capsys: pytest.C
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err
         assert err.startswith(f"modelplane: the state database {db} is unreadable (database disk image is malformed)")
+
+
+def test_sign_head_cannot_launder_a_rewrite_with_its_signature_stripped(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A keyless attacker turns a wrongly signed head into an unsigned one; adopting a
+    key then must not sign the forgery."""
+    assert main(["audit", "anchor"]) == 0
+    monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
+    assert main(["audit", "sign-head"]) == 0
+    store = Store(repo / ".modelplane")
+    store.audit.append("approve", "Model/m", {"version": 1}, actor="alice")
+    store.close()
+    assert main(["audit", "anchor"]) == 0  # signed now
+    _rechain(repo / ".modelplane" / "state.db", repo / ".modelplane" / "audit.head", 5, "mallory")  # unsigned head
+    capsys.readouterr()
+    assert main(["audit", "sign-head"]) == 3
+    assert "the repo's audit anchor is signed, so a key was in use already" in capsys.readouterr().err
+    assert main(["plan", "--no-policy"]) in (2, 3)
+    # Before any key, the anchor must name the last record: records after it are not adopted.
+    monkeypatch.delenv(KEY_ENV)
