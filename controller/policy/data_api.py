@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from controller.policy.engine import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, EngineError
-from controller.policy.sources import BUILTIN, PolicyFile, PolicyLoadError, package_of
+from controller.policy.sources import BUILTIN, PolicyFile, PolicyLoadError, package_of, package_problem
 from controller.policy.worker import EngineWorker
 
 # A path deeper than this is refused: queries are compiled to Rego references and
@@ -115,7 +115,9 @@ class _EngineThread:
 
 class DataApi:
     """The Data and Policy APIs over one engine, each evaluation bounded by ``timeout``
-    seconds and the engine's process by ``memory_mb``.
+    seconds and the engine's process by ``memory_mb``. With ``check``, every package is
+    evaluated once with no input before anything is served (a start refuses policies
+    that load but cannot evaluate).
 
     Build it (and close it) from any thread; await its operations from any event
     loop. Use it as a context manager, or call :meth:`close`, to stop the engine."""
@@ -127,6 +129,7 @@ class DataApi:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         memory_mb: int = DEFAULT_MEMORY_MB,
+        check: bool = False,
     ) -> None:
         # The policies and data are replaced whole on the engine thread, never changed
         # in place, so any thread may read the current ones.
@@ -142,7 +145,9 @@ class DataApi:
 
         def start() -> None:
             policies = list(self._policies.values())
-            self._worker = EngineWorker(policies, json.dumps(self._data), timeout=timeout, memory_mb=memory_mb)
+            self._worker = EngineWorker(
+                policies, json.dumps(self._data), timeout=timeout, memory_mb=memory_mb, check=None if check else ()
+            )
 
         try:
             self._thread.run(start)
@@ -181,11 +186,12 @@ class DataApi:
             raise EngineError("the Data API is closed")
         return self._worker
 
-    def _change(self, policies: dict[str, PolicyFile], check: list[str], commit: Commit | None, written: str) -> None:
-        """Serve ``policies`` once they load, the ``check`` packages evaluate and
-        ``commit`` succeeds; else nothing changes."""
+    def _change(self, policies: dict[str, PolicyFile], commit: Commit | None, written: str) -> None:
+        """Serve ``policies`` once they load, every package evaluates once with no input
+        (a package may call another's functions, through any import: each must still
+        work), and ``commit`` succeeds; else nothing changes."""
         try:
-            self._running().replace(list(policies.values()), json.dumps(self._data), check=check, commit=commit)
+            self._running().replace(list(policies.values()), json.dumps(self._data), check=None, commit=commit)
         except PolicyLoadError as exc:
             if exc.file is None:  # not placed by the engine: it is the written policy's
                 raise PolicyLoadError(exc.message, written, 1, 1) from None
@@ -201,6 +207,8 @@ class DataApi:
                 "(upgrade modelplane to change it, or serve your own copy without 'builtin')"
             )
         found = package_of(written) if written is not None else None
+        if found and (problem := package_problem(found[0])):
+            raise InvalidRequest(problem)
         if found and (found[0] in self._library or found[0].split(".")[0] in self._library):
             raise InvalidRequest(
                 f"package {found[0]} is the built-in library's (or inside its namespace): a written policy may not "
@@ -255,9 +263,7 @@ class DataApi:
         self._not_the_library(pid, written)
 
         def task() -> None:
-            policies = {**self._policies, pid: written}
-            changed = [written] + ([self._policies[pid]] if pid in self._policies else [])
-            self._change(policies, _affected(policies, changed), commit, pid)
+            self._change({**self._policies, pid: written}, commit, pid)
 
         await self._thread.arun(task)
 
@@ -271,24 +277,7 @@ class DataApi:
         def task() -> bool:
             if pid not in self._policies:
                 return False
-            rest = {k: v for k, v in self._policies.items() if k != pid}
-            self._change(rest, _affected(rest, [self._policies[pid]]), commit, pid)
+            self._change({k: v for k, v in self._policies.items() if k != pid}, commit, pid)
             return True
 
         return await self._thread.arun(task)
-
-
-def _affected(policies: dict[str, PolicyFile], changed: list[PolicyFile]) -> list[str]:
-    """The packages of ``changed`` files, and those of every file in ``policies`` that
-    names one of them (or a package above it: ``data.a`` reaches ``a.b``) in its text:
-    what must still evaluate after the change. Calls are resolved only when a rule is
-    evaluated, so removing a function another package calls would otherwise go unseen."""
-    packages = {found[0] for f in changed if (found := package_of(f))}
-    prefixes = {".".join(p.split(".")[: i + 1]) for p in packages for i in range(p.count(".") + 1)}
-    if not prefixes:
-        return []
-    named = re.compile(r"\bdata\.(?:" + "|".join(re.escape(p) for p in sorted(prefixes)) + r")\b")
-    for policy in policies.values():
-        if named.search(policy.text) and (found := package_of(policy)):
-            packages.add(found[0])
-    return sorted(packages)

@@ -98,6 +98,25 @@ def package_of(policy: PolicyFile) -> tuple[str, int] | None:
     return str(declared).removeprefix("data."), 1 + policy.text.count("\n", 0, match.start()) if match else 1
 
 
+DATA_NAMESPACE = "modelplane"  # data.modelplane: the resources and context modelplane writes
+_PLAIN_PACKAGE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+def package_problem(package: str) -> str | None:
+    """Why a policy of the repo (or written over HTTP) may not declare ``package``, if so:
+    a key that is not a Rego identifier (``team["ml-ops"]``: findings and waivers name
+    rules as ``<package>.<rule>``), or ``modelplane`` or a package inside it, where rules
+    would add to (and could contradict) the resources and context modelplane writes."""
+    if not _PLAIN_PACKAGE.match(package):
+        return f"package {package} has a key that is not a Rego identifier: use a dotted name of identifiers"
+    if package == DATA_NAMESPACE or package.startswith(DATA_NAMESPACE + "."):
+        return (
+            f"package {package} is inside data.{DATA_NAMESPACE}, which holds the resources and context modelplane "
+            f"writes for the policies: a policy may not add to it; use a package of your own"
+        )
+    return None
+
+
 def _library_packages() -> set[str]:
     """The built-in library's packages (its files are ours, each with a plain ``package`` line)."""
     return {m.group(1) for f in library() if (m := _PACKAGE.search(f.text))}
@@ -127,6 +146,8 @@ def combine(parts: Sequence[tuple[str, list[PolicyFile]]]) -> list[PolicyFile]:
         if name != BUILTIN:
             for f in files:
                 found = package_of(f)
+                if found and (problem := package_problem(found[0])):
+                    raise PolicyLoadError(problem, f.path, found[1], 1)
                 if found and (found[0] in builtin or found[0].split(".")[0] in builtin):
                     package, line = found
                     raise PolicyLoadError(

@@ -173,6 +173,7 @@ class EngineWorker:
         *,
         timeout: float,
         memory_mb: int = DEFAULT_MEMORY_MB,
+        check: Sequence[str] | None = (),
     ) -> None:
         if timeout <= 0:
             raise ValueError("the time limit must be positive")
@@ -184,7 +185,7 @@ class EngineWorker:
         self._data_json = "{}"
         self._start()
         try:
-            self.replace(policies, data_json, check=())
+            self.replace(policies, data_json, check=check)
         except BaseException:
             self.close()
             raise
@@ -212,8 +213,8 @@ class EngineWorker:
         ]
         try:
             chosen = packages if check is None else [p for p in check if p in packages]
-            if chosen:
-                self._call({"op": "check", "packages": chosen}, evaluation=True)
+            for package in chosen:  # one at a time: each has the time limit, and a stop names it
+                self._call({"op": "check", "packages": [package]}, evaluation=True)
             if commit is not None:
                 commit()
         except (PolicyTimeout, EngineStopped) as exc:  # the child was restarted with what was kept

@@ -144,7 +144,7 @@ def serve_data_api(
         data = {"modelplane": data_for(resources, context_for())}
         limit, memory = timeout or DEFAULT_TIMEOUT, memory_mb or DEFAULT_MEMORY_MB
         try:
-            api = DataApi(files, data, timeout=limit, memory_mb=memory)
+            api = DataApi(files, data, timeout=limit, memory_mb=memory, check=True)
         except PolicyLoadError as exc:
             raise _named_written(exc, replayed) from None
         with api:

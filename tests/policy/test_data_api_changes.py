@@ -54,3 +54,29 @@ def test_an_evaluation_error_is_one_line_at_its_place() -> None:
             assert "\n" not in str(raised.value) and str(raised.value).startswith("d.rego:5:")
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "callers",
+    [
+        [
+            PolicyFile("hb.rego", "package hb\n\ng(x) := data.helperpkg.f(x)\n"),
+            PolicyFile("ha.rego", "package ha\n\ny := data.hb.g(1)\n"),
+        ],
+        [PolicyFile("he.rego", "package he\n\nimport data as d\n\ny := d.helperpkg.f(1)\n")],
+    ],
+    ids=["through-another-package", "through-an-import-alias"],
+)
+def test_a_function_called_however_indirectly_cannot_be_deleted(callers: list[PolicyFile]) -> None:
+    async def scenario() -> None:
+        with DataApi([HELPER, *callers], timeout=2.0) as api:
+            with pytest.raises(PolicyLoadError, match="could not find function"):
+                await api.delete_policy("h1.rego")
+            assert api.policy("h1.rego") is not None
+
+    asyncio.run(scenario())
+
+
+def test_a_start_with_policies_that_load_but_do_not_evaluate_is_refused() -> None:
+    with pytest.raises(PolicyLoadError, match=r"h2\.rego:3:.*could not find function data\.helperpkg\.f"):
+        DataApi([USER], timeout=2.0, check=True)

@@ -145,3 +145,12 @@ def test_a_library_package_is_recognised_however_it_is_written(tmp_path: Path, d
         discover([BUILTIN, str(tmp_path)])
     assert raised.value.file == str(tmp_path / "helpers.rego")
     assert raised.value.line == 1 + declaration.count("\n")
+
+
+def test_a_repo_policy_cannot_add_to_the_data_modelplane_writes(tmp_path: Path) -> None:
+    """Rules in package modelplane.* would be merged into data.modelplane, which the
+    library reads (a storage allow-list, resources): refused at the package line."""
+    (tmp_path / "cfg.rego").write_text('package modelplane.config.storage\n\nallowed_prefixes := {"production": []}\n')
+    with pytest.raises(PolicyLoadError, match=r"is inside data\.modelplane") as raised:
+        discover([BUILTIN, str(tmp_path)])
+    assert (raised.value.file, raised.value.line) == (str(tmp_path / "cfg.rego"), 1)

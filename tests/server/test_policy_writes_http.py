@@ -134,8 +134,22 @@ def test_a_policy_can_be_deleted_and_the_deletion_is_audited(fresh_server: tuple
         ("DELETE", "/v1/policies/builtin/access.rego", None, "is the built-in library's: it cannot be"),
         ("PUT", "/v1/policies/evil.rego", b"package models\n\nhas_strong_auc_gate if true\n", "package models is"),
         ("PUT", "/v1/policies/evil.rego", b"  package access.sub\n\nx := 1\n", "package access.sub is"),
+        (
+            "PUT",
+            "/v1/policies/evil.rego",
+            b'package modelplane.config.storage\n\nallowed_prefixes := {"production": ["http://"]}\n',
+            "is inside data.modelplane",
+        ),
+        ("PUT", "/v1/policies/team.rego", b'package team["ml-ops"]\n\nx := 1\n', "not a Rego identifier"),
     ],
-    ids=["replace-library-file", "delete-library-file", "join-library-package", "inside-library-namespace"],
+    ids=[
+        "replace-library-file",
+        "delete-library-file",
+        "join-library-package",
+        "inside-library-namespace",
+        "into-the-data-modelplane-writes",
+        "non-identifier-key",
+    ],
 )
 def test_written_policies_cannot_change_the_library(
     fresh_server: tuple[str, int], fresh_store: Store, method: str, path: str, body: bytes | None, message: str
