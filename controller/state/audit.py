@@ -59,6 +59,24 @@ class AuditTrail:
         if problem and not (adopt_key and recorded.mac is None):
             raise anchor.StateLost(f"{self._head}: {problem}. {restore}")
 
+    def _still_vouched(self) -> None:
+        recorded = self.recorded_head()
+        if recorded is None:
+            if self._key is not None and self.last() is not None:
+                raise anchor.StateLost(
+                    f"{self._head} was removed while the log has records and an audit key is set: refusing to "
+                    "write. Restore the state directory from a backup"
+                )
+            return
+        problem = None
+        if self.hash_at(recorded.seq) != recorded.hash:
+            problem = f"record {recorded.seq} is not the one {HEAD_FILE} records: the log was rewritten"
+        elif self._key is not None:
+            problem = anchor.signature_problem(recorded, self._key)
+        if problem:
+            restore = "Restore the state directory from a backup"
+            raise anchor.StateLost(f"{self._head}: {problem}; refusing to write. {restore}")
+
     def sign_head(self) -> anchor.Head:
         """Sign the head of a log kept without a key so far (the key is set now): only
         after the whole chain verifies. Raises :class:`~controller.state.db.StateError`."""
@@ -86,8 +104,13 @@ class AuditTrail:
         once: bool = False,
     ) -> bool:
         """Record an event (joining the caller's transaction, if any). With ``once``,
-        skip it when an event with the same ``payload['key']`` is there already."""
+        skip it when an event with the same ``payload['key']`` is there already.
+
+        Before each record the recorded head is checked again (as at open): a chain
+        rewritten while this process runs (a long apply, a server) is refused, never
+        extended and signed over."""
         with self._db.transaction() as conn:
+            self._still_vouched()
             if (
                 once
                 and conn.execute(

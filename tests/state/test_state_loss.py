@@ -259,3 +259,25 @@ def test_sign_head_cannot_launder_a_rewrite_with_its_signature_stripped(
     assert main(["plan", "--no-policy"]) in (2, 3)
     # Before any key, the anchor must name the last record: records after it are not adopted.
     monkeypatch.delenv(KEY_ENV)
+
+
+def test_a_chain_rewritten_while_a_process_runs_is_not_extended(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long apply or a server opened the state before the rewrite: its next record is
+    refused, so nothing signs a new head over the forgery."""
+    assert main(["audit", "anchor"]) == 0
+    monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
+    assert main(["audit", "sign-head"]) == 0
+    running = Store(repo / ".modelplane")  # opened (and checked) before the attack
+    running.audit.append("test", "Model/x", {"n": 1})
+    head = (repo / ".modelplane" / "audit.head").read_text()
+    _rechain(repo / ".modelplane" / "state.db", repo / ".modelplane" / "audit.head", 3, "mallory")
+    with pytest.raises(StateLost, match="is not signed although an audit key is set; refusing to write"):
+        running.audit.append("approve", "Model/m", {"version": 1}, actor="alice")
+    (repo / ".modelplane" / "audit.head").write_text(head)  # the old signed head, over the new chain
+    with pytest.raises(StateLost, match="the log was rewritten; refusing to write"):
+        running.audit.append("approve", "Model/m", {"version": 1}, actor="alice")
+    (repo / ".modelplane" / "audit.head").unlink()
+    with pytest.raises(StateLost, match="was removed while the log has records"):
+        running.audit.append("approve", "Model/m", {"version": 1}, actor="alice")
+    running.close()
+    assert not (repo / ".modelplane" / "audit.head").exists()
