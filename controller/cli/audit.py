@@ -12,11 +12,11 @@ from controller.cli.common import (
     EXIT_OK,
     EXIT_STATE_LOST,
     REPORT_FORMATS,
-    anchored_store,
     emit,
     fail,
     policy_flags,
     policy_settings,
+    store,
 )
 
 
@@ -100,7 +100,7 @@ def report(args: argparse.Namespace) -> int:
 def export_anchor(args: argparse.Namespace) -> int:
     from controller.triggers.git_source import ANCHOR_REF, GitError, GitRepo
 
-    with anchored_store(args) as opened:  # the chain extends the last anchor, or nothing is exported
+    with store(args) as opened:  # the chain extends the last anchor, or nothing is exported
         verification = opened.audit.verify()
         head = opened.audit.last()
     if not verification.ok:
@@ -165,7 +165,7 @@ def sign_head(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    with anchored_store(args) as opened:
+    with store(args) as opened:
         result = opened.audit.verify()
     if result.ok:
         print(f"audit log intact: {result.checked} records, hash chain verified")

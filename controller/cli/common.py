@@ -145,9 +145,12 @@ def emit(report: Report, args: argparse.Namespace) -> int:
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    from controller.state.store import Store
+    """The state, checked against the repo's exported audit anchor, if any (``StateLost``):
+    a wiped or replaced state is never a fresh start for any command."""
+    from controller.state.store import open_anchored
+    from controller.triggers.git_source import GitRepo
 
-    return Store(Path(args.state_dir).resolve())
+    return open_anchored(Path(args.state_dir).resolve(), GitRepo(".").read_anchor())
 
 
 @contextmanager
@@ -157,27 +160,3 @@ def store(args: argparse.Namespace) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
-
-
-@contextmanager
-def anchored_store(args: argparse.Namespace) -> Iterator[Store]:
-    """The state, checked against the repo's exported audit anchor when there is one
-    (raises ``StateLost``): for the commands that vouch for the state (``audit verify``,
-    ``audit anchor``, ``state check``). A state directory without its database is
-    reported lost when the repo's anchor proves it held records, and is never created."""
-    from controller.state.anchor import Head, StateLost
-    from controller.state.db import DB_FILE
-    from controller.triggers.git_source import GitRepo
-
-    repo = GitRepo(".")
-    exported = repo.read_anchor()  # None outside a repository
-    database = Path(args.state_dir) / DB_FILE
-    if exported and not database.exists():
-        raise StateLost(
-            f"{database} does not exist, but the repo's audit anchor proves the state held record "
-            f"{Head.parse(exported).seq}: restore the state directory from a backup; do not start afresh"
-        )
-    with store(args) as opened:
-        if exported:
-            opened.audit.check_anchor(Head.parse(exported))
-        yield opened

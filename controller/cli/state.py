@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from controller.cli.common import EXIT_FINDINGS, EXIT_OK, anchored_store
+from controller.cli.common import EXIT_FINDINGS, EXIT_OK, store
 
 
 def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
 
 
 def run_check(args: argparse.Namespace) -> int:
-    with anchored_store(args) as opened:
+    with store(args) as opened:
         results = opened.check()
     for name, problem in results:
         print(f"{'ok  ' if problem is None else 'FAIL'} {name}" + (f": {problem}" if problem else ""))

@@ -186,15 +186,16 @@ def _walk(root: str) -> list[str]:
 
 
 def leaves_repo(name: str) -> str | None:
-    """Where the link ``name`` leads, when it is a relative path (a file of the repo, the
-    working directory being its root) whose link resolves outside the repo; else None.
-    A pull request could otherwise make the runner read any file through a link."""
-    if os.path.isabs(name) or not os.path.islink(name):
+    """Where ``name`` really is, when it is a relative path (a file of the repo, the
+    working directory being its root) that a link, in any of its components (the file,
+    or a directory such as ``specs`` itself), takes outside the repo; else None. A pull
+    request could otherwise make the runner read any file through a link."""
+    if os.path.isabs(name):
         return None
     target, here = os.path.realpath(name), os.path.realpath(".")
     if not os.path.exists(target) or target == here or target.startswith(here + os.sep):
         return None
-    return os.readlink(name)
+    return target
 
 
 def _read(name: str, stdin: IO[Any] | None, max_bytes: int) -> tuple[str | None, Finding | None]:

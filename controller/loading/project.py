@@ -43,6 +43,10 @@ def read_project(root: Path) -> ProjectFile:
     path = root / FILE_NAME
     if not path.is_file():
         return ProjectFile(root, None)
+    real = path.resolve()
+    if not real.is_relative_to(root.resolve()):
+        message = f"a symbolic link to {str(real)!r}, outside the repo: the project file lives in the repo"
+        raise ProjectError([_whole("io-error", message)])
     data = path.read_bytes()
     name = FILE_NAME
     if len(data) > MAX_PROJECT_BYTES:

@@ -198,10 +198,19 @@ def _input_json(item: LoadedResource) -> str:
     return canonical_json(input_for(item))
 
 
+MAX_FINDINGS_PER_RULE = 50  # findings of one rule for one resource
+MAX_MESSAGE_CHARS = 1000
+
+
 def _messages(value: Any) -> list[tuple[str, str | None]]:
-    """(message, field) pairs from a rule's value: strings, or ``{msg, field}`` objects."""
+    """(message, field) pairs from a rule's value: strings, or ``{msg, field}`` objects;
+    at most :data:`MAX_FINDINGS_PER_RULE` (then one that says how many more there were),
+    each at most :data:`MAX_MESSAGE_CHARS` long: a rule cannot flood the report."""
     items = value if isinstance(value, list) else [value] if value not in (None, False) else []
     out = []
+    if len(items) > MAX_FINDINGS_PER_RULE:
+        extra = len(items) - MAX_FINDINGS_PER_RULE
+        items = [*items[:MAX_FINDINGS_PER_RULE], f"... and {extra} more findings of this rule (not shown)"]
     for item in items:
         if isinstance(item, dict):
             out.append((str(item.get("msg", json.dumps(item, sort_keys=True))), item.get("field")))
@@ -209,7 +218,7 @@ def _messages(value: Any) -> list[tuple[str, str | None]]:
             out.append(("denied", None))
         else:
             out.append((str(item), None))
-    return out
+    return [(m if len(m) <= MAX_MESSAGE_CHARS else m[:MAX_MESSAGE_CHARS] + "… (cut)", f) for m, f in out]
 
 
 def _field_path(text: str) -> tuple[str | int, ...]:

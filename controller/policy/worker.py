@@ -47,10 +47,15 @@ LOAD_TIMEOUT_S = 60.0
 _FRAME = struct.Struct(">I")
 _ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ")
 _PR_SET_PDEATHSIG = 1
+MAX_ANSWER_BYTES = 64 << 20  # an answer the server holds and sends; more is refused
 
 
 class PolicyTimeout(EngineError):
     """An evaluation did not finish within the time limit; it was stopped."""
+
+
+class AnswerTooLarge(EngineError):
+    """An answer over :data:`MAX_ANSWER_BYTES`: the server does not take it in."""
 
 
 class EngineStopped(EngineError):
@@ -303,6 +308,12 @@ class EngineWorker:
             answer = _receive(process.stdout.fileno(), time.monotonic() + limit)
         except BrokenPipeError:
             answer = None
+        except AnswerTooLarge as exc:
+            self._restart()  # the rest of the answer is still in the pipe: start clean
+            raise EngineError(
+                f"the answer for {what} is {exc.args[0]} bytes, over the limit of {MAX_ANSWER_BYTES} bytes: "
+                "query a smaller part of the document"
+            ) from None
         except TimeoutError:
             self._restart()
             raise PolicyTimeout(
@@ -343,6 +354,8 @@ def _receive(fd: int, deadline: float) -> dict[str, Any] | None:
             buffer += chunk
         if length is None:
             (length,) = _FRAME.unpack_from(buffer)
+            if length > MAX_ANSWER_BYTES:
+                raise AnswerTooLarge(length)
             need = _FRAME.size + length
             continue
         answer: dict[str, Any] = json.loads(bytes(buffer[_FRAME.size : need]))

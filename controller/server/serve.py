@@ -29,10 +29,10 @@ from controller.server.app import create_app
 from controller.server.guard import Guard, check
 from controller.server.run import DEFAULT_HOST, listen, resolve, run, url
 from controller.state.artifacts import ArtifactError
-from controller.state.db import DB_FILE, StateError
+from controller.state.db import StateError
 from controller.state.policy_writes import WrittenPolicy
-from controller.state.store import DEFAULT_STATE_DIR, Store
-from controller.triggers.git_source import context_for
+from controller.state.store import DEFAULT_STATE_DIR, Store, open_anchored
+from controller.triggers.git_source import GitRepo, context_for
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,9 @@ def serve_data_api(
     store = None
     try:
         writes = guard.allow_policy_writes or guard.allow_data_writes
-        if writes or (state_dir / DB_FILE).exists():
-            store = Store(state_dir)
+        exported = GitRepo(".").read_anchor()
+        if writes or exported or state_dir.exists():  # what was written over HTTP is replayed: never lost quietly
+            store = open_anchored(state_dir, exported)
         files = discover(policies)
         replayed: list[Replayed] = []
         if store is not None:

@@ -91,3 +91,24 @@ class Store:
     def close(self) -> None:
         self.cache.close()
         self.db.close()
+
+
+def open_anchored(state_dir: Path, exported: str | None) -> Store:
+    """The store, checked against ``exported``, the repo's last audit anchor (None when
+    there is none): a state whose database is gone, or that does not hold the chain the
+    anchor proves, raises :class:`StateLost`, and no database is created for it."""
+    from controller.state.anchor import Head
+
+    if exported and not (state_dir / DB_FILE).exists():
+        raise StateLost(
+            f"{state_dir / DB_FILE} does not exist, but the repo's audit anchor proves the state held record "
+            f"{Head.parse(exported).seq}: restore the state directory from a backup; do not start afresh"
+        )
+    store = Store(state_dir)
+    if exported:
+        try:
+            store.audit.check_anchor(Head.parse(exported))
+        except BaseException:
+            store.close()
+            raise
+    return store

@@ -152,3 +152,29 @@ def test_a_data_file_linked_from_outside_the_repo_is_refused_at_validation(
 def test_a_file_named_by_its_absolute_path_is_not_loaded_twice(repo: Path) -> None:
     out = validate(repo, "--no-policy", str(repo / DATASET))
     assert (out.returncode, out.stdout) == (0, "OK 1 file, 1 resource: 0 errors, 0 warnings\n"), out.stdout
+
+
+def test_a_specs_or_policies_directory_linked_from_outside_is_not_read(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("elsewhere")
+    (outside / "specs").mkdir()
+    (outside / "specs" / "app.yaml").write_text(
+        "apiVersion: modelplane.io/v1alpha1\nkind: Dataset\nmetadata: {name: x}\n"
+        "spec:\n  source: {path: data/breast-cancer.csv}\n  target: SUPERSECRETPASSWORD123\n"
+    )
+    shutil.rmtree(repo / "specs")
+    (repo / "specs").symlink_to(outside / "specs")
+    out = validate(repo, "--no-policy")
+    assert "SUPERSECRETPASSWORD123" not in out.stdout + out.stderr
+    assert "outside the repo" in out.stdout and out.returncode == 1
+    (outside / "policies").mkdir()
+    (outside / "policies" / "o.rego").write_text('package platform_out\n\ndeny contains "SECRETPOLICY" if true\n')
+    shutil.rmtree(repo / "policies")
+    (repo / "policies").symlink_to(outside / "policies")
+    out = validate(repo)
+    assert out.returncode == 2 and "SECRETPOLICY" not in out.stdout and "outside the repo" in out.stderr
+    (outside / "mp.yaml").write_text("apiVersion: modelplane.io/v1alpha1\nkind: Project\nmetadata: {name: x}\n")
+    (repo / "modelplane.yaml").symlink_to(outside / "mp.yaml")
+    out = validate(repo, "--no-policy")
+    assert out.returncode == 2 and "the project file lives in the repo" in out.stderr

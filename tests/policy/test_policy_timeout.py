@@ -88,3 +88,22 @@ def test_a_rule_that_allocates_without_end_is_stopped_and_the_rest_not_decided(p
     assert rules.count("policy-memory") == 3 and set(rules) == {"policy-memory", "policy-not-decided"}
     memory = next(f for f in findings if f["rule"] == "policy-memory")
     assert "policy package hog went over its memory limit of 4096 MB" in memory["message"]
+
+
+def test_a_rule_that_floods_findings_is_capped(platform: Path) -> None:
+    (platform / "policies" / "flood.rego").write_text(
+        "package flood\n\nimport rego.v1\n\n"
+        'long := concat("", ["a" | some _ in numbers.range(1, 3000)])\n\n'
+        'deny_many contains sprintf("%s %d", [long, i]) if {\n'
+        "\tsome i in numbers.range(1, 2000)\n}\n"
+    )
+    out = run(platform, "validate", "-o", "json")
+    findings = [f for f in json.loads(out.stdout)["findings"] if f["rule"] == "flood.many"]
+    per_resource: dict[str, int] = {}
+    for f in findings:
+        per_resource[f["resource"]] = per_resource.get(f["resource"], 0) + 1
+        assert len(f["message"]) <= 1010
+    assert set(per_resource.values()) == {51}
+    assert sum(f["message"] == "... and 1950 more findings of this rule (not shown)" for f in findings) == len(
+        per_resource
+    )

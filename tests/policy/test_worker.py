@@ -208,3 +208,12 @@ def test_a_check_that_runs_out_of_memory_refuses_the_policy(worker: EngineWorker
     with pytest.raises(PolicyLoadError, match=r"stopped on package hog \(killed by SIGABRT\)"):
         worker.replace([ACCESS, hog], DATA, check=["hog"])
     assert worker.query("access.allow", {"user": "alice"}) is True
+
+
+def test_an_answer_too_large_to_hold_is_refused(worker: EngineWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller.policy import worker as module
+
+    monkeypatch.setattr(module, "MAX_ANSWER_BYTES", 1000)
+    with pytest.raises(EngineError, match="over the limit of 1000 bytes"):
+        worker.query("hoarder.pairs", {"n": 100})
+    assert worker.query("access.allow", {"user": "alice"}) is True

@@ -331,3 +331,25 @@ def test_a_written_policy_the_repo_now_conflicts_with_is_named_and_can_be_forgot
     assert [(r.event, r.actor) for r in opened.audit.records()][-1] == ("policy-forgotten", "alice")
     opened.close()
     assert run_cli("policy", "forget", "c2.rego", "--as", "alice", cwd=platform, env=env).returncode == 2
+
+
+def test_a_wiped_state_does_not_start_a_server_afresh(tmp_path: Path) -> None:
+    """Written policies live in the state: a state the repo's anchor proves was there,
+    and is gone, refuses the start instead of quietly serving without them."""
+    import subprocess
+
+    platform = tmp_path / "platform"
+    shutil.copytree("specs", platform / "specs")
+    ident = ["-c", "user.name=a", "-c", "user.email=a@example.org"]
+    subprocess.run(["git", "init", "-q"], cwd=platform, check=True)
+    subprocess.run(["git", *ident, "add", "-A"], cwd=platform, check=True)
+    subprocess.run(["git", *ident, "commit", "-qm", "init"], cwd=platform, check=True)
+    with cli_server("policy", "serve", "--allow-policy-writes", cwd=platform) as served:
+        assert request(served.addr, "PUT", "/v1/policies/extra.rego", EXTRA) == (200, {})
+        served.stop()
+    assert run_cli("audit", "anchor", cwd=platform).returncode == 0
+    shutil.rmtree(platform / ".modelplane")
+    for flags in ([], ["--allow-policy-writes"]):
+        out = run_cli("policy", "serve", "--port", "0", *flags, cwd=platform)
+        assert out.returncode == 3 and "proves the state held record 1" in out.stderr, out.stderr
+    assert not (platform / ".modelplane" / "state.db").exists()

@@ -70,7 +70,10 @@ def test_the_repo_anchor_catches_a_lost_state_directory(repo: Path, capsys: pyte
     )
     assert main(["plan", "--no-policy"]) == 3
     err = capsys.readouterr().err
-    assert "does not hold the audit chain anchored in the repo (record 4, the database has 0 records)" in err
+    assert "state.db does not exist, but the repo's audit anchor proves the state held record 4" in err
+    for command in (["status"], ["registry", "verify"], ["policy", "written"]):
+        assert main(command) == 3, command
+    assert not (repo / ".modelplane" / "state.db").exists()  # no command made a fresh one
 
 
 def test_a_rewritten_chain_and_head_are_caught_by_the_signature(
