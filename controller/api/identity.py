@@ -12,8 +12,8 @@ import re
 import unicodedata
 
 PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9._@+-]{0,126}[a-z0-9])?")
-# The controller's own name in the audit log: no person may act under it.
-RESERVED = frozenset({"modelplane"})
+# The controller's own name in the audit log, and names of no person: no one acts under them.
+RESERVED = frozenset({"modelplane", "system", "root"})
 
 
 class IdentityError(ValueError):
@@ -30,5 +30,5 @@ def normalise(raw: str) -> str:
             "(at most 128, starting and ending with a letter or digit), e.g. alice or alice@example.org"
         )
     if text in RESERVED:
-        raise IdentityError(f"{raw!r} is the controller's own name in the audit log: name the person instead")
+        raise IdentityError(f"{raw!r} is the controller's own name in the audit log, or no person's: name the person")
     return text

@@ -10,7 +10,8 @@ checked where policies judge, since it depends on the project.
 from __future__ import annotations
 
 import re
-from datetime import date
+import unicodedata
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -28,7 +29,14 @@ NOT_YET_WRITTEN = frozenset({"todo", "tbd", "fixme", "placeholder", "lorem", "ip
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
+# Spellings of the markers with separators ("T.O.D.O", "fix me", "place-holder", "TBC");
+# not "to do", which real sentences use.
+_NOT_YET_WRITTEN_SPELT = re.compile(r"\b(?:t[._-]*o[._-]*d[._-]*o|fix[\W_]*me|place[\W_]*holder|tb[cd])\b")
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2060\ufeff]")
+
+
 def _reason(value: str) -> str:
+    value = _INVISIBLE.sub("", unicodedata.normalize("NFKC", value))
     text = " ".join(value.split())
     if text.casefold().strip(".!") in PLACEHOLDERS or len(text) < MIN_REASON_CHARS or len(text.split()) < 2:
         raise ValueError(
@@ -37,7 +45,7 @@ def _reason(value: str) -> str:
             "retention clock applies.'"
         )
     words = {w.casefold() for w in re.findall(r"[^\W\d_]+", text)}
-    unwritten = sorted(words & NOT_YET_WRITTEN)
+    unwritten = sorted(words & NOT_YET_WRITTEN) or [m.group() for m in _NOT_YET_WRITTEN_SPELT.finditer(text.casefold())]
     if unwritten:
         raise ValueError(
             f"reason {value.strip()!r} is not written yet ({', '.join(unwritten)}): say why the rule does not apply"
@@ -80,7 +88,11 @@ class PolicyExceptionSpec(StrictModel):
     @field_validator("approvedAt", "expires", mode="before")
     @classmethod
     def _a_day(cls, value: object) -> object:
-        if isinstance(value, str) and not _DAY.match(value.strip()):
+        if (
+            isinstance(value, datetime)
+            or not isinstance(value, str | date)
+            or (isinstance(value, str) and not _DAY.match(value.strip()))
+        ):
             raise ValueError(f"{value!r} is not a day: write YYYY-MM-DD")
         return value
 

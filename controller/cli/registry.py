@@ -54,12 +54,12 @@ def approve_version(args: argparse.Namespace) -> int:
     from controller.api.identity import IdentityError
     from controller.engine.approvals import ApprovalRefused, approve, revoke
 
+    allowed = args.project.spec.approvers if getattr(args, "project", None) else None
     with store(args) as opened:
         try:
             if args.revoke:
                 result = revoke(opened, args.model, args.version, args.approver)
             else:
-                allowed = args.project.spec.approvers if getattr(args, "project", None) else None
                 result = approve(opened, args.model, args.version, args.approver, allowed=allowed)
         except (ApprovalRefused, IdentityError) as exc:
             return fail(str(exc))
@@ -72,11 +72,24 @@ def approve_version(args: argparse.Namespace) -> int:
         )
     elif result.changed:
         print(
-            f"{result.approver} approved {name} ({count} approval(s)); the next apply promotes it once enough are in."
+            f"{result.approver} approved {name} ({_counted(result.approvals, allowed)}); the next apply promotes it "
+            "once enough are in."
         )
     else:
         print(f"{result.approver} had already approved {name}; still {count} approval(s).")
     return EXIT_OK
+
+
+def _counted(approvals: tuple[str, ...], allowed: list[str] | None) -> str:
+    """How many approvals there are, and how many count (only the project's approvers')."""
+    if allowed is None:
+        return f"{len(approvals)} approval(s)"
+    ignored = [a for a in approvals if a not in allowed]
+    if not ignored:
+        return f"{len(approvals)} approval(s)"
+    return (
+        f"{len(approvals) - len(ignored)} approval(s) counted; {', '.join(ignored)} are not in the project's approvers"
+    )
 
 
 def show_history(args: argparse.Namespace) -> int:

@@ -260,9 +260,9 @@ class DataApi:
         ``commit`` fails, nothing changes."""
         pid = policy_id(raw_id)
         written = PolicyFile(pid, text)
-        self._not_the_library(pid, written)
 
-        def task() -> None:
+        def task() -> None:  # on the engine thread: reading the text's package parses it
+            self._not_the_library(pid, written)
             self._change({**self._policies, pid: written}, commit, pid)
 
         await self._thread.arun(task)

@@ -18,7 +18,7 @@ import regorus
 
 from controller.policy import conflicts
 from controller.policy.engine import EngineError, clean_error
-from controller.policy.sources import PolicyFile, PolicyLoadError, RuleInfo
+from controller.policy.sources import PolicyFile, PolicyLoadError, RuleInfo, check_nesting
 
 DECISION_PACKAGE = "modelplane_internal_decision"
 DECISION_RULE = f"data.{DECISION_PACKAGE}.decision"
@@ -86,6 +86,7 @@ class EmbeddedEngine:
         if coverage:
             self._engine.set_enable_coverage(True)
         for policy in files:
+            check_nesting(policy)
             try:
                 self._engine.add_policy(policy.path, policy.text)
             except RuntimeError as exc:

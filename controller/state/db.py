@@ -177,8 +177,11 @@ BUSY_TIMEOUT_S = 30.0
 
 
 def unreadable(path: Path, exc: Exception) -> str:
+    # SQLite may quote a damaged row's bytes: printable characters only, and not many.
+    said = "".join(c if c.isprintable() else "?" for c in str(exc))
+    said = said if len(said) <= 160 else said[:160] + "…"
     return (
-        f"the state database {path} is unreadable ({exc}): restore the state directory from a backup "
+        f"the state database {path} is unreadable ({said}): restore the state directory from a backup "
         "(keep the broken file for inspection); do not delete it to start afresh"
     )
 

@@ -286,6 +286,7 @@ def test_approvals_by_people_off_the_approvers_list_do_not_promote(repo: Path) -
     )
     modelplane(repo, "apply")
     assert "breast-cancer-classifier v1: Staging" in modelplane(repo, "registry", "list").stdout
-    modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", "alice")
+    said = modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", "alice").stdout
+    assert "(1 approval(s) counted; mallory, eve are not in the project's approvers)" in said
     modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", "bob")
     assert "ok: v1 -> Production" in modelplane(repo, "apply").stdout

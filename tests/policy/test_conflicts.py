@@ -56,3 +56,27 @@ def test_rules_that_stand_together_load(rules: str) -> None:
 def test_the_library_and_this_repos_policies_load() -> None:
     engine = EmbeddedEngine(discover([BUILTIN, "policies"]))
     assert {r.package for r in engine.rules()} >= {"models", "common", "platform"}
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("x := " + "[" * 30 + "1" + "]" * 30 + "\n", (5, 18)),
+        ("x := " + '{"a": ' * 20 + "1" + "}" * 20 + "\n", (5, 78)),
+    ],
+    ids=["arrays", "objects"],
+)
+def test_deep_nesting_is_refused_before_it_is_parsed(text: str, where: tuple[int, int]) -> None:
+    """regorus parses nested brackets in time doubling per level (30 deep: hours): the
+    text is refused at the bracket, in no time."""
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(PolicyLoadError, match="nested more than 12 deep") as raised:
+        EmbeddedEngine([PolicyFile("deep.rego", H + text)])
+    assert (raised.value.line, raised.value.column) == where
+    assert time.monotonic() - started < 1
+
+
+def test_brackets_in_strings_and_comments_do_not_count() -> None:
+    EmbeddedEngine([PolicyFile("ok.rego", H + "# " + "[" * 40 + '\nx := "' + "{" * 40 + '"\n')])

@@ -80,6 +80,12 @@ def judged(text: str, rules: WaiverRules | None = None):  # type: ignore[no-unty
         "placeholder reason here",
         "lorem ipsum dolor sit amet",
         "asdf qwerty zxcv uiop",
+        "T.O.D.O. fill this in later please",
+        "FIX ME write the real reason",
+        "place holder reason here",
+        "TBC, will explain later on",
+        "\uff34\uff2f\uff24\uff2f fill this in later please",
+        "T\u200bODO fill this in later please",
     ],
 )
 def test_a_reason_must_say_why(reason: str) -> None:
@@ -101,10 +107,15 @@ def test_no_waiver_is_approved_in_the_controllers_name() -> None:
     assert "the controller's own name" in finding.message
 
 
-def test_approved_at_is_a_day_not_a_timestamp() -> None:
-    text = waiver().replace(f"approvedAt: {TODAY - timedelta(days=10)}", "approvedAt: '2026-11-01T00:00:00'")
+@pytest.mark.parametrize("when", ["'2026-11-01T00:00:00'", "1793491200", "1793491200.0", "20261101"])
+def test_approved_at_is_a_day_not_a_timestamp(when: str) -> None:
+    text = waiver().replace(f"approvedAt: {TODAY - timedelta(days=10)}", f"approvedAt: {when}")
     (finding,) = load_text(text, "w.yaml").findings
     assert finding.location.line == 9 and "is not a day: write YYYY-MM-DD" in finding.message
+
+
+def test_a_reason_that_merely_mentions_to_do_is_a_reason() -> None:
+    assert load_text(waiver(reason="Public research data, nothing to do with patients."), "w.yaml").findings == []
 
 
 def test_approver_is_normalised_as_approvals_are() -> None:

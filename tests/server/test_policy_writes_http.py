@@ -353,3 +353,16 @@ def test_a_wiped_state_does_not_start_a_server_afresh(tmp_path: Path) -> None:
         out = run_cli("policy", "serve", "--port", "0", *flags, cwd=platform)
         assert out.returncode == 3 and "proves the state held record 1" in out.stderr, out.stderr
     assert not (platform / ".modelplane" / "state.db").exists()
+
+
+def test_a_deeply_nested_policy_is_refused_at_once(fresh_server: tuple[str, int], fresh_store: Store) -> None:
+    """regorus would take hours to parse it (time doubles per level), holding the server."""
+    import time
+
+    deep = b"package deep\n\nx := " + b"[" * 100_000 + b"1" + b"]" * 100_000 + b"\n"
+    started = time.monotonic()
+    status, doc = request(fresh_server, "PUT", "/v1/policies/deep.rego", deep)
+    assert status == 400 and "deep.rego:3:18: brackets nested more than 12 deep" in doc["message"]
+    assert time.monotonic() - started < 2
+    assert request(fresh_server, "GET", "/health", token=None) == (200, {})
+    assert audit(fresh_store) == []
