@@ -122,42 +122,19 @@ def export_anchor(args: argparse.Namespace) -> int:
 
 
 def sign_head(args: argparse.Namespace) -> int:
-    from controller.state.anchor import Head
+    from controller.state.anchor import Head, StateLost
     from controller.state.db import StateError
     from controller.state.store import Store
     from controller.triggers.git_source import GitRepo
 
-    # What vouches for the log before the key: the repo's anchor, exported without a key,
-    # naming the log's last record. Anything else could be a rewrite with its MAC stripped.
     exported = GitRepo(".").read_anchor()
-    if not exported:
-        return fail(
-            "not signed: export the log's head first, before the key is set ('modelplane audit anchor' without "
-            "the key, then push refs/modelplane/audit), so that what the key starts from is vouched for"
-        )
-    proven = Head.parse(exported)
-    if proven.mac is not None:
-        print(
-            "modelplane: state lost: the repo's audit anchor is signed, so a key was in use already: an unsigned "
-            "head means the log was rewritten since. Restore the state directory from a backup",
-            file=sys.stderr,
-        )
-        return EXIT_STATE_LOST
     opened = Store(Path(args.state_dir).resolve(), adopt_key=True)
     try:
-        last = opened.audit.last()
-        if opened.audit.hash_at(proven.seq) != proven.hash or last is None or last.seq != proven.seq:
-            print(
-                f"modelplane: state lost: the log does not end at record {proven.seq} as the repo's anchor proves "
-                f"(it has {last.seq if last else 0} records): only a log the anchor vouches for, record for record, "
-                "can adopt a key. Restore the state directory from a backup, or anchor again before the key is set",
-                file=sys.stderr,
-            )
-            return EXIT_STATE_LOST
-        try:
-            head = opened.audit.sign_head()
-        except StateError as exc:
-            return fail(f"not signed: {exc}")
+        head = opened.audit.sign_head(Head.parse(exported) if exported else None)
+    except StateLost:
+        raise
+    except StateError as exc:
+        return fail(f"not signed: {exc}")
     finally:
         opened.close()
     print(f"signed the head, record {head.seq} ({head.hash[:12]}); run 'modelplane audit anchor' to export it")

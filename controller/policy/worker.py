@@ -168,8 +168,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 class EngineWorker:
     """A child process holding an embedded engine; every evaluation is bounded.
 
-    Not thread-safe: one caller at a time (the Data API's engine thread). ``keep`` is
-    the policies and data the engine answers with, and what a restarted child gets."""
+    Not thread-safe: one caller at a time (the Data API's engine thread). The policies
+    and data the engine answers with are kept here too: a restarted child gets them."""
 
     def __init__(
         self,

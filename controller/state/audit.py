@@ -77,17 +77,37 @@ class AuditTrail:
             restore = "Restore the state directory from a backup"
             raise anchor.StateLost(f"{self._head}: {problem}; refusing to write. {restore}")
 
-    def sign_head(self) -> anchor.Head:
-        """Sign the head of a log kept without a key so far (the key is set now): only
-        after the whole chain verifies. Raises :class:`~controller.state.db.StateError`."""
+    def sign_head(self, exported: anchor.Head | None) -> anchor.Head:
+        """Sign the head of a log kept without a key so far (the key is set now).
+
+        What vouches for the log before the key is ``exported``, the repo's anchor: it
+        must be there, unsigned (a signed one means a key was in use: an unsigned head is
+        a rewrite with its signature stripped) and name the log's last record, and the
+        chain must verify. Raises :class:`~controller.state.anchor.StateLost` when the log
+        is not the one the anchor vouches for, :class:`~controller.state.db.StateError`
+        when adopting is not possible yet."""
         if self._key is None:
             raise anchor.StateError(f"no audit key is set ({anchor.KEY_ENV} or {anchor.KEY_FILE_ENV})")
+        if exported is None:
+            raise anchor.StateError(
+                "export the log's head first, before the key is set ('modelplane audit anchor' without the key, "
+                "then push refs/modelplane/audit), so that what the key starts from is vouched for"
+            )
+        if exported.mac is not None:
+            raise anchor.StateLost(
+                "the repo's audit anchor is signed, so a key was in use already: an unsigned head means the log "
+                "was rewritten since. Restore the state directory from a backup"
+            )
+        last = self.last()
+        if self.hash_at(exported.seq) != exported.hash or last is None or last.seq != exported.seq:
+            raise anchor.StateLost(
+                f"the log does not end at record {exported.seq} as the repo's anchor proves (it has "
+                f"{last.seq if last else 0} records): only a log the anchor vouches for, record for record, can "
+                "adopt a key. Restore the state directory from a backup, or anchor again before the key is set"
+            )
         result = audit_log.verify(self._db.conn)
         if not result.ok:
-            raise anchor.StateError(f"the audit log does not verify at record {result.seq}: {result.problem}")
-        last = self.last()
-        if last is None:
-            raise anchor.StateError("the audit log is empty: its first record will be signed")
+            raise anchor.StateLost(f"the audit log does not verify at record {result.seq}: {result.problem}")
         tmp = self._head.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(last.text())
         tmp.replace(self._head)
