@@ -125,14 +125,12 @@ def before_tree(revision: str, scratch: Path) -> tuple[list[str], dict[str, str]
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "controller")], check=True, env=ENV)
     env = {**ENV, "PYTHONPATH": str(tree)}
-    # -P: do not put the current directory (this checkout) ahead of PYTHONPATH.
-    cmd = [
-        sys.executable,
-        "-P",
-        "-c",
-        "import sys; from controller.cli import main; sys.argv[0] = 'modelplane'; sys.exit(main())",
-    ]
-    return cmd, env
+    # The same launcher as the installed command (a script run as __main__ is compiled on
+    # every start: a ``-c`` one-liner would start faster and flatter the old code), and -P:
+    # neither the script's directory nor this checkout goes ahead of PYTHONPATH.
+    launcher = tree / "modelplane"
+    launcher.write_text((BIN / "modelplane").read_text())
+    return [sys.executable, "-P", str(launcher)], env
 
 
 def import_costs(repeats: int) -> list[tuple[str, float]]:
