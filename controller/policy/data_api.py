@@ -254,10 +254,9 @@ class DataApi:
         return self._policies.get(policy_id.strip("/"))
 
     async def put_policy(self, raw_id: str, text: str, *, commit: Commit | None = None) -> None:
-        """Add or replace one policy; if it does not compile, conflicts with the others,
-        or its package, or a package that names it (and, for a replaced file, its old
-        package), does not evaluate (with no input, within the time limit), or
-        ``commit`` fails, nothing changes."""
+        """Add or replace one policy; if it changes the library, does not compile,
+        conflicts with the others, or leaves any package unable to evaluate (once, with
+        no input, within the time limit), or ``commit`` fails, nothing changes."""
         pid = policy_id(raw_id)
         written = PolicyFile(pid, text)
 
@@ -268,9 +267,9 @@ class DataApi:
         await self._thread.arun(task)
 
     async def delete_policy(self, raw_id: str, *, commit: Commit | None = None) -> bool:
-        """Remove one policy (False when there is none by that id); if its package, or a
-        package that names it, does not load or evaluate without it (or ``commit``
-        fails), nothing changes."""
+        """Remove one policy (False when there is none by that id); if it is the
+        library's, or the rest do not load or every package evaluate without it (or
+        ``commit`` fails), nothing changes."""
         pid = policy_id(raw_id)
         self._not_the_library(pid, None)
 
