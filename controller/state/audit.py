@@ -27,6 +27,9 @@ class AuditTrail:
         self._key = anchor.load_key(state_dir)
         db.on_commit.append(self._write_head)
         self._check_head(state_dir, adopt_key)
+        # A log that was empty when opened has no head until this process's first commit
+        # writes one: its own first records, not yet committed, have none to check against.
+        self._opened_empty = self.last() is None
 
     def _check_head(self, state_dir: Path, adopt_key: bool) -> None:
         """Refuse to work on a log its recorded head does not vouch for: nothing written
@@ -62,7 +65,7 @@ class AuditTrail:
     def _still_vouched(self) -> None:
         recorded = self.recorded_head()
         if recorded is None:
-            if self._key is not None and self.last() is not None:
+            if self._key is not None and self.last() is not None and not self._opened_empty:
                 raise anchor.StateLost(
                     f"{self._head} was removed while the log has records and an audit key is set: refusing to "
                     "write. Restore the state directory from a backup"

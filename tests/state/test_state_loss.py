@@ -284,3 +284,19 @@ def test_a_chain_rewritten_while_a_process_runs_is_not_extended(repo: Path, monk
         running.audit.append("approve", "Model/m", {"version": 1}, actor="alice")
     running.close()
     assert not (repo / ".modelplane" / "audit.head").exists()
+
+
+def test_a_fresh_state_with_a_key_takes_several_records_in_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first transaction of a new keyed log appends several records before any head
+    exists (validate, then policy decisions): that is not a removed head."""
+    monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
+    store = Store(tmp_path / "state")
+    with store.transaction():
+        store.audit.append("validate", "repo", {"n": 1})
+        store.audit.append("policy", "Model/m", {"n": 2})
+    store.audit.append("approve", "Model/m", {"version": 1}, actor="alice")
+    assert store.audit.verify().ok
+    store.close()
+    assert Store(tmp_path / "state").audit.verify().ok
