@@ -95,15 +95,17 @@ _TOKENS = re.compile(r'#[^\n]*|"(?:\\.|[^"\\\n])*"|`[^`]*`|[\[\]{}]')
 def check_nesting(policy: PolicyFile) -> None:
     """Raise :class:`PolicyLoadError` when ``policy`` nests brackets (``[`` and ``{``,
     outside strings and comments) deeper than :data:`MAX_NESTING`, or its nesting would
-    cost more than :data:`MAX_NESTING_COST` to parse: never hand regorus such a text."""
-    depth = deepest = cost = 0
+    cost more than :data:`MAX_NESTING_COST` to parse (the sum, over every group, of
+    2 ** the depth of brackets inside it: many deep groups side by side add up): never
+    hand regorus such a text."""
     text = policy.text
+    opened: list[int] = []  # for each open group: the deepest level reached inside it
+    cost = 0
     for match in _TOKENS.finditer(text):
         token = match.group()
         if token in ("[", "{"):
-            depth += 1
-            deepest = max(deepest, depth)
-            if depth > MAX_NESTING:
+            opened.append(len(opened) + 1)
+            if len(opened) > MAX_NESTING:
                 line = 1 + text.count("\n", 0, match.start())
                 column = match.start() - text.rfind("\n", 0, match.start())
                 raise PolicyLoadError(
@@ -113,11 +115,12 @@ def check_nesting(policy: PolicyFile) -> None:
                     line,
                     column,
                 )
-        elif token in ("]", "}"):
-            depth = max(0, depth - 1)
-            if depth == 0:
-                cost += 1 << deepest
-                deepest = 0
+        elif token in ("]", "}") and opened:
+            depth = len(opened)
+            deepest = opened.pop()
+            cost += 1 << (deepest - depth + 1)
+            if opened:
+                opened[-1] = max(opened[-1], deepest)
     if cost > MAX_NESTING_COST:
         raise PolicyLoadError(
             f"too many deeply nested brackets to parse in time (cost {cost}, at most {MAX_NESTING_COST}): "

@@ -80,3 +80,12 @@ def test_deep_nesting_is_refused_before_it_is_parsed(text: str, where: tuple[int
 
 def test_brackets_in_strings_and_comments_do_not_count() -> None:
     EmbeddedEngine([PolicyFile("ok.rego", H + "# " + "[" * 40 + '\nx := "' + "{" * 40 + '"\n')])
+
+
+def test_many_deep_groups_side_by_side_are_refused_too() -> None:
+    """Each 11 deep (under the depth limit), but parsing cost grows with their number."""
+    inner = "[" * 11 + "1" + "]" * 11
+    many = "".join(f"x{i} := {inner}\n" for i in range(40))
+    with pytest.raises(PolicyLoadError, match="too many deeply nested brackets to parse in time"):
+        EmbeddedEngine([PolicyFile("many.rego", H + many)])
+    EmbeddedEngine([PolicyFile("few.rego", H + "".join(f"x{i} := {inner}\n" for i in range(4)))])
