@@ -199,6 +199,7 @@ def _input_json(item: LoadedResource) -> str:
 
 
 MAX_FINDINGS_PER_RULE = 50  # findings of one rule for one resource
+MAX_FINDINGS_PER_RESOURCE = 500  # findings of every rule for one resource
 MAX_MESSAGE_CHARS = 1000
 
 
@@ -329,6 +330,22 @@ class _Judge:
         return self.engine.query(package.replace(".", "/"), input_for(self.resources[index]))
 
     def _one(self, item: LoadedResource, findings: list[Finding], records: list[_Record]) -> None:
+        start = len(findings)
+        self._decide_one(item, findings, records)
+        if len(findings) - start > MAX_FINDINGS_PER_RESOURCE:
+            extra = len(findings) - start - MAX_FINDINGS_PER_RESOURCE
+            del findings[start + MAX_FINDINGS_PER_RESOURCE :]
+            findings.append(
+                Finding(
+                    "policy-engine-error",
+                    f"... and {extra} more policy findings for {item.ref} (not shown: at most "
+                    f"{MAX_FINDINGS_PER_RESOURCE} per resource); denied (modelplane fails closed)",
+                    item.document.location(()),
+                    resource=item.ref,
+                )
+            )
+
+    def _decide_one(self, item: LoadedResource, findings: list[Finding], records: list[_Record]) -> None:
         ref = item.ref
         if self.decide_json is not None:
             text = _input_json(item)

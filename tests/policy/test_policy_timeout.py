@@ -107,3 +107,15 @@ def test_a_rule_that_floods_findings_is_capped(platform: Path) -> None:
     assert sum(f["message"] == "... and 1950 more findings of this rule (not shown)" for f in findings) == len(
         per_resource
     )
+
+
+def test_many_rules_flooding_one_resource_are_capped_in_total(platform: Path) -> None:
+    rules = "".join(
+        f'deny_r{r} contains sprintf("r{r} %d", [i]) if {{\n\tsome i in numbers.range(1, 60)\n}}\n\n' for r in range(20)
+    )
+    (platform / "policies" / "flood.rego").write_text("package flood\n\nimport rego.v1\n\n" + rules)
+    out = run(platform, "validate", "-o", "json")
+    findings = json.loads(out.stdout)["findings"]
+    model = [f for f in findings if f["resource"] == "Model/breast-cancer-classifier"]
+    assert len(model) <= 501 + 5  # the cap, its summary, and the library's own few
+    assert any("more policy findings for Model/breast-cancer-classifier" in f["message"] for f in model)
