@@ -40,6 +40,7 @@ from controller.policy.engine import EngineError
 from controller.policy.sources import PolicyLoadError
 from controller.server.auth import client_of
 from controller.server.bodies import parse_json, read_body
+from controller.state.db import StateError
 from controller.state.policy_writes import PolicyWrites
 
 MAX_QUERIES_PER_CLIENT = 4
@@ -54,6 +55,8 @@ def _answering() -> Iterator[None]:
         raise HTTPException(400, str(exc)) from None
     except EngineError as exc:
         raise HTTPException(500, str(exc)) from None
+    except StateError as exc:  # the audit log refused the record (state lost, unreadable): nothing changed
+        raise HTTPException(500, f"the write was not recorded, so it was not made: {exc}") from None
 
 
 def _writer(request: Request, allowed: bool, flag: str, what: str) -> str:

@@ -366,3 +366,14 @@ def test_a_deeply_nested_policy_is_refused_at_once(fresh_server: tuple[str, int]
     assert time.monotonic() - started < 2
     assert request(fresh_server, "GET", "/health", token=None) == (200, {})
     assert audit(fresh_store) == []
+
+
+def test_a_write_the_audit_log_refuses_is_not_made(fresh_server: tuple[str, int], fresh_store: Store) -> None:
+    """The log was rewritten under the running server: the next write is refused, said
+    so, and not served."""
+    assert request(fresh_server, "PUT", "/v1/policies/extra.rego", EXTRA) == (200, {})
+    (fresh_store.state_dir / "audit.head").write_text("1 " + "0" * 64 + "\n")
+    status, doc = request(fresh_server, "PUT", "/v1/policies/more.rego", b"package more\n\nx := 1\n")
+    assert status == 500 and doc["message"].startswith("the write was not recorded, so it was not made: ")
+    assert "the log was rewritten" in doc["message"]
+    assert request(fresh_server, "GET", "/v1/policies/more.rego")[0] == 404
