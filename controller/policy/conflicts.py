@@ -108,9 +108,10 @@ class ModuleFacts:
     package: str
     rules: tuple[tuple[str, int], ...]
     definitions: tuple[Fact, ...]
+    calls: tuple[tuple[str, int, int], ...] = ()  # functions called by their data path: (path, line, column)
 
     def to_json(self) -> dict[str, Any]:
-        return {"package": self.package, "rules": self.rules, "definitions": self.definitions}
+        return {"package": self.package, "rules": self.rules, "definitions": self.definitions, "calls": self.calls}
 
     @classmethod
     def from_json(cls, file: str, value: dict[str, Any]) -> ModuleFacts:
@@ -121,6 +122,7 @@ class ModuleFacts:
             tuple(
                 (path, kind, bool(default), line, column) for path, kind, default, line, column in value["definitions"]
             ),
+            tuple((path, line, column) for path, line, column in value.get("calls", [])),
         )
 
 
@@ -131,11 +133,50 @@ def facts_of(modules: list[dict[str, Any]]) -> list[ModuleFacts]:
         declared = _path(module["ast"]["package"]["refr"])
         rules = [(r.name, r.line) for r in rules_from_ast([module])]
         definitions = [d for rule in module["ast"]["rules"] if (d := _definition(rule)) is not None]
-        out.append(
-            ModuleFacts(
-                module["source"]["file"], ".".join(declared[0]) if declared else "", tuple(rules), tuple(definitions)
-            )
-        )
+        package = ".".join(declared[0]) if declared else ""
+        calls = _calls(module)
+        out.append(ModuleFacts(module["source"]["file"], package, tuple(rules), tuple(definitions), tuple(calls)))
+    return out
+
+
+def _aliases(module: dict[str, Any]) -> dict[str, str]:
+    """Import aliases that name a place in ``data``: alias -> path below data ("" for data itself)."""
+    source = module["source"].get("contents") or ""
+    out: dict[str, str] = {}
+    for imported in module["ast"].get("imports") or []:
+        found = _path(imported.get("refr"))
+        if found is None or found[1] or found[0][0] != "data":
+            continue
+        span = imported.get("as")
+        alias = source[span["start"] : span["end"]] if isinstance(span, dict) else found[0][-1]
+        out[alias] = ".".join(found[0][1:])
+    return out
+
+
+def _calls(module: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """Every call of a function named by its place in data (``data.a.f(x)``, or through an
+    import: ``a.f(x)`` after ``import data.a``), as (path below data, line, column)."""
+    aliases = _aliases(module)
+    out: list[tuple[str, int, int]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            call = node.get("Call")
+            if isinstance(call, dict):
+                found = _path(call.get("fcn"))
+                if found is not None and not found[1] and len(found[0]) > 1:
+                    head, rest = found[0][0], found[0][1:]
+                    base = "" if head == "data" else aliases.get(head)
+                    if base is not None:
+                        line, column = _span((call.get("fcn") and next(iter(call["fcn"].values()))) or {})
+                        out.append((".".join(p for p in (base, *rest) if p), line, column))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(module["ast"]["rules"])
     return out
 
 
@@ -176,6 +217,13 @@ def check(modules: list[ModuleFacts]) -> None:
                 f"conflicting rules for data.{d.path}: defined as {_kind(d.kind)} here and as "
                 f"{_kind(first.kind)} at {first.where()}",
             )
+    functions = {d.path for d in definitions if d.kind.startswith("function/")}
+    for module in modules:
+        for path, line, column in module.calls:
+            if path not in functions:
+                raise PolicyLoadError(
+                    f"calls data.{path}, which no policy defines as a function", module.file, line, column
+                )
     # Sorted, the paths extending a path follow it at once ('.' sorts before any
     # character of a name).
     paths = sorted(by_path)
