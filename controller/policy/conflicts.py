@@ -163,12 +163,13 @@ def _calls(module: dict[str, Any]) -> list[tuple[str, int, int]]:
         if isinstance(node, dict):
             call = node.get("Call")
             if isinstance(call, dict):
-                found = _path(call.get("fcn"))
+                fcn = call.get("fcn") or {}
+                found = _path(fcn)
                 if found is not None and not found[1] and len(found[0]) > 1:
                     head, rest = found[0][0], found[0][1:]
                     base = "" if head == "data" else aliases.get(head)
                     if base is not None:
-                        line, column = _span((call.get("fcn") and next(iter(call["fcn"].values()))) or {})
+                        line, column = _span(next(iter(fcn.values()), {}))  # the reference's own span
                         out.append((".".join(p for p in (base, *rest) if p), line, column))
             for value in node.values():
                 walk(value)
