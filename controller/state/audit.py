@@ -9,6 +9,7 @@ truncated log shows.
 from __future__ import annotations
 
 import fcntl
+import hmac
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,6 +62,25 @@ class AuditTrail:
         problem = anchor.signature_problem(recorded, self._key)
         if problem and not (adopt_key and recorded.mac is None):
             raise anchor.StateLost(f"{self._head}: {problem}. {restore}")
+        forged = None if problem else self._unsigned_after(recorded.seq)
+        if forged is not None:
+            raise anchor.StateLost(
+                f"the audit log in {state_dir}: record {forged}, after the signed head, carries no valid signature: "
+                f"it was not written by modelplane with the key. {restore}"
+            )
+
+    def _unsigned_after(self, seq: int) -> int | None:
+        """With a key: the first record after ``seq`` (the signed head) that does not carry
+        its own valid signature, or None. Records are signed as they are written, so one
+        that is not was written by someone without the key."""
+        if self._key is None:
+            return None
+        rows = self._db.execute("SELECT seq, hash, mac FROM audit_log WHERE seq > ? ORDER BY seq", (seq,))
+        for row in rows:
+            expected = anchor.sign(self._key, row["seq"], row["hash"])
+            if row["mac"] is None or not hmac.compare_digest(row["mac"], expected):
+                return int(row["seq"])
+        return None
 
     def _still_vouched(self) -> None:
         recorded = self.recorded_head()
@@ -76,6 +96,9 @@ class AuditTrail:
             problem = f"record {recorded.seq} is not the one {HEAD_FILE} records: the log was rewritten"
         elif self._key is not None:
             problem = anchor.signature_problem(recorded, self._key)
+            forged = None if problem else self._unsigned_after(recorded.seq)
+            if forged is not None:
+                problem = f"record {forged}, after the signed head, carries no valid signature: it was not written here"
         if problem:
             restore = "Restore the state directory from a backup"
             raise anchor.StateLost(f"{self._head}: {problem}; refusing to write. {restore}")
@@ -142,7 +165,10 @@ class AuditTrail:
                 ).fetchone()
             ):
                 return False
-            audit_log.append(conn, event, subject, payload, actor=actor, revision=revision)
+            record = audit_log.append(conn, event, subject, payload, actor=actor, revision=revision)
+            if self._key is not None:
+                mac = anchor.sign(self._key, record.seq, record.hash)
+                conn.execute("UPDATE audit_log SET mac = ? WHERE seq = ?", (mac, record.seq))
         return True
 
     def records(self, subject: str | None = None, events: Sequence[str] = ()) -> list[audit_log.Record]:
@@ -225,5 +251,10 @@ class AuditTrail:
             if row is None or row["hash"] != digest:
                 return audit_log.Verification(
                     False, result.checked, f"record {seq} does not match the recorded head", seq
+                )
+            forged = self._unsigned_after(seq)
+            if forged is not None:
+                return audit_log.Verification(
+                    False, result.checked, f"record {forged}, after the signed head, carries no valid signature", forged
                 )
         return result

@@ -170,6 +170,11 @@ MIGRATIONS: list[str] = [
         FROM cards c JOIN model_versions v ON v.model = c.model AND v.version = c.version
         JOIN runs r ON r.id = v.run_id;
     """,
+    # With an audit key, each record carries its own signature (of its seq and hash), so
+    # records appended after the signed head by someone without the key are told apart.
+    """
+    ALTER TABLE audit_log ADD COLUMN mac TEXT;
+    """,
 ]
 
 

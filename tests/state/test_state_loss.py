@@ -300,3 +300,39 @@ def test_a_fresh_state_with_a_key_takes_several_records_in_one_transaction(
     assert store.audit.verify().ok
     store.close()
     assert Store(tmp_path / "state").audit.verify().ok
+
+
+def _forge_append(db: Path, actor: str) -> int:
+    """What an attacker without the key can do: append a correctly chained record."""
+    from controller.state import audit_log
+
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    with conn:
+        record = audit_log.append(conn, "approve", "Model/m", {"version": 1}, actor=actor)
+    conn.close()
+    return record.seq
+
+
+def test_a_record_appended_after_the_signed_head_without_the_key_is_caught(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each record is signed as it is written: a chained forgery after the head carries no
+    signature, so nothing opens the log, verifies it, or signs a head over it."""
+    assert main(["audit", "anchor"]) == 0
+    monkeypatch.setenv(KEY_ENV, "a-key-the-controller-host-keeps-apart")
+    assert main(["audit", "sign-head"]) == 0
+    store = Store(repo / ".modelplane")
+    store.audit.append("approve", "Model/m", {"version": 1}, actor="alice")  # signed
+    running = Store(repo / ".modelplane")  # a server that opened the log before the forgery
+    store.close()
+    forged = _forge_append(repo / ".modelplane" / "state.db", "mallory")
+    head = (repo / ".modelplane" / "audit.head").read_text()
+    with pytest.raises(StateLost, match=f"record {forged}, after the signed head, carries no valid signature"):
+        Store(repo / ".modelplane")
+    with pytest.raises(StateLost, match=f"record {forged}, after the signed head, carries no valid signature"):
+        running.audit.append("approve", "Model/m", {"version": 1}, actor="carol")
+    running.close()
+    assert (repo / ".modelplane" / "audit.head").read_text() == head  # nothing signed over it
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 3
