@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 from typing import Any
 
 import regorus
@@ -67,10 +68,13 @@ def _facts(files: list[PolicyFile], engine: regorus.Engine) -> list[conflicts.Mo
         parsed = conflicts.facts_of(json.loads(engine.get_ast_as_json()))
     else:
         rest = regorus.Engine()
-        for policy in files:
-            if policy.path not in known:
-                rest.add_policy(policy.path, policy.text)  # it parsed in the engine: it parses here
-        parsed = conflicts.facts_of(json.loads(rest.get_ast_as_json())) if len(known) < len(files) else []
+        try:
+            for policy in files:
+                if policy.path not in known:
+                    rest.add_policy(policy.path, policy.text)  # it parsed in the engine: it parses here
+            parsed = conflicts.facts_of(json.loads(rest.get_ast_as_json())) if len(known) < len(files) else []
+        finally:
+            del rest  # dropped here, on its own thread (see sources.package_of)
     by_file = {m.file: m for m in parsed}
     return [known.get(f.path) or by_file[f.path] for f in files]
 
@@ -82,22 +86,32 @@ class EmbeddedEngine:
     forkable = True
 
     def __init__(self, files: list[PolicyFile], *, coverage: bool = False) -> None:
-        self._engine = regorus.Engine()
-        if coverage:
-            self._engine.set_enable_coverage(True)
         for policy in files:
-            check_nesting(policy)
-            try:
-                self._engine.add_policy(policy.path, policy.text)
-            except RuntimeError as exc:
-                raise _load_error(exc, policy.path) from None
-        facts = _facts(files, self._engine)
-        conflicts.check(facts)
-        self._rules = conflicts.rules_of(facts)
-        # One rule gathers every package's finding and exception rules, so a decision
-        # sets the input once and evaluates one compiled rule (a query would be parsed
-        # on every call, and ``data.<pkg>`` would also run ``test_*`` rules).
-        self._engine.add_policy(f"<{DECISION_PACKAGE}>", _decision_module(self._rules))
+            check_nesting(policy)  # before regorus parses anything
+        engine = regorus.Engine()
+        try:
+            if coverage:
+                engine.set_enable_coverage(True)
+            for policy in files:
+                try:
+                    engine.add_policy(policy.path, policy.text)
+                except RuntimeError as exc:
+                    raise _load_error(exc, policy.path) from None
+            facts = _facts(files, engine)
+            conflicts.check(facts)
+            self._rules = conflicts.rules_of(facts)
+            # One rule gathers every package's finding and exception rules, so a decision
+            # sets the input once and evaluates one compiled rule (a query would be parsed
+            # on every call, and ``data.<pkg>`` would also run ``test_*`` rules).
+            engine.add_policy(f"<{DECISION_PACKAGE}>", _decision_module(self._rules))
+        except BaseException as exc:
+            # A regorus engine may only be dropped on the thread that made it. The error's
+            # traceback would keep it alive in a cycle that the collector may break on any
+            # thread: drop it here, now.
+            traceback.clear_frames(exc.__traceback__)
+            del engine
+            raise
+        self._engine = engine
 
     def rules(self) -> list[RuleInfo]:
         return list(self._rules)

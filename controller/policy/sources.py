@@ -139,10 +139,15 @@ def package_of(policy: PolicyFile) -> tuple[str, int] | None:
     import regorus
 
     check_nesting(policy)  # before regorus parses it
+    # A regorus engine may only be dropped on the thread that made it: it is never left
+    # in a frame that an error's traceback (collected later, on any thread) could hold.
+    engine = regorus.Engine()
     try:
-        declared = regorus.Engine().add_policy(policy.path, policy.text)
+        declared = engine.add_policy(policy.path, policy.text)
     except RuntimeError:
         return None
+    finally:
+        del engine
     match = _PACKAGE_LINE.search(policy.text)
     return str(declared).removeprefix("data."), 1 + policy.text.count("\n", 0, match.start()) if match else 1
 
