@@ -40,34 +40,62 @@ class AuditTrail:
             recorded = self.recorded_head()
         except anchor.StateError as exc:
             raise anchor.StateLost(f"{self._head}: {exc}: restore the state directory from a backup") from None
-        last = self.last()
         restore = "Restore the state directory from a backup; do not start afresh ('modelplane state check' tells more)"
         if recorded is None:
+            last = self.last()
             if last is not None and self._key is not None:
                 raise anchor.StateLost(
                     f"{self._head} is missing but the log in {state_dir} has {last.seq} records and an audit key is "
                     f"set: the chain cannot be vouched for. {restore}"
                 )
             return
+        problem = self._head_problem(recorded, adopt_key=adopt_key)
+        if problem is not None:
+            what, detail = problem
+            raise anchor.StateLost(f"{self._head}: {what}" + (f": {detail}" if detail else "") + f". {restore}")
+
+    def _still_vouched(self) -> None:
+        """The check of :meth:`_check_head`, again before a record is written: the log may
+        have been changed since this process opened it."""
+        recorded = self.recorded_head()
+        if recorded is None:
+            if self._key is not None and self.last() is not None and not self._opened_empty:
+                raise anchor.StateLost(
+                    f"{self._head} was removed while the log has records and an audit key is set: refusing to "
+                    "write. Restore the state directory from a backup"
+                )
+            return
+        problem = self._head_problem(recorded)
+        if problem is not None:
+            what, detail = problem
+            raise anchor.StateLost(
+                f"{self._head}: {what}; refusing to write"
+                + (f" ({detail})" if detail else "")
+                + ". Restore the state directory from a backup"
+            )
+
+    def _head_problem(self, recorded: anchor.Head, *, adopt_key: bool = False) -> tuple[str, str | None] | None:
+        """Why the log is not the one ``recorded`` vouches for, as (what, detail), or None:
+        records lost or rewritten up to the head, the head's signature (while a key is
+        set; an unsigned one passes when adopting a key), and with a key, a record after
+        the head that carries no valid signature of its own."""
+        last = self.last()
         if last is None or last.seq < recorded.seq:
-            raise anchor.StateLost(
-                f"the state in {state_dir} lost its audit records: {HEAD_FILE} says the log reached record "
-                f"{recorded.seq}, the database has {last.seq if last else 0}. {restore}"
-            )
+            have = last.seq if last else 0
+            reached = f"{HEAD_FILE} says the log reached record {recorded.seq}, the database has {have}"
+            return "records were lost", reached
         if self.hash_at(recorded.seq) != recorded.hash:
-            raise anchor.StateLost(
-                f"the audit log in {state_dir} was rewritten: record {recorded.seq} is not the one {HEAD_FILE} "
-                f"records. {restore}"
-            )
+            return "the log was rewritten", f"record {recorded.seq} is not the one {HEAD_FILE} records"
         problem = anchor.signature_problem(recorded, self._key)
-        if problem and not (adopt_key and recorded.mac is None):
-            raise anchor.StateLost(f"{self._head}: {problem}. {restore}")
-        forged = None if problem else self._unsigned_after(recorded.seq)
+        if problem:
+            return None if adopt_key and recorded.mac is None else (problem, None)
+        forged = self._unsigned_after(recorded.seq)
         if forged is not None:
-            raise anchor.StateLost(
-                f"the audit log in {state_dir}: record {forged}, after the signed head, carries no valid signature: "
-                f"it was not written by modelplane with the key. {restore}"
+            return (
+                f"record {forged}, after the signed head, carries no valid signature",
+                "it was not written by modelplane with the key",
             )
+        return None
 
     def _unsigned_after(self, seq: int) -> int | None:
         """With a key: the first record after ``seq`` (the signed head) that does not carry
@@ -81,27 +109,6 @@ class AuditTrail:
             if row["mac"] is None or not hmac.compare_digest(row["mac"], expected):
                 return int(row["seq"])
         return None
-
-    def _still_vouched(self) -> None:
-        recorded = self.recorded_head()
-        if recorded is None:
-            if self._key is not None and self.last() is not None and not self._opened_empty:
-                raise anchor.StateLost(
-                    f"{self._head} was removed while the log has records and an audit key is set: refusing to "
-                    "write. Restore the state directory from a backup"
-                )
-            return
-        problem = None
-        if self.hash_at(recorded.seq) != recorded.hash:
-            problem = f"record {recorded.seq} is not the one {HEAD_FILE} records: the log was rewritten"
-        elif self._key is not None:
-            problem = anchor.signature_problem(recorded, self._key)
-            forged = None if problem else self._unsigned_after(recorded.seq)
-            if forged is not None:
-                problem = f"record {forged}, after the signed head, carries no valid signature: it was not written here"
-        if problem:
-            restore = "Restore the state directory from a backup"
-            raise anchor.StateLost(f"{self._head}: {problem}; refusing to write. {restore}")
 
     def sign_head(self, exported: anchor.Head | None) -> anchor.Head:
         """Sign the head of a log kept without a key so far (the key is set now).
