@@ -29,7 +29,14 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from controller.policy.engine import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, EngineError
-from controller.policy.sources import BUILTIN, PolicyFile, PolicyLoadError, package_of, package_problem
+from controller.policy.sources import (
+    BUILTIN,
+    PolicyFile,
+    PolicyLoadError,
+    library_packages,
+    package_of,
+    package_problem,
+)
 from controller.policy.worker import EngineWorker
 
 # A path deeper than this is refused: queries are compiled to Rego references and
@@ -135,9 +142,7 @@ class DataApi:
         # in place, so any thread may read the current ones.
         self._policies = {f.path.strip("/"): PolicyFile(f.path.strip("/"), f.text) for f in files}
         # The built-in library's packages, when it is served: written policies may not change them.
-        self._library = {
-            found[0] for pid, f in self._policies.items() if pid.startswith(f"{BUILTIN}/") if (found := package_of(f))
-        }
+        self._library = library_packages() if any(p.startswith(f"{BUILTIN}/") for p in self._policies) else set()
         self._data: dict[str, Any] = dict(data or {})
         self._closed = False
         self._thread = _EngineThread()

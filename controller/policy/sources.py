@@ -171,7 +171,7 @@ def package_problem(package: str) -> str | None:
     return None
 
 
-def _library_packages() -> set[str]:
+def library_packages() -> set[str]:
     """The built-in library's packages (its files are ours, each with a plain ``package`` line)."""
     return {m.group(1) for f in library() if (m := _PACKAGE.search(f.text))}
 
@@ -194,7 +194,7 @@ def _directory(directory: str | Path) -> list[PolicyFile]:
 def combine(parts: Sequence[tuple[str, list[PolicyFile]]]) -> list[PolicyFile]:
     """The files of every source, in order, refusing an empty set and a repo file
     that redefines a package of the built-in library."""
-    builtin = _library_packages() if any(name == BUILTIN for name, _ in parts) else set()
+    builtin = library_packages() if any(name == BUILTIN for name, _ in parts) else set()
     out: list[PolicyFile] = []
     for name, files in parts:
         if name != BUILTIN:
