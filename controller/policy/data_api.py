@@ -33,6 +33,7 @@ from controller.policy.sources import (
     BUILTIN,
     PolicyFile,
     PolicyLoadError,
+    in_library,
     library_packages,
     package_of,
     package_problem,
@@ -214,7 +215,7 @@ class DataApi:
         found = package_of(written) if written is not None else None
         if found and (problem := package_problem(found[0])):
             raise InvalidRequest(problem)
-        if found and (found[0] in self._library or found[0].split(".")[0] in self._library):
+        if found and in_library(found[0], self._library):
             raise InvalidRequest(
                 f"package {found[0]} is the built-in library's (or inside its namespace): a written policy may not "
                 f"add to it; use a package of your own (e.g. platform_{found[0].replace('.', '_')})"

@@ -171,6 +171,11 @@ def package_problem(package: str) -> str | None:
     return None
 
 
+def in_library(package: str, library: set[str]) -> bool:
+    """Whether ``package`` is one of the library's packages, or inside one's namespace."""
+    return package in library or package.split(".")[0] in library
+
+
 def library_packages() -> set[str]:
     """The built-in library's packages (its files are ours, each with a plain ``package`` line)."""
     return {m.group(1) for f in library() if (m := _PACKAGE.search(f.text))}
@@ -202,7 +207,7 @@ def combine(parts: Sequence[tuple[str, list[PolicyFile]]]) -> list[PolicyFile]:
                 found = package_of(f)
                 if found and (problem := package_problem(found[0])):
                     raise PolicyLoadError(problem, f.path, found[1], 1)
-                if found and (found[0] in builtin or found[0].split(".")[0] in builtin):
+                if found and in_library(found[0], builtin):
                     package, line = found
                     raise PolicyLoadError(
                         f"package {package} is the built-in library's (or inside its namespace); rename your package "
