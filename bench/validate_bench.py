@@ -11,7 +11,8 @@ process; wall time and the process's peak RSS, medians of interleaved runs):
     on the code at git revision REV ("before"), from a scratch export of it,
   * start-up: ``modelplane --version`` and ``modelplane validate FILE`` (with and
     without policies) on one example file, what a pre-commit hook pays, the floor
-    for one file, and the top import costs of ``validate FILE`` (``python -X importtime``).
+    for one file, the top import costs of ``validate FILE`` (``python -X importtime``),
+    and its time phase by phase.
 
 The corpus is copies of the example chain (Dataset, Model, InferenceService,
 ChaosExperiment, PolicyException), renamed so that every reference resolves; every
@@ -131,6 +132,62 @@ def before_tree(revision: str, scratch: Path) -> tuple[list[str], dict[str, str]
     launcher = tree / "modelplane"
     launcher.write_text((BIN / "modelplane").read_text())
     return [sys.executable, "-P", str(launcher)], env
+
+
+# `modelplane validate FILE` phase by phase, as the command runs them, in a fresh process.
+PHASES = r"""
+import sys, time
+clock = time.perf_counter
+marks = [clock()]
+names = []
+def mark(name):
+    names.append(name)
+    marks.append(clock())
+from controller.loading import load
+from controller.loading.loader import rest_of_repo
+mark("imports: loading (pydantic, the API models, PyYAML)")
+import pydantic.plugin._loader as plugins
+list(plugins.get_plugins())
+mark("pydantic's plugin discovery (imports importlib.metadata), done at the first validator")
+paths = [sys.argv[1]]
+load(paths, keep="data")
+mark("the file: parsed, its kind's validator built")
+result = load(paths, keep="data", context=rest_of_repo(paths))
+mark("again with the rest of the repo (the other kinds' validators)")
+from controller.engine.checks import open_engine
+from controller.policy.evaluate import evaluate, parallel
+from controller.policy.sources import BUILTIN, discover
+from controller.triggers.git_source import context_for
+mark("imports: policies, regorus, git")
+context = context_for()
+mark("git context")
+engine = open_engine([f for f in discover((BUILTIN,)) if not f.is_test])
+mark("policy engine: the library compiled")
+with parallel(2):
+    evaluate(engine, result.resources, context=context, others=result.context)
+mark("decisions (in a forked decider)")
+for name, a, b in zip(names, marks, marks[1:]):
+    print(f"{(b - a) * 1000:.3f}\t{name}")
+"""
+
+
+def phase_costs(repeats: int) -> list[tuple[str, float]]:
+    """Where ``modelplane validate FILE`` spends its time after start-up, phase by phase
+    (:data:`PHASES`, each run a fresh process), medians in ms."""
+    costs: dict[str, list[float]] = defaultdict(list)
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", PHASES, str(ONE_FILE.relative_to(ROOT))],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            cwd=ROOT,
+            check=True,
+        ).stdout
+        for line in out.splitlines():
+            ms, name = line.split("\t")
+            costs[name].append(float(ms))
+    return [(name, statistics.median(values)) for name, values in costs.items()]
 
 
 def import_costs(repeats: int) -> list[tuple[str, float]]:
@@ -266,6 +323,9 @@ def main() -> None:
             print(row(name, walls[name], rsss[name], None))
         print("\n  imports of `modelplane validate FILE` by package (python -X importtime, self times, medians):")
         for name, ms in import_costs(min(args.startup_repeats, 7))[:12]:
+            print(f"    {ms:7.1f} ms  {name}")
+        print("\n  `modelplane validate FILE` phase by phase (in a fresh process, medians):")
+        for name, ms in phase_costs(min(args.startup_repeats, 11)):
             print(f"    {ms:7.1f} ms  {name}")
     finally:
         shutil.rmtree(scratch)
