@@ -117,6 +117,10 @@ def _server(app: ASGIApp, *, access_log: bool, graceful_timeout: float | None, t
         access_log=access_log,
         server_header=False,
         lifespan="on",
+        # Chosen, not left to "auto" (which takes httptools and uvloop when installed, as kserve
+        # installs them): h11 is the parser our request limits and framing checks are tested with.
+        http="h11",
+        loop="asyncio",
         timeout_graceful_shutdown=None if graceful_timeout is None else int(graceful_timeout),
         ssl_certfile=None if tls is None else str(tls.cert),
         ssl_keyfile=None if tls is None else str(tls.key),
