@@ -1,0 +1,199 @@
+"""The local model server: a registered model served by KServe's ModelServer on 127.0.0.1,
+answering V1 and V2 as the model does in-process, refusing bad input with 4xx, and
+refusing to start on an artifact that is missing, tampered or holds untrusted types."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from controller.backends.serving.modelserver import ConfigError, read_config
+from controller.backends.serving.process import ModelServerProcess, ModelVersion, ServingError, start
+from controller.state.artifacts import ArtifactStore
+
+NAME = "breast-cancer-api"
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return load_breast_cancer(as_frame=True).frame
+
+
+@pytest.fixture(scope="module")
+def estimator(frame: pd.DataFrame) -> GradientBoostingClassifier:
+    features = frame.drop(columns="target")
+    return GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0).fit(features, frame["target"])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> ArtifactStore:
+    return ArtifactStore(tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="module")
+def server(store: ArtifactStore, estimator: GradientBoostingClassifier) -> Iterator[ModelServerProcess]:
+    running = start([ModelVersion(NAME, store.put_model(estimator))], store.root)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def rows(frame: pd.DataFrame, count: int = 25) -> pd.DataFrame:
+    return frame.drop(columns="target").iloc[::20].head(count)
+
+
+def test_it_listens_on_loopback_only(server: ModelServerProcess) -> None:
+    assert urlsplit(server.url).hostname == "127.0.0.1"
+    assert httpx.get(server.url + "/v2/health/ready").json() == {"ready": True}
+    assert httpx.get(f"{server.url}/v2/models/{NAME}/ready").json() == {"name": NAME, "ready": True}
+
+
+def test_v1_answers_what_the_model_answers_in_process(
+    server: ModelServerProcess, frame: pd.DataFrame, estimator: GradientBoostingClassifier
+) -> None:
+    sample = rows(frame)
+    expected = estimator.predict(sample).tolist()
+    assert len(set(expected)) == 2  # both classes: a constant answer would not pass by chance
+    by_position = httpx.post(f"{server.url}/v1/models/{NAME}:predict", json={"instances": sample.values.tolist()})
+    assert (by_position.status_code, by_position.json()) == (200, {"predictions": expected})
+    by_name = httpx.post(
+        f"{server.url}/v1/models/{NAME}:predict",
+        json={"instances": [{k: [v] for k, v in row.items()} for row in sample.to_dict("records")]},
+    )
+    assert (by_name.status_code, by_name.json()) == (200, {"predictions": expected})
+
+
+def test_v2_answers_what_the_model_answers_in_process(
+    server: ModelServerProcess, frame: pd.DataFrame, estimator: GradientBoostingClassifier
+) -> None:
+    sample = rows(frame)
+    values = sample.values.tolist()
+    request = {"inputs": [{"name": "x", "shape": list(sample.shape), "datatype": "FP64", "data": values}]}
+    response = httpx.post(f"{server.url}/v2/models/{NAME}/infer", json=request)
+    assert response.status_code == 200
+    (output,) = response.json()["outputs"]
+    assert output["data"] == estimator.predict(sample).tolist()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"instances": [[1, 2, 3]]}', "each row must hold 30 feature values, not 3"),
+        (json.dumps({"instances": [["x"] * 30]}).encode(), "feature values must be numbers"),
+        (b'{"instances": [1, 2]}', "inputs must be rows of feature values"),
+        (b'{"instances": [{"mean radius": [1.0]}]}', "inputs lack the feature(s) mean texture"),
+        (b"{not json", "Unrecognized request format"),
+    ],
+    ids=["wrong-width", "strings", "one-dimensional", "missing-feature", "not-json"],
+)
+def test_bad_requests_get_a_4xx_with_a_message_and_the_server_goes_on(
+    server: ModelServerProcess, body: bytes, message: str
+) -> None:
+    response = httpx.post(
+        f"{server.url}/v1/models/{NAME}:predict", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert httpx.get(server.url + "/v2/health/ready").status_code == 200
+
+
+def test_an_unknown_model_is_a_404(server: ModelServerProcess) -> None:
+    response = httpx.post(f"{server.url}/v1/models/other:predict", json={"instances": [[0.0] * 30]})
+    assert response.status_code == 404
+
+
+def test_a_tampered_artifact_stops_the_start_before_anything_listens(
+    tmp_path: Path, estimator: GradientBoostingClassifier
+) -> None:
+    store = ArtifactStore(tmp_path)
+    digest = store.put_model(estimator)
+    path = store.path(digest)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte changed
+    path.write_bytes(bytes(data))
+    port = _free_port()
+    with pytest.raises(ServingError, match=f"artifact {digest} is corrupt"):
+        start([ModelVersion(NAME, digest)], tmp_path, port=port)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/v2/health/ready")
+
+
+def test_a_missing_artifact_stops_the_start(tmp_path: Path) -> None:
+    digest = "sha256:" + "ab" * 32
+    with pytest.raises(ServingError, match=f"artifact {digest} is missing"):
+        start([ModelVersion(NAME, digest)], tmp_path)
+
+
+def test_an_artifact_holding_untrusted_types_is_not_loaded(tmp_path: Path, frame: pd.DataFrame) -> None:
+    """A digest proves the bytes are the registered ones, not that they are safe: a model
+    whose artifact names a function such as os.system is refused (skops trusted types)."""
+    store = ArtifactStore(tmp_path)
+    features = frame.drop(columns="target")
+    hostile = make_pipeline(FunctionTransformer(os.system), GradientBoostingClassifier(n_estimators=2))
+    hostile.steps[1][1].fit(features, frame["target"])
+    digest = store.put_model(hostile)
+    with pytest.raises(ServingError, match=r"types that are not trusted: .*system"):
+        start([ModelVersion(NAME, digest)], tmp_path)
+
+
+def test_stop_ends_the_process_and_frees_the_port(store: ArtifactStore, estimator: GradientBoostingClassifier) -> None:
+    running = start([ModelVersion(NAME, store.put_model(estimator))], store.root)
+    port = urlsplit(running.url).port
+    assert running.alive()
+    running.stop()
+    assert not running.alive()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/v2/health/ready")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("[]", "configuration must be a JSON object"),
+        ("{", "configuration is not JSON"),
+        ('{"host": "", "port": 0, "artifacts": "/a", "models": []}', "'host' must be"),
+        ('{"host": "127.0.0.1", "port": 70000, "artifacts": "/a", "models": []}', "'port' must be"),
+        ('{"host": "127.0.0.1", "port": true, "artifacts": "/a", "models": []}', "'port' must be"),
+        ('{"host": "127.0.0.1", "port": 0, "artifacts": "a", "models": []}', "absolute path"),
+        ('{"host": "127.0.0.1", "port": 0, "artifacts": "/a", "models": []}', "at least one model"),
+        ('{"host": "127.0.0.1", "port": 0, "artifacts": "/a", "models": [{"name": "m"}]}', "needs the 'digest'"),
+        (
+            '{"host": "127.0.0.1", "port": 0, "artifacts": "/a", "models": '
+            '[{"name": "m", "digest": "d"}, {"name": "m", "digest": "d"}]}',
+            "listed twice",
+        ),
+    ],
+    ids=[
+        "not-an-object",
+        "not-json",
+        "host",
+        "port-range",
+        "port-bool",
+        "relative-store",
+        "no-model",
+        "digest",
+        "twice",
+    ],
+)
+def test_a_wrong_configuration_is_refused_with_its_reason(config: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        read_config(config)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
