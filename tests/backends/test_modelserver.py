@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.pipeline import make_pipeline
@@ -197,3 +198,31 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_metrics_count_inference_requests_with_sub_millisecond_buckets(
+    server: ModelServerProcess, frame: pd.DataFrame
+) -> None:
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = httpx.get(server.url + "/metrics").text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def total(seen: dict[tuple[str, tuple[tuple[str, str], ...]], float], code: str) -> float:
+        labels = (("code", code), ("model", NAME), ("protocol", "v1"))
+        return seen.get(("modelplane_inference_requests_total", labels), 0.0)
+
+    before = scrape()
+    sample = rows(frame, 1).values.tolist()
+    for _ in range(5):
+        assert httpx.post(f"{server.url}/v1/models/{NAME}:predict", json={"instances": sample}).status_code == 200
+    assert httpx.post(f"{server.url}/v1/models/{NAME}:predict", json={"instances": [[1]]}).status_code == 400
+    httpx.get(server.url + "/v2/health/ready")  # not an inference request: not counted
+    after = scrape()
+    assert total(after, "200") - total(before, "200") == 5
+    assert total(after, "400") - total(before, "400") == 1
+    buckets = {dict(labels)["le"] for name, labels in after if name.endswith("_duration_seconds_bucket")}
+    assert {"0.0001", "0.0005", "0.001"} <= buckets

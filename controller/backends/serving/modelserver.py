@@ -11,7 +11,8 @@ It binds its socket itself (127.0.0.1 unless told otherwise; KServe's own REST s
 would bind 0.0.0.0), loads every model from the artifact store after verifying its
 digest (skops, trusted estimator types only), then prints one JSON line on standard
 output, ``{"url": "http://127.0.0.1:PORT"}``, and serves KServe's V1 (``:predict``)
-and V2 (Open Inference Protocol) endpoints until SIGTERM or SIGINT. A model that
+and V2 (Open Inference Protocol) endpoints until SIGTERM or SIGINT, with request
+metrics on ``/metrics`` (:mod:`.metrics`). A model that
 cannot be loaded (missing, tampered, untrusted types) stops the start: one line
 ``{"error": "..."}`` and exit status 1, before anything listens for requests.
 """
@@ -150,6 +151,13 @@ def serve(config: dict[str, Any]) -> None:
         event_loop="asyncio",
         grace_period=5,
     )
+    from kserve.model_server import app
+    from prometheus_client import REGISTRY
+
+    from controller.backends.serving.metrics import Metrics, RequestMetrics
+
+    # KServe's /metrics serves the default registry: these metrics come out there too.
+    app.add_middleware(RequestMetrics, metrics=Metrics(REGISTRY), models=[m.name for m in models])
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     print(json.dumps({"url": url}), flush=True)
     rest.run(sockets=[sock])
