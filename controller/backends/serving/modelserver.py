@@ -160,6 +160,11 @@ def serve(config: dict[str, Any]) -> None:
     app.add_middleware(RequestMetrics, metrics=Metrics(REGISTRY), models=[m.name for m in models])
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     print(json.dumps({"url": url}), flush=True)
+    # Nobody reads standard output after the announcement: were a library to log there,
+    # a full pipe would block the server. From here on it goes nowhere.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
     rest.run(sockets=[sock])
 
 
