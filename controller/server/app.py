@@ -26,19 +26,17 @@ What every route gets from here:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from http import HTTPStatus
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from controller.http.limits import BodyLimits
 from controller.server.auth import PublicRoute, RequireToken, Tokens
 
 MAX_BODY_BYTES = 1 << 20
@@ -94,62 +92,6 @@ async def _health(request: Request) -> Response:
     return JSONResponse({})
 
 
-class _BodyLimits:
-    """Request bodies: at most ``max_bytes``, complete within ``seconds``.
-
-    A declared ``Content-Length`` over the limit is answered at once, before the app
-    runs and before a byte of body is read. Otherwise every ``receive`` is counted
-    (chunked bodies declare no length) and timed against one deadline; going over
-    either raises an :class:`HTTPException` in the route reading the body, so at most
-    ``max_bytes`` (plus one chunk) are ever held. Once the body is complete,
-    ``receive`` (a route waiting for a disconnect, say) is passed through untouched."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, seconds: float) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.seconds = seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_large = f"request body over {self.max_bytes} bytes"
-        headers = Headers(scope=scope)
-        if "content-length" in headers and "transfer-encoding" in headers:
-            # Two framings: a proxy and this server may split the stream differently (request
-            # smuggling). RFC 9112 section 6.3: refuse, and close the connection.
-            message = "a request cannot carry both Content-Length and Transfer-Encoding"
-            await error_response(400, message, {"Connection": "close"})(scope, receive, send)
-            return
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(413, too_large, {"Connection": "close"})(scope, receive, send)
-            return
-        deadline = asyncio.get_running_loop().time() + self.seconds
-        received = 0
-        body_done = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, body_done
-            if body_done:
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise HTTPException(408, f"request body not received within {self.seconds:g} s") from None
-            if message["type"] != "http.request":
-                body_done = True
-                return message
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise HTTPException(413, too_large)
-            body_done = not message.get("more_body", False)
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
 def create_app(
     *route_groups: Iterable[BaseRoute],
     tokens: Tokens | None,
@@ -166,7 +108,7 @@ def create_app(
         middleware=[
             # Outermost first: a request without a valid token is refused before its body is read.
             Middleware(RequireToken, tokens=tokens, routes=routes),
-            Middleware(_BodyLimits, max_bytes=max_body_bytes, seconds=body_timeout),
+            Middleware(BodyLimits, max_bytes=max_body_bytes, seconds=body_timeout, respond=error_response),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )

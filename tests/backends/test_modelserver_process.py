@@ -20,7 +20,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from controller.backends.serving.modelserver import ConfigError, read_config
+from controller.backends.serving.modelserver import MAX_BODY_BYTES, ConfigError, read_config
 from controller.backends.serving.process import ModelServerProcess, ModelVersion, ServingError, start
 from controller.state.artifacts import ArtifactStore
 
@@ -226,3 +226,31 @@ def test_metrics_count_inference_requests_with_sub_millisecond_buckets(
     assert total(after, "400") - total(before, "400") == 1
     buckets = {dict(labels)["le"] for name, labels in after if name.endswith("_duration_seconds_bucket")}
     assert {"0.0001", "0.0005", "0.001"} <= buckets
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(server: ModelServerProcess) -> None:
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /v1/models/{NAME}:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+        )  # no body is sent: the answer must not wait for it
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"connection: close" in head.lower()
+    assert json.loads(body) == {"error": f"request body over {MAX_BODY_BYTES} bytes"}
+
+
+def test_a_chunked_body_growing_past_the_limit_is_refused(server: ModelServerProcess) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"instances": ['
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b" " * 65536
+
+    response = httpx.post(
+        f"{server.url}/v1/models/{NAME}:predict", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert (response.status_code, response.json()) == (413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
+    assert httpx.get(server.url + "/v2/health/ready").status_code == 200

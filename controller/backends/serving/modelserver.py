@@ -12,7 +12,9 @@ would bind 0.0.0.0), loads every model from the artifact store after verifying i
 digest (skops, trusted estimator types only), then prints one JSON line on standard
 output, ``{"url": "http://127.0.0.1:PORT"}``, and serves KServe's V1 (``:predict``)
 and V2 (Open Inference Protocol) endpoints until SIGTERM or SIGINT, with request
-metrics on ``/metrics`` (:mod:`.metrics`). A model that
+metrics on ``/metrics`` (:mod:`.metrics`). Request bodies are limited to
+:data:`MAX_BODY_BYTES`, arriving within :data:`BODY_TIMEOUT_S` (413, 408;
+:mod:`controller.http.limits`). A model that
 cannot be loaded (missing, tampered, untrusted types) stops the start: one line
 ``{"error": "..."}`` and exit status 1, before anything listens for requests.
 """
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 MAX_CONFIG_BYTES = 1 << 20
+MAX_BODY_BYTES = 8 << 20  # an inference request: thousands of rows, not an upload
+BODY_TIMEOUT_S = 30.0
 
 
 class ConfigError(Exception):
@@ -123,6 +127,21 @@ def _served_model_class() -> type:
     return ServedVersion
 
 
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+    """An error in KServe's shape, ``{"error": message}``."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _http_error(request: Any, exc: Exception) -> Any:
+    status, detail = getattr(exc, "status_code", 500), str(getattr(exc, "detail", "internal error"))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status in (408, 413):
+        headers["Connection"] = "close"  # the rest of the body is not wanted
+    return _error(status, detail, headers)
+
+
 def serve(config: dict[str, Any]) -> None:
     """Load the models, listen, announce the URL on standard output, and serve until stopped."""
     from kserve import ModelServer
@@ -153,11 +172,16 @@ def serve(config: dict[str, Any]) -> None:
     )
     from kserve.model_server import app
     from prometheus_client import REGISTRY
+    from starlette.exceptions import HTTPException
 
     from controller.backends.serving.metrics import Metrics, RequestMetrics
+    from controller.http.limits import BodyLimits
 
+    # Added last, so outermost: a body over the limit is refused before it is counted or read.
     # KServe's /metrics serves the default registry: these metrics come out there too.
     app.add_middleware(RequestMetrics, metrics=Metrics(REGISTRY), models=[m.name for m in models])
+    app.add_middleware(BodyLimits, max_bytes=MAX_BODY_BYTES, seconds=BODY_TIMEOUT_S, respond=_error)
+    app.add_exception_handler(HTTPException, _http_error)
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     print(json.dumps({"url": url}), flush=True)
     # Nobody reads standard output after the announcement: were a library to log there,
