@@ -123,18 +123,13 @@ def export_anchor(args: argparse.Namespace) -> int:
 
 def sign_head(args: argparse.Namespace) -> int:
     from controller.state.anchor import Head, StateLost
-    from controller.state.db import DB_FILE, StateError
-    from controller.state.store import Store
+    from controller.state.db import StateError
+    from controller.state.store import Store, require_database
     from controller.triggers.git_source import GitRepo
 
     exported = GitRepo(".").read_anchor()
     state_dir = Path(args.state_dir).resolve()
-    if not (state_dir / DB_FILE).exists():
-        if exported:
-            raise StateLost(
-                f"{state_dir / DB_FILE} does not exist, but the repo's audit anchor proves the state held record "
-                f"{Head.parse(exported).seq}: restore the state directory from a backup"
-            )
+    if not require_database(state_dir, exported):  # a lost state is never signed afresh
         return fail(f"not signed: there is no state in {state_dir}")
     opened = Store(state_dir, adopt_key=True)
     try:

@@ -99,11 +99,8 @@ def open_anchored(state_dir: Path, exported: str | None) -> Store:
     anchor proves, raises :class:`StateLost`, and no database is created for it."""
     from controller.state.anchor import Head
 
-    if exported and not (state_dir / DB_FILE).exists():
-        raise StateLost(
-            f"{state_dir / DB_FILE} does not exist, but the repo's audit anchor proves the state held record "
-            f"{Head.parse(exported).seq}: restore the state directory from a backup; do not start afresh"
-        )
+    if exported:
+        require_database(state_dir, exported)
     store = Store(state_dir)
     if exported:
         try:
@@ -112,3 +109,18 @@ def open_anchored(state_dir: Path, exported: str | None) -> Store:
             store.close()
             raise
     return store
+
+
+def require_database(state_dir: Path, exported: str | None) -> bool:
+    """Whether the state's database exists; raises :class:`StateLost` when it does not
+    but ``exported``, the repo's last audit anchor, proves it held records."""
+    if (state_dir / DB_FILE).exists():
+        return True
+    if exported:
+        from controller.state.anchor import Head
+
+        raise StateLost(
+            f"{state_dir / DB_FILE} does not exist, but the repo's audit anchor proves the state held record "
+            f"{Head.parse(exported).seq}: restore the state directory from a backup; do not start afresh"
+        )
+    return False

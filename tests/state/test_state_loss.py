@@ -71,7 +71,7 @@ def test_the_repo_anchor_catches_a_lost_state_directory(repo: Path, capsys: pyte
     assert main(["plan", "--no-policy"]) == 3
     err = capsys.readouterr().err
     assert "state.db does not exist, but the repo's audit anchor proves the state held record 4" in err
-    for command in (["status"], ["registry", "verify"], ["policy", "written"]):
+    for command in (["status"], ["registry", "verify"], ["policy", "written"], ["audit", "sign-head"]):
         assert main(command) == 3, command
     assert not (repo / ".modelplane" / "state.db").exists()  # no command made a fresh one
 
