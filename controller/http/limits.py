@@ -21,6 +21,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 Respond = Callable[[int, str, dict[str, str]], ASGIApp]  # (status, message, headers) -> a response
 
 
+def error_headers(exc: HTTPException) -> dict[str, str]:
+    """The headers of the app's answer to ``exc``: after a 408 or 413 the rest of the body
+    is not wanted, so the connection is closed rather than drained to keep it alive."""
+    headers = dict(exc.headers or {})
+    if exc.status_code in (408, 413):
+        headers["Connection"] = "close"
+    return headers
+
+
 class BodyLimits:
     """Request bodies: at most ``max_bytes``, complete within ``seconds``.
 
@@ -33,7 +42,7 @@ class BodyLimits:
 
     ``respond(status, message, headers)`` is the app's own error response, for what is
     answered here before the app runs; the app's handler for :class:`HTTPException`
-    answers the rest (and should close the connection on 408 and 413)."""
+    answers the rest, with :func:`error_headers`."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, seconds: float, respond: Respond) -> None:
         self.app = app

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from controller.http.limits import BodyLimits
+from controller.http.limits import BodyLimits, error_headers
 from controller.server.auth import PublicRoute, RequireToken, Tokens
 
 MAX_BODY_BYTES = 1 << 20
@@ -74,12 +74,7 @@ def _message(request: Request, status: int, detail: str) -> str:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    headers = dict(exc.headers or {})
-    if exc.status_code in (408, 413):
-        # The rest of the body is not wanted: close rather than read it to keep the
-        # connection alive.
-        headers["Connection"] = "close"
-    return error_response(exc.status_code, _message(request, exc.status_code, exc.detail), headers)
+    return error_response(exc.status_code, _message(request, exc.status_code, exc.detail), error_headers(exc))
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

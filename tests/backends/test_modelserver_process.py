@@ -253,4 +253,5 @@ def test_a_chunked_body_growing_past_the_limit_is_refused(server: ModelServerPro
         f"{server.url}/v1/models/{NAME}:predict", content=chunks(), headers={"content-type": "application/json"}
     )
     assert (response.status_code, response.json()) == (413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
+    assert response.headers["connection"] == "close"  # the rest of the body is not read
     assert httpx.get(server.url + "/v2/health/ready").status_code == 200

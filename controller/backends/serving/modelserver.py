@@ -135,11 +135,12 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 async def _http_error(request: Any, exc: Exception) -> Any:
-    status, detail = getattr(exc, "status_code", 500), str(getattr(exc, "detail", "internal error"))
-    headers = dict(getattr(exc, "headers", None) or {})
-    if status in (408, 413):
-        headers["Connection"] = "close"  # the rest of the body is not wanted
-    return _error(status, detail, headers)
+    from starlette.exceptions import HTTPException
+
+    from controller.http.limits import error_headers
+
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, str(exc.detail), error_headers(exc))
 
 
 def serve(config: dict[str, Any]) -> None:
