@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from controller.api import Dataset
 from controller.api.dataset import SKLEARN_DATASETS, DataFormat
-from controller.loading.project import data_roots
+from controller.loading.project import data_file_escapes, data_roots
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,16 +127,10 @@ def _local_path(dataset: Dataset, root: Path) -> Path:
     """The data file, which must stay inside the repo (or a data root the project file
     lists) once symlinks are followed (the schema already refuses absolute paths and
     '..'; a link is only seen here, on disk)."""
-    path = root / _spec_path(dataset)
-    resolved = path.resolve()
-    allowed = data_roots(root)
-    if not any(resolved.is_relative_to(r) for r in allowed):
-        listed = f" or the data roots of modelplane.yaml ({', '.join(map(str, allowed[1:]))})" if allowed[1:] else ""
-        raise DataError(
-            f"data file '{_spec_path(dataset)}' leads outside the repo{listed} (to {resolved}) through a "
-            "symlink: keep data inside the platform repo, or list its mount in dataRoots of modelplane.yaml"
-        )
-    return path
+    escapes = data_file_escapes(_spec_path(dataset), root, data_roots(root))
+    if escapes is not None:
+        raise DataError(escapes)
+    return root / _spec_path(dataset)
 
 
 def load(dataset: Dataset, datasets: Mapping[str, Dataset], root: Path, _seen: tuple[str, ...] = ()) -> Loaded:

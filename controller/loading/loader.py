@@ -393,7 +393,7 @@ def data_links(resources: Iterable[LoadedResource]) -> list[Finding]:
     """Datasets of the work tree whose data file is a link leading outside the repo (the
     working directory) and the project file's ``dataRoots``: refused at validation, at
     the path's line and column, not only when the data is read."""
-    from controller.loading.project import ProjectError, data_roots
+    from controller.loading.project import ProjectError, data_file_escapes, data_roots
 
     findings: list[Finding] = []
     allowed: tuple[Path, ...] | None = None
@@ -401,25 +401,17 @@ def data_links(resources: Iterable[LoadedResource]) -> list[Finding]:
         path = item.columns.path if item.kind == "Dataset" and item.columns is not None else None
         if not path or not os.path.lexists(path):
             continue  # no file yet: reading it reports that
-        resolved = Path(path).resolve()
         if allowed is None:
             try:
                 allowed = data_roots(Path("."))
             except ProjectError:
                 allowed = (Path(".").resolve(),)  # the project file's own error is reported where it is read
-        if any(resolved.is_relative_to(root) for root in allowed):
+        message = data_file_escapes(path, Path("."), allowed)
+        if message is None:
             continue
-        listed = f" or the data roots of modelplane.yaml ({', '.join(map(str, allowed[1:]))})" if allowed[1:] else ""
         at = item.columns.path_at if item.columns is not None else None
         findings.append(
-            Finding(
-                "invalid-value",
-                f"data file '{path}' leads outside the repo{listed} (to {resolved}) through a symlink: keep data "
-                "inside the platform repo, or list its mount in dataRoots of modelplane.yaml",
-                at or item.name_at,
-                resource=item.ref,
-                field="spec.source.path",
-            )
+            Finding("invalid-value", message, at or item.name_at, resource=item.ref, field="spec.source.path")
         )
     return findings
 

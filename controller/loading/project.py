@@ -79,3 +79,17 @@ def _data_roots(root: Path, version: tuple[int, ...] | None) -> tuple[Path, ...]
     project = read_project(root).project if version is not None else None
     extra = project.spec.dataRoots if project is not None else []
     return (root, *(Path(p).resolve() for p in extra))
+
+
+def data_file_escapes(path: str, root: Path, allowed: tuple[Path, ...]) -> str | None:
+    """Why the data file ``path`` (relative to ``root``) may not be read: a link takes it
+    outside ``allowed`` (the repo and the ``dataRoots``, as :func:`data_roots` gives them);
+    None when it stays inside. One message for validation and for the read itself."""
+    resolved = (root / path).resolve()
+    if any(resolved.is_relative_to(r) for r in allowed):
+        return None
+    listed = f" or the data roots of modelplane.yaml ({', '.join(map(str, allowed[1:]))})" if allowed[1:] else ""
+    return (
+        f"data file '{path}' leads outside the repo{listed} (to {resolved}) through a symlink: keep data inside "
+        "the platform repo, or list its mount in dataRoots of modelplane.yaml"
+    )
