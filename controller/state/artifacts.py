@@ -100,7 +100,10 @@ class ArtifactStore:
         import skops.io
 
         data = self.get(digest)
-        untrusted = skops.io.get_untrusted_types(data=data)
+        try:
+            untrusted = skops.io.get_untrusted_types(data=data)
+        except Exception as exc:  # not a skops file at all: say so, not the unzip error
+            raise ArtifactError(f"artifact {digest} is not a model (skops) file: {type(exc).__name__}") from None
         refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
         if refused:
             raise ArtifactError(f"artifact {digest} holds types that are not trusted: {', '.join(refused)}")

@@ -175,6 +175,34 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE audit_log ADD COLUMN mac TEXT;
     """,
+    # Served InferenceServices (what each variant serves, where) and the callers of
+    # served models (their tokens as SHA-256 digests only, and their groups).
+    """
+    CREATE TABLE deployments (
+        service TEXT PRIMARY KEY,
+        target TEXT NOT NULL,
+        model TEXT NOT NULL,
+        stable_version INTEGER NOT NULL,
+        canary_version INTEGER,
+        canary_weight REAL NOT NULL DEFAULT 0,
+        canary_step INTEGER NOT NULL DEFAULT 0,
+        canary_since TEXT,
+        shadow_model TEXT,
+        shadow_version INTEGER,
+        config_digest TEXT NOT NULL,
+        url TEXT,
+        generation INTEGER NOT NULL DEFAULT 1,
+        starts INTEGER NOT NULL DEFAULT 1,
+        revision TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE callers (
+        name TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        groups TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
 ]
 
 

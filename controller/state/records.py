@@ -163,3 +163,43 @@ class Effect:
             row["revision"],
             row["at"],
         )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What an InferenceService serves now: its stable version, a canary and its share, a
+    shadow; where (``url``) and under which configuration (its digest and generation)."""
+
+    service: str
+    target: str
+    model: str
+    stable_version: int
+    canary_version: int | None
+    canary_weight: float
+    canary_step: int
+    canary_since: str | None
+    shadow_model: str | None
+    shadow_version: int | None
+    config_digest: str
+    url: str | None
+    generation: int
+    starts: int
+    revision: str | None
+    at: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Deployment:
+        return cls(**{name: row[name] for name in row.keys()})  # noqa: SIM118 (a Row is not a dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ServingCaller:
+    """Who may call served models: a name, groups, and the SHA-256 of their token."""
+
+    name: str
+    token_sha256: str
+    groups: tuple[str, ...]
+    created_at: str

@@ -20,6 +20,7 @@ from controller.state.audit import HEAD_FILE, AuditTrail
 from controller.state.cache import Cache
 from controller.state.checks import Checks
 from controller.state.db import DB_FILE, Database
+from controller.state.deployments import Deployments
 from controller.state.effects import Ledger
 from controller.state.policy_writes import PolicyWrites
 from controller.state.records import ModelVersion
@@ -50,6 +51,7 @@ class Store:
         self.approvals = Approvals(self.db, self.audit)
         self.statuses = Statuses(self.db)
         self.effects = Ledger(self.db, self.audit)
+        self.deployments = Deployments(self.db, self.audit)
         self.artifacts = ArtifactStore(state_dir / "artifacts")
         self.cards_dir = state_dir / "cards"
         self.cache = Cache(state_dir)

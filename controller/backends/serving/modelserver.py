@@ -1,22 +1,23 @@
-"""The local model server process: registered model versions served by KServe's ModelServer.
+"""A model server replica: one InferenceService's variants served by KServe's ModelServer.
 
-Started by :mod:`controller.backends.serving.process` as
-``python -I -m controller.backends.serving.modelserver``, with its configuration as
-one JSON object on standard input (never in argv, which KServe parses at import):
+Started by the service's supervisor (:mod:`.supervisor`, through
+:mod:`.process`) as ``python -I -m controller.backends.serving.modelserver``,
+with the service's configuration (:mod:`.config`) as JSON on standard input
+(never in argv, which KServe parses at import) and the listening socket, which the
+supervisor holds, inherited as the file descriptor named by ``MODELPLANE_LISTEN_FD``
+(without it, the replica binds ``host:port`` itself).
 
-    {"host": "127.0.0.1", "port": 0, "artifacts": "/abs/artifact/store",
-     "models": [{"name": "breast-cancer-api", "digest": "sha256:..."}]}
-
-It binds its socket itself (127.0.0.1 unless told otherwise; KServe's own REST server
-would bind 0.0.0.0), loads every model from the artifact store after verifying its
-digest (skops, trusted estimator types only), then prints one JSON line on standard
-output, ``{"url": "http://127.0.0.1:PORT"}``, and serves KServe's V1 (``:predict``)
-and V2 (Open Inference Protocol) endpoints until SIGTERM or SIGINT, with request
-metrics on ``/metrics`` (:mod:`.metrics`). Request bodies are limited to
-:data:`MAX_BODY_BYTES`, arriving within :data:`BODY_TIMEOUT_S` (413, 408;
-:mod:`controller.http.limits`). A model that
-cannot be loaded (missing, tampered, untrusted types) stops the start: one line
-``{"error": "..."}`` and exit status 1, before anything listens for requests.
+It verifies every variant's artifact digest and loads it (skops, trusted estimator
+types only) as a KServe model under the variant's internal name, puts the gateway
+(:mod:`.gateway`: access, routing, shadowing, metrics) in front of KServe's app,
+prints one JSON line on standard output, ``{"url": "http://127.0.0.1:PORT"}``, and
+serves KServe's V1 (``:predict``) and V2 (Open Inference Protocol) endpoints until
+SIGTERM or SIGINT. Request bodies are limited to :data:`MAX_BODY_BYTES`, arriving
+within :data:`BODY_TIMEOUT_S` (413, 408; :mod:`controller.http.limits`). With
+``idle_seconds`` set (scale to zero), a replica that has had no call for that long
+stops with status :data:`EXIT_IDLE`. A variant that cannot be loaded (missing,
+tampered, untrusted types) stops the start: one line ``{"error": "..."}`` and exit
+status 1, before anything is served.
 """
 
 from __future__ import annotations
@@ -25,45 +26,19 @@ import json
 import os
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-MAX_CONFIG_BYTES = 1 << 20
+from controller.backends.serving.config import MAX_CONFIG_BYTES, ConfigError, ServiceConfig, parse
+from controller.backends.serving.gateway import Activity
+
 MAX_BODY_BYTES = 8 << 20  # an inference request: thousands of rows, not an upload
 BODY_TIMEOUT_S = 30.0
-
-
-class ConfigError(Exception):
-    """The configuration on standard input is not what this process needs."""
-
-
-def read_config(text: str) -> dict[str, Any]:
-    """The process's configuration, checked: host, port, the artifact store, the models."""
-    try:
-        config = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"configuration is not JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise ConfigError("configuration must be a JSON object")
-    host, port, artifacts, models = (config.get(k) for k in ("host", "port", "artifacts", "models"))
-    if not isinstance(host, str) or not host:
-        raise ConfigError("'host' must be a host name or address")
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ConfigError("'port' must be a port number (0: any free port)")
-    if not isinstance(artifacts, str) or not os.path.isabs(artifacts):
-        raise ConfigError("'artifacts' must be the artifact store's absolute path")
-    if not isinstance(models, list) or not models:
-        raise ConfigError("'models' must list at least one model")
-    names: set[str] = set()
-    for model in models:
-        if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not model["name"]:
-            raise ConfigError("every model needs a 'name'")
-        if not isinstance(model.get("digest"), str):
-            raise ConfigError(f"model {model['name']!r} needs the 'digest' of its artifact")
-        if model["name"] in names:
-            raise ConfigError(f"model {model['name']!r} is listed twice")
-        names.add(model["name"])
-    return config
+LISTEN_FD_ENV = "MODELPLANE_LISTEN_FD"
+PARENT_PID_ENV = "MODELPLANE_PARENT_PID"  # set by .process
+EXIT_IDLE = 75  # EX_TEMPFAIL: stopped for want of calls; the supervisor starts one on the next
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -72,7 +47,18 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
+    return sock
+
+
+def _socket(config: ServiceConfig) -> socket.socket:
+    fd = os.environ.get(LISTEN_FD_ENV)
+    if fd is None:
+        return _listen(config.host, config.port)
+    if not fd.isdigit():
+        raise ConfigError(f"{LISTEN_FD_ENV} must be a file descriptor number")
+    sock = socket.socket(fileno=int(fd))
+    if sock.type != socket.SOCK_STREAM:
+        raise ConfigError(f"{LISTEN_FD_ENV} is not a listening stream socket")
     return sock
 
 
@@ -143,22 +129,25 @@ async def _http_error(request: Any, exc: Exception) -> Any:
     return _error(exc.status_code, str(exc.detail), error_headers(exc))
 
 
-def serve(config: dict[str, Any]) -> None:
-    """Load the models, listen, announce the URL on standard output, and serve until stopped."""
+def serve(config: ServiceConfig) -> int:
+    """Load the variants, put the gateway in front, announce the URL, serve until stopped;
+    the exit status (0, or :data:`EXIT_IDLE` after ``idle_seconds`` without a call)."""
     from kserve import ModelServer
     from kserve.model_server import FASTAPI_APP_IMPORT_STRING
     from kserve.protocol.rest.server import RESTServer
 
+    from controller.backends.serving.access import access_decider
     from controller.state.artifacts import ArtifactStore
 
-    store = ArtifactStore(Path(config["artifacts"]))
-    for model in config["models"]:
-        store.verify(model["digest"])  # a missing or tampered artifact fails the start before KServe loads
+    store = ArtifactStore(Path(config.artifacts))
+    for variant in config.variants:
+        store.verify(variant.digest)  # a missing or tampered artifact fails the start before KServe loads
     served = _served_model_class()
-    models = [served(m["name"], store, m["digest"]) for m in config["models"]]
+    models = [served(v.internal_name, store, v.digest) for v in config.variants]
     for model in models:
         model.load()
-    sock = _listen(config["host"], config["port"])
+    decide = access_decider(config.service, config.environment, config.access_data)
+    sock = _socket(config)
     host, port = sock.getsockname()[:2]
     server = ModelServer(http_port=port, enable_grpc=False, enable_docs_url=False, workers=1)
     for model in models:
@@ -175,14 +164,17 @@ def serve(config: dict[str, Any]) -> None:
     from prometheus_client import REGISTRY
     from starlette.exceptions import HTTPException
 
-    from controller.backends.serving.metrics import Metrics, RequestMetrics
+    from controller.backends.serving.gateway import Activity, Gateway
+    from controller.backends.serving.metrics import Metrics
     from controller.http.limits import BodyLimits
 
     # Added last, so outermost: a body over the limit is refused before it is counted or read.
     # KServe's /metrics serves the default registry: these metrics come out there too.
-    app.add_middleware(RequestMetrics, metrics=Metrics(REGISTRY), models=[m.name for m in models])
+    activity = Activity()
+    app.add_middleware(Gateway, config=config, decide=decide, metrics=Metrics(REGISTRY), activity=activity)
     app.add_middleware(BodyLimits, max_bytes=MAX_BODY_BYTES, seconds=BODY_TIMEOUT_S, respond=_error)
     app.add_exception_handler(HTTPException, _http_error)
+    idle = _stop_when_idle(rest, activity, config.idle_seconds) if config.idle_seconds else threading.Event()
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     print(json.dumps({"url": url}), flush=True)
     # Nobody reads standard output after the announcement: were a library to log there,
@@ -191,15 +183,48 @@ def serve(config: dict[str, Any]) -> None:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     rest.run(sockets=[sock])
+    return EXIT_IDLE if idle.is_set() else 0
+
+
+def _stop_when_idle(rest: Any, activity: Activity, seconds: float) -> threading.Event:
+    """Stop the server gracefully once it has had no call for ``seconds``; the event is
+    set when it did."""
+    fired = threading.Event()
+    server = rest._server  # uvicorn's Server: setting should_exit ends its serve loop gracefully
+
+    def watch() -> None:
+        while not server.should_exit:
+            time.sleep(min(1.0, seconds / 4))
+            if activity.in_flight == 0 and time.monotonic() - activity.last >= seconds:
+                fired.set()
+                server.should_exit = True
+
+    threading.Thread(target=watch, name="idle-watch", daemon=True).start()
+    return fired
+
+
+def _end_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the process that started this one ends, and end
+    now if it already has: no replica outlives its supervisor."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if str(os.getppid()) != parent:
+        sys.exit(0)
 
 
 def main() -> int:
     import logging
 
+    _end_with_parent()
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     try:
-        config = read_config(sys.stdin.read(MAX_CONFIG_BYTES))
-        serve(config)
+        return serve(parse(sys.stdin.read(MAX_CONFIG_BYTES)))
     except Exception as exc:  # one line for the parent, never a traceback with paths and secrets
         from controller.state.artifacts import ArtifactError
 
@@ -207,7 +232,6 @@ def main() -> int:
         message = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
         print(json.dumps({"error": message}), flush=True)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Starting and stopping a local model server process (see :mod:`.modelserver`).
+"""Starting and stopping one model server replica (see :mod:`.modelserver`).
 
-A library call with no process-wide side effects: it starts a child process, waits
-until it has loaded its models and listens (or says why it could not), and stops
-it with SIGTERM (SIGKILL after a grace period). Supervision (restarts, adoption
-after a controller restart) and the deploy step that will call this are not built
-yet.
+A library call with no process-wide side effects: it starts a child process for a
+service's configuration, on a listening socket the caller holds (or on
+``config.host:config.port``), waits until it has loaded its variants and serves
+(or says why it could not), and stops it with SIGTERM (SIGKILL after a grace
+period). The replica ends itself when the process that started it ends (Linux's
+parent-death signal), so a supervisor killed with SIGKILL leaves no replica behind.
+The supervisor (:mod:`.supervisor`) restarts replicas that end.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-DEFAULT_HOST = "127.0.0.1"
+from controller.backends.serving.config import ServiceConfig
+from controller.backends.serving.modelserver import PARENT_PID_ENV
+
 START_TIMEOUT = 60.0  # importing KServe and loading the models
 STOP_GRACE = 10.0
 
@@ -28,21 +32,13 @@ class ServingError(Exception):
     """A model server that could not start, with its reason."""
 
 
-@dataclass(frozen=True)
-class ModelVersion:
-    """A model to serve under ``name``: the artifact with this digest."""
-
-    name: str
-    digest: str
-
-
 @dataclass
 class ModelServerProcess:
-    """A running model server: its process and the URL it answers on."""
+    """A running model server replica: its process and the URL it answers on."""
 
     process: subprocess.Popen[bytes] = field(repr=False)
     url: str
-    models: tuple[ModelVersion, ...]
+    config: ServiceConfig = field(repr=False)
 
     @property
     def pid(self) -> int:
@@ -67,24 +63,18 @@ class ModelServerProcess:
 
 
 def start(
-    models: list[ModelVersion],
-    artifacts: Path,
-    *,
-    host: str = DEFAULT_HOST,
-    port: int = 0,
-    timeout: float = START_TIMEOUT,
+    config: ServiceConfig, *, sock: socket.socket | None = None, timeout: float = START_TIMEOUT
 ) -> ModelServerProcess:
-    """Start a model server for ``models`` (artifacts in the store at ``artifacts``),
-    listening on ``host:port`` (port 0: a free one), and wait until it serves them.
-    Raises :class:`ServingError` with the server's reason when it cannot start."""
-    config = {
-        "host": host,
-        "port": port,
-        "artifacts": str(artifacts.resolve()),
-        "models": [{"name": m.name, "digest": m.digest} for m in models],
-    }
+    """Start a replica serving ``config`` on ``sock`` (inherited; None: it binds
+    ``config.host:config.port`` itself) and wait until it serves. Raises
+    :class:`ServingError` with the replica's reason when it cannot start."""
+    from controller.backends.serving.modelserver import LISTEN_FD_ENV
+
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
     env["KSERVE_LOGLEVEL"] = "WARNING"
+    env[PARENT_PID_ENV] = str(os.getpid())
+    if sock is not None:
+        env[LISTEN_FD_ENV] = str(sock.fileno())
     process = subprocess.Popen(
         [sys.executable, "-I", "-m", "controller.backends.serving.modelserver"],
         stdin=subprocess.PIPE,
@@ -92,10 +82,11 @@ def start(
         stderr=subprocess.DEVNULL,
         cwd="/",
         env=env,
-        start_new_session=True,  # a Ctrl-C at the controller's terminal is the controller's to handle
+        pass_fds=(sock.fileno(),) if sock is not None else (),
+        start_new_session=True,  # a Ctrl-C at a terminal is the supervisor's to handle
     )
     assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(json.dumps(config).encode())
+    process.stdin.write(config.to_json().encode())
     process.stdin.close()
     try:
         url = _announced_url(process, timeout)
@@ -103,7 +94,7 @@ def start(
         _kill(process)
         process.stdout.close()
         raise
-    return ModelServerProcess(process, url, tuple(models))
+    return ModelServerProcess(process, url, config)
 
 
 def _announced_url(process: subprocess.Popen[bytes], timeout: float) -> str:

@@ -1,0 +1,269 @@
+"""The gateway: the one endpoint of a locally served InferenceService, in-process.
+
+An ASGI middleware in front of KServe's app inside each model server replica
+(:mod:`.modelserver`). Callers use the service's name; the variants (stable,
+canary, shadow) are KServe models under internal names that callers cannot reach.
+For every request it:
+
+1. lets through the server's health (``/v2/health/live``, ``/v2/health/ready``),
+   metadata (``/v2``) and ``/metrics``; anything but the service's own V1 and V2
+   paths is 404;
+2. authenticates the caller (``Authorization: Bearer <token>``, matched by its
+   SHA-256 digest; 401 otherwise) and asks the access decision (the policy
+   library's ``access`` package: the caller's groups, consent from the
+   ``X-Consent: true`` header) whether the caller may call the service: 403 with
+   the policy's reasons otherwise, 503 when the policy cannot be evaluated (fail
+   closed);
+3. routes an inference call to the canary for ``weight`` percent of the calls
+   (exactly: of every 100 calls, ``weight`` go to the canary) and to stable for the
+   rest, by rewriting the path to the variant's internal name; metadata and
+   readiness go to stable;
+4. mirrors ``weight`` percent of the inference calls to the shadow variant after
+   the caller's answer is sent (the shadow's answer is dropped, at most
+   :data:`MAX_SHADOW_IN_FLIGHT` at once: more are not mirrored);
+5. records the request in :class:`~.metrics.Metrics` by service, variant and
+   version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from controller.backends.serving.config import Caller, ServiceConfig, Variant
+from controller.backends.serving.metrics import App, Message, Metrics, Receive, Scope, Send
+
+MAX_SHADOW_IN_FLIGHT = 8
+SHADOW_TIMEOUT_S = 10.0
+CONSENT_HEADER = b"x-consent"
+_PUBLIC = frozenset({"/v2/health/live", "/v2/health/ready", "/v2", "/metrics"})
+_V1_PREDICT = re.compile(r"^/v1/models/([^/]+):predict$")
+_V2_INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
+_V1_MODEL = re.compile(r"^/v1/models/([^/:]+)$")
+_V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?(/ready)?$")
+
+
+@dataclass
+class Activity:
+    """When the last call came and how many are being answered (for scale to zero)."""
+
+    last: float = field(default_factory=time.monotonic)
+    in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    allow: bool
+    reasons: tuple[str, ...] = ()
+
+
+class DecisionError(Exception):
+    """The access policy could not be evaluated: the call is refused (fail closed)."""
+
+
+# (caller name, caller groups, consent) -> whether the caller may call the service
+Decide = Callable[[str, tuple[str, ...], bool], Decision]
+
+
+class WeightedSplit:
+    """Exactly ``weight`` of every 100 calls, spread evenly: call ``i`` is picked when
+    ``floor((i + 1) * w / 100)`` passes ``floor(i * w / 100)``."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+        self._count = 0
+
+    def pick(self) -> bool:
+        i = self._count
+        self._count += 1
+        return int((i + 1) * self.weight / 100) > int(i * self.weight / 100)
+
+
+def _json(status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]] | None = None) -> list[Message]:
+    payload = json.dumps(body).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    return [
+        {"type": "http.response.start", "status": status, "headers": head + (headers or [])},
+        {"type": "http.response.body", "body": payload},
+    ]
+
+
+class Gateway:
+    """The ASGI middleware described in the module's docstring."""
+
+    def __init__(
+        self, app: App, config: ServiceConfig, decide: Decide, metrics: Metrics, activity: Activity | None = None
+    ) -> None:
+        self.app = app
+        self.service = config.service
+        self.stable = config.variant("stable")
+        assert self.stable is not None
+        self.canary = config.variant("canary")
+        self.shadow = config.variant("shadow")
+        self.canary_split = WeightedSplit(self.canary.weight if self.canary else 0)
+        self.shadow_split = WeightedSplit(self.shadow.weight if self.shadow else 0)
+        self.callers = {c.token_sha256: c for c in config.callers}
+        self.decide = decide
+        self.metrics = metrics
+        self._decisions: dict[tuple[str, bool], Decision] = {}
+        self._shadows: set[asyncio.Task[None]] = set()
+        self.activity = activity or Activity()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path in _PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        self.activity.last = time.monotonic()
+        self.activity.in_flight += 1
+        try:
+            await self._serve(scope, receive, send, path)
+        finally:
+            self.activity.in_flight -= 1
+            self.activity.last = time.monotonic()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        route = self._route(path)
+        if route is None:
+            await self._answer(send, 404, f"no such endpoint: call /v1/models/{self.service}:predict or "
+                               f"/v2/models/{self.service}/infer")  # fmt: skip
+            return
+        protocol, inference = route
+        refused = self._refused(scope)
+        if refused is not None:
+            status, message, headers = refused
+            self.metrics.requests.labels(self.service, "none", "", protocol, str(status)).inc()
+            await self._answer(send, status, message, headers)
+            return
+        variant = self.stable
+        assert variant is not None
+        if inference and self.canary is not None and self.canary_split.pick():
+            variant = self.canary
+        if not inference:
+            await self.app(self._rewritten(scope, variant), receive, send)
+            return
+        mirror = self.shadow is not None and self.shadow_split.pick() and len(self._shadows) < MAX_SHADOW_IN_FLIGHT
+        body = bytearray() if mirror else None
+        await self._observed(self._rewritten(scope, variant), self._recording(receive, body), send, variant, protocol)
+        if mirror and body is not None and self.shadow is not None:
+            task = asyncio.get_running_loop().create_task(self._mirror(scope, bytes(body), self.shadow, protocol))
+            self._shadows.add(task)
+            task.add_done_callback(self._shadows.discard)
+
+    def _route(self, path: str) -> tuple[str, bool] | None:
+        """(protocol, is an inference call) for the service's own paths; None otherwise."""
+        for pattern, protocol, inference in (
+            (_V1_PREDICT, "v1", True),
+            (_V2_INFER, "v2", True),
+            (_V1_MODEL, "v1", False),
+            (_V2_MODEL, "v2", False),
+        ):
+            match = pattern.match(path)
+            if match:
+                return (protocol, inference) if match.group(1) == self.service else None
+        return None
+
+    def _refused(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        authorization, consent = b"", b""
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                authorization = value
+            elif name == CONSENT_HEADER:
+                consent = value
+        scheme, _, token = authorization.strip().partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            return 401, "send a caller token: 'Authorization: Bearer <token>'", [(b"www-authenticate", b"Bearer")]
+        caller = self.callers.get(hashlib.sha256(token.strip()).hexdigest())
+        if caller is None:
+            return 401, "the caller token is not valid", [(b"www-authenticate", b'Bearer error="invalid_token"')]
+        decision = self._decision(caller, consent.strip().lower() == b"true")
+        if isinstance(decision, str):
+            return 503, decision, []
+        if not decision.allow:
+            return 403, "; ".join(decision.reasons) or f"{caller.name} may not call {self.service}", []
+        return None
+
+    def _decision(self, caller: Caller, consent: bool) -> Decision | str:
+        key = (caller.name, consent)
+        cached = self._decisions.get(key)
+        if cached is not None:
+            return cached
+        try:
+            decision = self.decide(caller.name, caller.groups, consent)
+        except DecisionError as exc:  # fail closed, and decide again next time
+            return f"refused: the access policy could not be evaluated ({exc})"
+        self._decisions[key] = decision  # the policy and its data are fixed for this process
+        return decision
+
+    def _rewritten(self, scope: Scope, variant: Variant) -> Scope:
+        path = scope["path"].replace(f"/models/{self.service}", f"/models/{variant.internal_name}", 1)
+        return {**scope, "path": path, "raw_path": path.encode()}
+
+    @staticmethod
+    def _recording(receive: Receive, body: bytearray | None) -> Receive:
+        if body is None:
+            return receive
+
+        async def recorded() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.extend(message.get("body", b""))
+            return message
+
+        return recorded
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send, variant: Variant, protocol: str) -> None:
+        status = 500  # unless a response starts
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        in_flight = self.metrics.in_flight.labels(self.service, variant.role)
+        in_flight.inc()
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            version = str(variant.version)
+            self.metrics.duration.labels(self.service, variant.role, version, protocol).observe(
+                time.perf_counter() - start
+            )
+            self.metrics.requests.labels(self.service, variant.role, version, protocol, str(status)).inc()
+            in_flight.dec()
+
+    async def _mirror(self, scope: Scope, body: bytes, shadow: Variant, protocol: str) -> None:
+        sent = False
+
+        async def receive() -> Message:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def drop(message: Message) -> None:
+            return None
+
+        try:
+            await asyncio.wait_for(
+                self._observed(self._rewritten(scope, shadow), receive, drop, shadow, protocol), SHADOW_TIMEOUT_S
+            )
+        except Exception:  # a shadow's failure is counted in its metrics, never the caller's
+            return
+
+    async def _answer(
+        self, send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        for part in _json(status, {"error": message}, headers):
+            await send(part)
