@@ -18,7 +18,8 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 # The whole loop on the bundled example: validate -> policy -> plan -> apply (data gate,
-# train, metric gate, Staging, model card) -> two approvals -> apply (Production) -> audit.
+# train, metric gate, Staging, model card) -> two approvals -> apply (Production, then
+# served on 127.0.0.1) -> audit -> a caller, and a real prediction through the endpoint.
 demo: $(STAMP)
 	$(BIN)/modelplane validate
 	$(BIN)/modelplane plan
@@ -29,6 +30,15 @@ demo: $(STAMP)
 	$(BIN)/modelplane status
 	$(BIN)/modelplane registry list
 	$(BIN)/modelplane audit verify
+	$(BIN)/modelplane serve status
+	$(BIN)/modelplane serve caller remove demo-clinician >/dev/null 2>&1 || true
+	@TOKEN=$$($(BIN)/modelplane serve caller add demo-clinician --group clinicians) && \
+	URL=$$($(BIN)/modelplane serve url breast-cancer-api) && \
+	echo "POST $$URL/v1/models/breast-cancer-api:predict  (docs/examples/predict-v1.json)" && \
+	curl -sS --fail-with-body -H "Authorization: Bearer $$TOKEN" -H "X-Consent: true" \
+	  -H "Content-Type: application/json" -d @docs/examples/predict-v1.json \
+	  "$$URL/v1/models/breast-cancer-api:predict" && echo
+	@echo "The service keeps running: 'modelplane serve status', 'modelplane serve stop --all'."
 
 # Lint, types, the import layers (DESIGN.md section 3), then pytest on both cores.
 test: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,21 @@ def upstream() -> Path:
     ``../shared/upstream`` into ``tests/fixtures/upstream`` so that CI needs no ``../shared``.
     ``tests/fixtures/test_upstream_fixtures.py`` keeps the copies equal to the originals."""
     return UPSTREAM
+
+
+@pytest.fixture(autouse=True)
+def _no_server_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that applies the example serves it (a supervisor and a KServe replica, in the
+    background, as for a user): stop what it started under its temporary directory."""
+    scratch = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if scratch is not None:
+        stop_served(scratch)
+
+
+def stop_served(root: Path) -> None:
+    from controller.backends.serving.local import LocalServing
+    from controller.backends.serving.supervisor import LOCK_FILE
+
+    for lock in root.glob(f"**/serving/*/{LOCK_FILE}"):
+        LocalServing(lock.parent.parent.parent).stop(lock.parent.name)

@@ -34,23 +34,29 @@ class Environment(StrEnum):
 
 
 class ModelSelector(StrictModel):
-    model_config = StrictModel.model_config | {"json_schema_extra": one_of_schema("stage", "version")}
+    model_config = StrictModel.model_config | {"json_schema_extra": one_of_schema("stage", "alias", "version")}
 
     name: DNSLabel = Field(description="Name of the Model.")
     stage: Literal[Stage.STAGING, Stage.PRODUCTION] | None = Field(
-        default=None, description="Serve whatever version holds this stage."
+        default=None, description="Serve whatever version holds this stage in the registry."
+    )
+    alias: DNSLabel | None = Field(
+        default=None, description="Serve whatever version this registry alias points at ('modelplane registry alias')."
     )
     version: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Pin one version.")
 
     @model_validator(mode="after")
-    def _stage_or_version(self) -> ModelSelector:
-        exactly_one(self, ("stage", "version"))
+    def _one_selector(self) -> ModelSelector:
+        exactly_one(self, ("stage", "alias", "version"))
         return self
 
 
 class Replicas(StrictModel):
     min: Annotated[int, Field(ge=0, le=1000)] = Field(default=1, description="0 means scale to zero.")
     max: Annotated[int, Field(ge=1, le=1000)] = 1
+    scaleToZeroAfter: Duration = Field(
+        default="5m", description="With min 0: how long the service may go without a call before its server stops."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Replicas:

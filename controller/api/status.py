@@ -49,6 +49,8 @@ class Reason(StrEnum):
     ARTIFACT_MISSING = "ArtifactMissing"
     RETRYING = "Retrying"
     RECONCILE_FAILED = "ReconcileFailed"
+    SERVING_FAILED = "ServingFailed"
+    NOT_RECONCILED = "NotReconciled"
 
 
 class ActionKind(StrEnum):
@@ -60,6 +62,7 @@ class ActionKind(StrEnum):
     REGISTER = "register"
     PROMOTE = "promote"
     MODEL_CARD = "model-card"
+    DEPLOY = "deploy"
 
 
 class Stage(StrEnum):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from controller.api import Dataset, Model
+from controller.api import Dataset, InferenceService, Model
 from controller.api.findings import Report, Severity
 from controller.api.status import (
     Condition,
@@ -130,7 +130,7 @@ def _desired(
     return desired
 
 
-def _context(prepared: _Prepared, root: Path, store: Store, settings: Settings) -> StepContext:
+def _context(prepared: _Prepared, root: Path, store: Store, settings: Settings, desired: Desired) -> StepContext:
     resources = [r.resource for r in prepared.result.resources]
     return StepContext(
         store=store,
@@ -140,6 +140,8 @@ def _context(prepared: _Prepared, root: Path, store: Store, settings: Settings) 
         models={r.name: r for r in resources if isinstance(r, Model)},
         events=settings.events,
         approvers=settings.approvers,
+        services={r.name: r for r in resources if isinstance(r, InferenceService)},
+        access_data={name: s.access_data for name, s in desired.services.items()},
     )
 
 
@@ -163,10 +165,43 @@ def reconcile_revision(
             executed: list[Executed] = []
             try:
                 _audit_inputs(store, prepared, current)
-                executed = settings.executor.execute(current, _context(prepared, root, store, settings))
+                context = _context(prepared, root, store, settings, desired)
+                executed = settings.executor.execute(current, context)
+                executed += _follow_up(store, prepared, desired, settings, context, executed)
             finally:
                 after = update_statuses(store, desired)
     return Reconciliation(prepared.report, current, executed, after)
+
+
+MAX_ROUNDS = 5
+
+
+def _follow_up(
+    store: Store,
+    prepared: _Prepared,
+    desired: Desired,
+    settings: Settings,
+    context: StepContext,
+    executed: list[Executed],
+) -> list[Executed]:
+    """What became possible through what was just done (a version promoted to Production is
+    deployed by the service that serves Production), planned again and executed, for a few
+    rounds. An action tried once in this apply is not tried again in it."""
+    tried = {e.action.key for e in executed}
+    more: list[Executed] = []
+    for _ in range(MAX_ROUNDS):
+        if not any(e.outcome is not None and e.outcome.kind == OutcomeKind.SUCCEEDED for e in executed):
+            break
+        again = plan(desired, observed_state(store), retry=settings.retry)
+        fresh = [a for a in again.actions if a.key not in tried]
+        if not fresh:
+            break
+        follow = Plan(again.revision, fresh, again.notes)
+        _audit_inputs(store, prepared, follow)
+        executed = settings.executor.execute(follow, context)
+        tried |= {e.action.key for e in executed}
+        more += executed
+    return more
 
 
 def run_step(
@@ -200,7 +235,7 @@ def run_step(
                 return None, f"run {', '.join(waiting)} first"
             try:
                 _audit_inputs(store, prepared, Plan(prepared.revision, [planned]))
-                executed = run_action(planned, _context(prepared, root, store, settings))
+                executed = run_action(planned, _context(prepared, root, store, settings, desired))
             finally:
                 update_statuses(store, desired)
     return executed, ""

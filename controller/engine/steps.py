@@ -15,17 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.api import Dataset, Model
+from controller.api import Dataset, InferenceService, Model
 from controller.api.status import ActionKind, Reason, RunStatus, Stage
+from controller.backends.serving.local import LocalServing
+from controller.backends.serving.process import ServingError
 from controller.engine.actions import Action
 from controller.engine.desired import counted_approvals, spec_digest
 from controller.engine.events import Events, Phase, StepEvent
 from controller.engine.outcomes import Outcome, Retry, Stalled, Succeeded
 from controller.state.artifacts import ArtifactError, ArtifactMissing
 from controller.state.clock import now
-from controller.state.records import ModelVersion, Run
+from controller.state.records import Deployment, ModelVersion, Run
 from controller.state.store import Store
-from reconcilers import data, datagate, metricgate, modelcard, train
+from reconcilers import data, datagate, deploy, metricgate, modelcard, train
 
 
 @dataclass
@@ -41,6 +43,8 @@ class StepContext:
     events: Events = field(default_factory=Events)
     frames: dict[str, data.Loaded] = field(default_factory=dict)
     approvers: frozenset[str] | None = None  # who may approve for Production (None: anyone)
+    services: dict[str, InferenceService] = field(default_factory=dict)
+    access_data: dict[str, dict[str, object]] = field(default_factory=dict)  # service -> data.modelplane
 
     def frame(self, name: str) -> data.Loaded:
         if name not in self.frames:
@@ -72,7 +76,7 @@ def _input(action: Action, name: str) -> str:
     return value
 
 
-def _spec_moved(action: Action, resource: Dataset | Model) -> Retry | None:
+def _spec_moved(action: Action, resource: Dataset | Model | InferenceService) -> Retry | None:
     if spec_digest(resource) != action.inputs.get("spec_digest"):
         return Retry(Reason.SPEC_CHANGED, f"{action.resource} changed since it was planned; plan again")
     return None
@@ -207,23 +211,31 @@ def gate_step(action: Action, ctx: StepContext) -> Outcome:
 def _unverified(action: Action, ctx: StepContext, run: Run) -> Stalled | None:
     """Check the run's model artifact against its digest before it is registered, promoted or
     described: a missing or altered artifact stalls the model, in the ledger and the audit log."""
+    if run.artifact_digest is None:
+        return _rejected(action, ctx, None, ArtifactMissing(f"run {run.id} has no artifact"))
+    return _artifact_problem(action, ctx, run.artifact_digest)
+
+
+def _artifact_problem(action: Action, ctx: StepContext, digest: str) -> Stalled | None:
     try:
-        if run.artifact_digest is None:
-            raise ArtifactMissing(f"run {run.id} has no artifact")
-        ctx.store.artifacts.verify(run.artifact_digest)
+        ctx.store.artifacts.verify(digest)
     except ArtifactError as exc:
-        reason = Reason.ARTIFACT_MISSING if isinstance(exc, ArtifactMissing) else Reason.ARTIFACT_CORRUPT
-        stalled = Stalled(reason, f"{exc}; restore it from a backup and run 'modelplane apply --retry'")
-        with ctx.store.transaction():
-            ctx.store.audit.append(
-                "artifact-rejected",
-                action.resource,
-                {"key": action.key, "action": str(action.kind), "artifact": run.artifact_digest, "error": str(exc)},
-                revision=ctx.revision,
-            )
-            ctx.record(action, stalled)
-        return stalled
+        return _rejected(action, ctx, digest, exc)
     return None
+
+
+def _rejected(action: Action, ctx: StepContext, digest: str | None, exc: ArtifactError) -> Stalled:
+    reason = Reason.ARTIFACT_MISSING if isinstance(exc, ArtifactMissing) else Reason.ARTIFACT_CORRUPT
+    stalled = Stalled(reason, f"{exc}; restore it from a backup and run 'modelplane apply --retry'")
+    with ctx.store.transaction():
+        ctx.store.audit.append(
+            "artifact-rejected",
+            action.resource,
+            {"key": action.key, "action": str(action.kind), "artifact": digest, "error": str(exc)},
+            revision=ctx.revision,
+        )
+        ctx.record(action, stalled)
+    return stalled
 
 
 def register_step(action: Action, ctx: StepContext) -> Outcome:
@@ -318,6 +330,95 @@ def _check_dict(ctx: StepContext, dataset: str) -> dict[str, object] | None:
     return {"success": check.success, "gx_run_id": check.gx_run_id, "dataset_hash": check.dataset_hash}
 
 
+def _served(action: Action, ctx: StepContext, model: str, number: int, artifact: str | None) -> deploy.Served | Outcome:
+    """The registered version an action names, its artifact verified; or why not."""
+    version = ctx.store.registry.version(model, number)
+    if version is None or (artifact is not None and version.artifact_digest != artifact):
+        return Retry(Reason.DEPENDENCY_NOT_READY, f"{model} v{number} is not what was planned: plan again")
+    return _artifact_problem(action, ctx, version.artifact_digest) or deploy.Served(
+        model, number, version.artifact_digest
+    )
+
+
+def deploy_step(action: Action, ctx: StepContext) -> Outcome:
+    """Serve the planned version (and shadow) of a local InferenceService: the supervisor
+    reloads without a gap, or starts; the deployment and its audit record are written when
+    the new configuration serves."""
+    service = ctx.services[action.name]
+    moved = _spec_moved(action, service)
+    if moved:
+        return moved
+    stable = _served(
+        action, ctx, _input(action, "model"), int(action.inputs["version"] or 0), _input(action, "artifact")
+    )
+    if not isinstance(stable, deploy.Served):
+        return stable
+    shadow: deploy.Served | None = None
+    shadow_model, shadow_version = action.inputs.get("shadow_model"), action.inputs.get("shadow_version")
+    if isinstance(shadow_model, str) and isinstance(shadow_version, int):
+        found = _served(action, ctx, shadow_model, shadow_version, None)
+        if not isinstance(found, deploy.Served):
+            return found
+        shadow = found
+    callers = [(c.name, c.token_sha256, c.groups) for c in ctx.store.deployments.callers()]
+    config = deploy.service_config(
+        service,
+        ctx.store.artifacts.root,
+        stable,
+        shadow=shadow,
+        callers=callers,
+        access_data=ctx.access_data.get(service.name, {}),
+    )
+    previous = ctx.store.deployments.get(service.name)
+    ctx.progress(action, f"starting {service.name}: {stable.model} v{stable.version}")
+    try:
+        status = LocalServing(ctx.store.state_dir).deploy(config)
+    except ServingError as exc:
+        failed = Stalled(Reason.SERVING_FAILED, f"{exc}; fix it and run 'modelplane apply --retry'")
+        with ctx.store.transaction():
+            ctx.store.audit.append(
+                "deploy-failed",
+                action.resource,
+                {"key": action.key, "version": stable.version, "error": str(exc)},
+                revision=ctx.revision,
+            )
+            ctx.record(action, failed)
+        return failed
+    deployment = Deployment(
+        service=service.name,
+        target="local",
+        model=stable.model,
+        stable_version=stable.version,
+        canary_version=None,
+        canary_weight=0.0,
+        canary_step=0,
+        canary_since=None,
+        shadow_model=shadow.model if shadow else None,
+        shadow_version=shadow.version if shadow else None,
+        config_digest=_input(action, "config_digest"),
+        url=status.url,
+        generation=status.generation or 1,
+        starts=int(action.inputs.get("starts") or 1),
+        revision=ctx.revision,
+        at=now(),
+    )
+    restarted = previous is not None and deployment.starts > previous.starts
+    done = Succeeded(f"serving {stable.model} v{stable.version} at {status.url}")
+    with ctx.store.transaction():
+        ctx.store.deployments.record(
+            deployment,
+            "restarted" if restarted else "deployed",
+            {
+                "key": action.key,
+                "reason": action.reason,
+                "previous_version": previous.stable_version if previous else None,
+                "replicas": list(status.replicas),
+            },
+        )
+        ctx.record(action, done)
+    return done
+
+
 Step = Callable[[Action, StepContext], Outcome]
 
 STEPS: dict[ActionKind, Step] = {
@@ -327,4 +428,5 @@ STEPS: dict[ActionKind, Step] = {
     ActionKind.REGISTER: register_step,
     ActionKind.PROMOTE: promote_step,
     ActionKind.MODEL_CARD: card_step,
+    ActionKind.DEPLOY: deploy_step,
 }

@@ -87,7 +87,7 @@ def gateway(cfg: ServiceConfig, inner: Inner | None = None, decide: Any = None) 
 async def call(
     gw: Gateway, path: str, caller: str | None = "alice", body: bytes = b"{}", headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any]]:
-    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    raw = [(k.lower().encode(), v.encode()) for k, v in {"Content-Type": "application/json", **(headers or {})}.items()]
     if caller:
         raw.append((b"authorization", f"Bearer {TOKENS[caller]}".encode()))
     scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "headers": raw}
@@ -199,6 +199,15 @@ def test_a_call_without_a_valid_token_is_401_before_kserve_sees_it() -> None:
     assert metrics.requests.labels(SERVICE, "none", "", "v1", "401")._value.get() == 3
 
 
+@pytest.mark.parametrize("content_type", ["", "application/x-www-form-urlencoded", "text/plain"])
+def test_an_inference_call_not_declared_json_is_415_with_what_to_send(content_type: str) -> None:
+    gw, inner, _ = gateway(config())
+    status, body = asyncio.run(call(gw, PREDICT, headers={"Content-Type": content_type}))
+    assert (status, body) == (415, {"error": "send the request as JSON: 'Content-Type: application/json'"})
+    assert inner.calls == []
+    assert asyncio.run(call(gw, PREDICT, headers={"Content-Type": "application/json; charset=utf-8"}))[0] == 200
+
+
 def test_a_caller_outside_the_allowed_groups_is_refused_by_the_access_policy() -> None:
     gw, inner, _ = gateway(config())
     status, body = asyncio.run(call(gw, PREDICT, caller="eve"))
@@ -211,7 +220,10 @@ def test_a_caller_outside_the_allowed_groups_is_refused_by_the_access_policy() -
 def test_consent_is_required_when_the_service_says_so() -> None:
     gw, inner, _ = gateway(config(require_consent=True))
     refused = asyncio.run(call(gw, PREDICT))
-    assert refused[0] == 403 and "consent" in refused[1]["error"]
+    assert (
+        refused[0] == 403
+        and "send consent: true (consent is sent as the header 'X-Consent: true')" in (refused[1]["error"])
+    )
     assert asyncio.run(call(gw, PREDICT, headers={"X-Consent": "true"}))[0] == 200
     assert asyncio.run(call(gw, PREDICT, headers={"X-Consent": "yes"}))[0] == 403
     assert len(inner.calls) == 1

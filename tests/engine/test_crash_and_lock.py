@@ -133,6 +133,7 @@ def test_kill_9_at_every_step_boundary_up_to_production_converges(repo: Path) ->
     assert kill_after_each_step(repo) == [
         "promote breast-cancer-classifier -> Production",
         "model-card breast-cancer-classifier",
+        "deploy breast-cancer-api",  # the service serves Production: it follows in the same apply
     ]
     after = state(repo)
     assert after["runs"] == after["passed"] == 1 and after["data_checks"] == 1
@@ -141,8 +142,11 @@ def test_kill_9_at_every_step_boundary_up_to_production_converges(repo: Path) ->
         assert after["events"].count(event) == n, (event, after["events"])
     effects = ledger(repo)
     assert sorted(kind for kind, _, _ in effects.values()) == sorted(
-        ["data-gate", "train", "metric-gate", "register", "promote", "promote", "model-card", "model-card"]
+        ["data-gate", "train", "metric-gate", "register", "promote", "promote", "model-card", "model-card", "deploy"]
     )
+    assert after["events"].count("deployed") == 1  # one deployment, one server
+    served = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)
+    assert [(s["state"], len(s["replicas"])) for s in served] == [("ready", 1)]
     assert {(outcome, n) for _, outcome, n in effects.values()} == {("Succeeded", 1)}  # each effect exactly once
     card = json.loads((repo / ".modelplane" / "cards" / "breast-cancer-classifier-v1.json").read_text())
     assert "stage: Production" in card["model_details"]["documentation"]

@@ -74,9 +74,9 @@ def test_forged_or_stale_actions_are_refused(repo: Path) -> None:
     assert step(repo, invented)[1]["outcome"] == "Refused"
     assert not (repo / ".modelplane" / "artifacts").exists()
 
-    (repo / "bad.json").write_text('{"action": "deploy", "resource": "Model/m", "key": "k", "reason": "r"}')
+    (repo / "bad.json").write_text('{"action": "scale", "resource": "Model/m", "key": "k", "reason": "r"}')
     bad = modelplane(repo, "step", "bad.json")
-    assert bad.returncode == 2 and bad.stderr.startswith("modelplane: bad.json: unknown action 'deploy' (one of: ")
+    assert bad.returncode == 2 and bad.stderr.startswith("modelplane: bad.json: unknown action 'scale' (one of: ")
     (repo / "bad.json").write_text("{not json")
     assert modelplane(repo, "step", "bad.json").stderr.startswith("modelplane: bad.json: not JSON: ")
 

@@ -14,10 +14,10 @@ For every request it:
    ``X-Consent: true`` header) whether the caller may call the service: 403 with
    the policy's reasons otherwise, 503 when the policy cannot be evaluated (fail
    closed);
-3. routes an inference call to the canary for ``weight`` percent of the calls
-   (exactly: of every 100 calls, ``weight`` go to the canary) and to stable for the
-   rest, by rewriting the path to the variant's internal name; metadata and
-   readiness go to stable;
+3. refuses an inference call whose body is not declared JSON (415); routes the
+   others to the canary for ``weight`` percent of the calls (exactly: of every 100
+   calls, ``weight`` go to the canary) and to stable for the rest, by rewriting the
+   path to the variant's internal name; metadata and readiness go to stable;
 4. mirrors ``weight`` percent of the inference calls to the shadow variant after
    the caller's answer is sent (the shadow's answer is dropped, at most
    :data:`MAX_SHADOW_IN_FLIGHT` at once: more are not mirrored);
@@ -84,6 +84,16 @@ class WeightedSplit:
         return int((i + 1) * self.weight / 100) > int(i * self.weight / 100)
 
 
+def _json_body(scope: Scope) -> bool:
+    """Whether an inference call says its body is JSON (KServe reads other types as
+    binary tensors, and curl's default, a form, gives baffling errors)."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            return kind == b"application/json" or kind.endswith(b"+json")
+    return False
+
+
 def _json(status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]] | None = None) -> list[Message]:
     payload = json.dumps(body).encode()
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -143,6 +153,10 @@ class Gateway:
             self.metrics.requests.labels(self.service, "none", "", protocol, str(status)).inc()
             await self._answer(send, status, message, headers)
             return
+        if inference and not _json_body(scope):
+            self.metrics.requests.labels(self.service, "none", "", protocol, "415").inc()
+            await self._answer(send, 415, "send the request as JSON: 'Content-Type: application/json'")
+            return
         variant = self.stable
         assert variant is not None
         if inference and self.canary is not None and self.canary_split.pick():
@@ -188,7 +202,10 @@ class Gateway:
         if isinstance(decision, str):
             return 503, decision, []
         if not decision.allow:
-            return 403, "; ".join(decision.reasons) or f"{caller.name} may not call {self.service}", []
+            message = "; ".join(decision.reasons) or f"{caller.name} may not call {self.service}"
+            if "consent" in message and not consent.strip():
+                message += " (consent is sent as the header 'X-Consent: true')"
+            return 403, message, []
         return None
 
     def _decision(self, caller: Caller, consent: bool) -> Decision | str:

@@ -25,7 +25,9 @@ class KeyState:
 
 # Stalls that ``--retry`` re-runs: not decisions on the inputs, but failures of the
 # machinery that can be mended (a step that raised; an artifact restored from backup).
-RETRYABLE = frozenset({Reason.RECONCILE_FAILED, Reason.ARTIFACT_CORRUPT, Reason.ARTIFACT_MISSING})
+RETRYABLE = frozenset(
+    {Reason.RECONCILE_FAILED, Reason.ARTIFACT_CORRUPT, Reason.ARTIFACT_MISSING, Reason.SERVING_FAILED}
+)
 
 
 def key_state(key: str, observed: Observed, *, retry: bool) -> KeyState:

@@ -1,0 +1,110 @@
+"""The InferenceService planner: resolve the model through the registry, deploy what changed.
+
+A service serves the version its ``spec.model`` names *now* in the registry (a
+stage, an alias or a pinned version), so a promotion rolls out without a change in
+git. Its deployment is keyed by what it serves and how: the version and its
+artifact, and the configuration digest (the spec, the access data the runtime
+policy sees, the callers, the shadow version). A change of any of them plans one
+``deploy`` action under a new key; a server found down is started again under the
+key of its next start. The planner never reads the store: the registry, the
+deployments and whether their servers run come in ``observed``.
+"""
+
+from __future__ import annotations
+
+from controller.api.status import ActionKind, ConditionType, Reason
+from controller.engine.actions import Action, Note, Plan
+from controller.engine.desired import Desired, DesiredService, Observed, digest
+from controller.engine.planners.ledger import State, key_state
+
+
+def config_digest(service: DesiredService, observed: Observed) -> str:
+    """Everything but the versions that decides how a service is served."""
+    shadow = observed.resolve(service.shadow) if service.shadow else None
+    return digest(
+        "serving-config",
+        service.spec_digest,
+        service.access_digest,
+        observed.callers_digest,
+        [shadow.model, shadow.version, shadow.artifact_digest] if shadow else None,
+    )
+
+
+def plan_services(desired: Desired, observed: Observed, plan: Plan, *, retry: bool = False) -> None:
+    for name, service in sorted(desired.services.items()):
+        ref = f"InferenceService/{name}"
+        note = _plan_service(ref, service, desired, observed, plan, retry)
+        if note is not None:
+            plan.notes[ref] = note
+
+
+def _plan_service(
+    ref: str, service: DesiredService, desired: Desired, observed: Observed, plan: Plan, retry: bool
+) -> Note | None:
+    if ref in desired.denied:
+        return Note(ConditionType.STALLED, True, Reason.POLICY_DENIED, desired.denied[ref])
+    if service.target != "local":
+        return Note(
+            ConditionType.READY,
+            False,
+            Reason.NOT_RECONCILED,
+            f"target {service.target} is validated and policy-checked, not deployed: modelplane deploys "
+            "target: local today",
+        )
+    version = observed.resolve(service.model)
+    if version is None:
+        waiting = f"; Model/{service.model.model} has actions in this plan" if _pending(plan, service) else ""
+        return Note(
+            ConditionType.READY,
+            False,
+            Reason.DEPENDENCY_NOT_READY,
+            f"no registered version is {service.model.describe()} yet{waiting}",
+        )
+    shadow = observed.resolve(service.shadow) if service.shadow else None
+    config = config_digest(service, observed)
+    key = digest("deploy", service.name, version.model, version.version, version.artifact_digest, config)
+    deployed = observed.deployments.get(service.name)
+    starts = 1
+    if deployed is None:
+        reason = f"first deployment: {service.model.describe()} is v{version.version}"
+    elif deployed.stable_version != version.version or deployed.model != version.model:
+        reason = f"{service.model.describe()} moved: v{deployed.stable_version} -> v{version.version}"
+    elif deployed.config_digest != config:
+        reason = "the spec, the access data or the callers changed"
+    elif not observed.serving.get(service.name):
+        starts = deployed.starts + 1
+        key = f"{key}/start/{starts}"
+        reason = f"its server is down (start {starts})"
+    else:
+        where = f" at {deployed.url}" if deployed.url else ""
+        return Note(ConditionType.READY, True, Reason.SUCCEEDED, f"serving {version.model} v{version.version}{where}")
+    state = key_state(key, observed, retry=retry)
+    if state.note is not None:
+        return state.note
+    if state.state == State.DONE:  # done, yet the deployment says otherwise: it was changed since
+        return Note(ConditionType.READY, True, Reason.SUCCEEDED, f"deployed {version.model} v{version.version}")
+    plan.actions.append(
+        Action(
+            ActionKind.DEPLOY,
+            ref,
+            key,
+            reason,
+            {
+                "spec_digest": service.spec_digest,
+                "model": version.model,
+                "version": version.version,
+                "artifact": version.artifact_digest,
+                "shadow_model": shadow.model if shadow else None,
+                "shadow_version": shadow.version if shadow else None,
+                "config_digest": config,
+                "starts": starts,
+            },
+            (),  # never after the model's chain: what serves now must not wait for a new version's gates
+            desired.revision,
+        )
+    )
+    return None
+
+
+def _pending(plan: Plan, service: DesiredService) -> list[Action]:
+    return [a for a in plan.actions if a.resource == f"Model/{service.model.model}"]

@@ -1,0 +1,78 @@
+"""Served models, outside the reconcile loop: what serves where, stopping, callers.
+
+Library calls behind ``modelplane serve``: :func:`service_statuses` joins what the
+state store says each InferenceService serves with what its supervisor reports;
+:func:`stop` stops a service's server (the next ``apply`` starts it again, as it
+does for a server that crashed); :func:`add_caller` and :func:`remove_caller`
+change who may call served models and give the running servers the new list at
+once (a reload without a gap), each change in the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from controller.backends.serving.config import Caller
+from controller.backends.serving.local import LocalServing
+from controller.backends.serving.process import ServingError
+from controller.state.store import Store
+
+
+def service_statuses(store: Store, service: str | None = None) -> list[dict[str, Any]]:
+    """Each deployed service (or the one named): its endpoint, what each variant serves
+    with its share of the calls, and the health its supervisor reports."""
+    serving = LocalServing(store.state_dir)
+    deployments = store.deployments.all()
+    names = sorted(set(deployments) | set(serving.services()))
+    out: list[dict[str, Any]] = []
+    for name in names:
+        if service is not None and name != service:
+            continue
+        status = serving.status(name)
+        deployment = deployments.get(name)
+        out.append(
+            {
+                **status.to_dict(),
+                "deployed": deployment.to_dict() if deployment else None,
+            }
+        )
+    return out
+
+
+def stop(store: Store, service: str, *, actor: str) -> bool:
+    """Stop ``service``'s server and replicas; False when none ran. Audited."""
+    stopped = LocalServing(store.state_dir).stop(service)
+    if stopped:
+        with store.transaction():
+            store.audit.append("serving-stopped", f"InferenceService/{service}", {}, actor=actor)
+    return stopped
+
+
+def _refresh_callers(store: Store) -> list[str]:
+    """Give every running service the callers the store holds now; problems, one per service."""
+    serving = LocalServing(store.state_dir)
+    callers = tuple(Caller(c.name, c.token_sha256, c.groups) for c in store.deployments.callers())
+    problems = []
+    for name in serving.services():
+        config = serving.config(name)
+        if config is None or not serving.running(name) or config.callers == callers:
+            continue
+        try:
+            serving.deploy(replace(config, callers=callers))
+        except ServingError as exc:
+            problems.append(f"{name}: {exc}")
+    return problems
+
+
+def add_caller(store: Store, name: str, groups: list[str], *, actor: str) -> tuple[str, list[str]]:
+    """Add a caller; returns its token (shown once, stored only as a digest) and the
+    running services that could not take it."""
+    token = store.deployments.add_caller(name, groups, actor=actor)
+    return token, _refresh_callers(store)
+
+
+def remove_caller(store: Store, name: str, *, actor: str) -> tuple[bool, list[str]]:
+    """Remove a caller: its token stops working on the running services at once."""
+    removed = store.deployments.remove_caller(name, actor=actor)
+    return removed, _refresh_callers(store) if removed else []
