@@ -356,6 +356,27 @@ def test_it_listens_on_loopback_and_keeps_its_files_in_the_workdir(scenario: Sce
     assert (server.workdir / "data" / "wal").is_dir()
 
 
+def test_the_child_gets_a_minimal_environment_and_its_own_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELPLANE_TOKEN", "secret-of-the-controller")
+    with start(tmp_path) as server:
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+        names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}
+        assert names <= {"PATH", "LANG", "LC_ALL", "TMPDIR", "TZ"}
+        assert os.getsid(server.pid) == server.pid  # a Ctrl-C at the caller's terminal does not reach it
+
+
+def test_queries_ignore_proxies_from_the_environment(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy that would see (or here: refuse) every query if the client honoured it.
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with InferenceMetrics(scenario.server.url) as metrics:
+        assert metrics.request_count("fraud", "canary-slow", WINDOW, at=scenario.at) == pytest.approx(100.0)
+
+
 def test_a_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-prometheus"
     with pytest.raises(PrometheusError) as error:
