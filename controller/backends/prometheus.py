@@ -31,6 +31,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -341,9 +342,15 @@ def _target_group(target: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    """Replace ``path`` in one step: Prometheus never reads half a file."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 # --- the queries -----------------------------------------------------------------
@@ -352,7 +359,10 @@ def _write_atomically(path: Path, text: str) -> None:
 def _duration_seconds(value: str, what: str) -> float:
     if not isinstance(value, str) or not _DURATION.match(value):
         raise PrometheusError(f"{what} {value!r} is not a Prometheus duration (e.g. 30s, 5m, 1h30m)")
-    return sum(int(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+    seconds = sum(int(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+    if seconds <= 0:
+        raise PrometheusError(f"{what} {value!r} is not longer than zero")
+    return seconds
 
 
 def _string(value: str) -> str:

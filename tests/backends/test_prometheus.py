@@ -196,8 +196,9 @@ def test_a_hostile_label_value_stays_a_label_value(scenario: Scenario) -> None:
         ("1m]) or vector(1", "window '1m]) or vector(1' is not a Prometheus duration (e.g. 30s, 5m, 1h30m)"),
         ("", "window '' is not a Prometheus duration (e.g. 30s, 5m, 1h30m)"),
         ("60", "window '60' is not a Prometheus duration (e.g. 30s, 5m, 1h30m)"),
+        ("0m", "window '0m' is not longer than zero"),
     ],
-    ids=["injection", "empty", "no-unit"],
+    ids=["injection", "empty", "no-unit", "zero"],
 )
 def test_a_bad_window_is_refused(scenario: Scenario, window: str, message: str) -> None:
     with pytest.raises(PrometheusError) as error:
