@@ -1,12 +1,12 @@
 # Two commands on a fresh machine with python3, make and git:
 #   make demo   runs the main job on the bundled example
-#   make test   runs the whole test suite
+#   make test   runs the whole test suite (installing Debian's prometheus first when missing)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint schemas bench lock clean
+.PHONY: install prometheus demo test lint schemas bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -17,10 +17,15 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# Canary analysis queries a real Prometheus: Debian's package, installed here when the
+# binary is missing (apt-get as root or with sudo; its system service is not started).
+prometheus:
+	@sh scripts/install-prometheus.sh
+
 # The whole loop on the bundled example: validate -> policy -> plan -> apply (data gate,
 # train, metric gate, Staging, model card) -> two approvals -> apply (Production, then
 # served on 127.0.0.1) -> audit -> a caller, and a real prediction through the endpoint.
-demo: $(STAMP)
+demo: $(STAMP) prometheus
 	$(BIN)/modelplane validate
 	$(BIN)/modelplane plan
 	$(BIN)/modelplane apply
@@ -41,7 +46,7 @@ demo: $(STAMP)
 	@echo "The service keeps running: 'modelplane serve status', 'modelplane serve stop --all'."
 
 # Lint, types, the import layers (DESIGN.md section 3), then pytest on both cores.
-test: $(STAMP)
+test: $(STAMP) prometheus
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
