@@ -27,8 +27,9 @@ def upstream() -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_server_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A test that applies the example serves it (a supervisor and a KServe replica, in the
-    background, as for a user): stop what it started under its temporary directory."""
+    """A test that applies the example serves it (a supervisor and a KServe replica, and for
+    a canary a Prometheus, in the background, as for a user): stop what it started under its
+    temporary directory."""
     scratch = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
     if scratch is not None:
@@ -36,8 +37,12 @@ def _no_server_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[Non
 
 
 def stop_served(root: Path) -> None:
+    """Stop the model servers and the Prometheus of every state directory under ``root``."""
+    from controller.backends import local_prometheus
     from controller.backends.serving.local import LocalServing
     from controller.backends.serving.supervisor import LOCK_FILE
 
     for lock in root.glob(f"**/serving/*/{LOCK_FILE}"):
         LocalServing(lock.parent.parent.parent).stop(lock.parent.name)
+    for lock in root.glob("**/prometheus/prometheus.lock"):
+        local_prometheus.stop(lock.parent.parent)

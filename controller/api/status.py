@@ -63,6 +63,7 @@ class ActionKind(StrEnum):
     PROMOTE = "promote"
     MODEL_CARD = "model-card"
     DEPLOY = "deploy"
+    CANARY = "canary"
 
 
 class Stage(StrEnum):

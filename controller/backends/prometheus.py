@@ -16,7 +16,7 @@ so model servers are added and removed without a restart. Like
 summed over every process that serves the same service and variant. :func:`analyse`
 compares them with a canary's thresholds and returns an :class:`Analysis`: a verdict
 (passed, failed, no-data) with its evidence, plain data for an audit record. The
-deploy step that will call it is not built yet.
+canary steps run it against the Prometheus of :mod:`.local_prometheus`.
 """
 
 from __future__ import annotations
@@ -106,8 +106,7 @@ class PrometheusServer:
         ``/metrics``). The file is replaced atomically; Prometheus notices the change
         without a restart. Raises :class:`PrometheusError` on a bad target, before
         writing anything."""
-        groups = [_target_group(target) for target in targets]
-        _write_atomically(self.targets_file, json.dumps(groups, indent=2, sort_keys=True) + "\n")
+        write_targets(self.workdir, targets)
 
     def metrics(self, timeout: int = QUERY_TIMEOUT) -> InferenceMetrics:
         """A query client for this server."""
@@ -128,6 +127,14 @@ class PrometheusServer:
             os.close(self._lock)
             self._lock = -1
         return self.process.returncode
+
+    def detach(self) -> None:
+        """Leave it running on its own (its child keeps the lock): this object lets go of
+        its log and its copy of the lock, and stops and waits for nothing."""
+        self._log.close()
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
     def __enter__(self) -> PrometheusServer:
         return self
@@ -307,6 +314,13 @@ def _config(workdir: Path, scrape_interval: str) -> str:
     return "# Written by modelplane (controller/backends/prometheus.py); rewritten at every start.\n" + yaml.safe_dump(
         config, sort_keys=False
     )
+
+
+def write_targets(workdir: Path, targets: Iterable[Mapping[str, Any]]) -> None:
+    """Replace the scrape targets of the Prometheus working in ``workdir`` (running or not;
+    see :meth:`PrometheusServer.set_targets`)."""
+    groups = [_target_group(target) for target in targets]
+    _write_atomically(workdir / TARGETS_FILE, json.dumps(groups, indent=2, sort_keys=True) + "\n")
 
 
 def _target_group(target: Mapping[str, Any]) -> dict[str, Any]:

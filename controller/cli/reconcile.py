@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,15 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
             cmd.add_argument("--format", "-o", choices=["text", "markdown", "json"], default="text")
         else:
             cmd.add_argument("--wait", action="store_true", help="wait for another apply instead of refusing")
+            cmd.add_argument(
+                "--watch",
+                action="store_true",
+                help="apply again whenever a waiting step is due (a canary walking its steps), until "
+                "every resource has settled",
+            )
+            cmd.add_argument(
+                "--watch-timeout", type=float, default=3600.0, metavar="SECONDS", help="give up watching after this"
+            )
         cmd.set_defaults(func=func)
 
     step = commands.add_parser(
@@ -122,7 +132,7 @@ def _settings(args: argparse.Namespace, *, do_apply: bool) -> Settings:
 
 def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     from controller.engine.executor import summary
-    from controller.engine.reconcile import NothingToReconcile, reconcile_revision
+    from controller.engine.reconcile import NothingToReconcile, reconcile_revision, seconds_until_due
     from controller.loading import UsageError
     from controller.output import FORMATTERS, plan_format
     from controller.policy.engine import EngineError
@@ -131,10 +141,19 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     from controller.triggers.git_source import GitError, GitSource
 
     settings = _settings(args, do_apply=do_apply)
+    watch = do_apply and getattr(args, "watch", False)
+    deadline = time.monotonic() + getattr(args, "watch_timeout", 0.0)
     try:
         with store(args) as opened, _own_process(settings.events):
             source = GitSource(Path.cwd(), scratch=opened.state_dir, workers=os.cpu_count() or 1, cache=opened.cache)
             outcome = reconcile_revision(source, args.revision, opened, settings)
+            while watch and outcome.after is not None:
+                due = seconds_until_due(opened, outcome.after)
+                if due is None or time.monotonic() + due > deadline:
+                    break
+                print(f"Watching: the next step is due in {due:.0f} s.", flush=True)
+                time.sleep(due + 0.05)
+                outcome = reconcile_revision(source, args.revision, opened, settings)
     except (UsageError, GitError, PolicyLoadError, EngineError, LockHeld, NothingToReconcile) as exc:
         return fail(str(exc))
     if outcome.plan is None:  # validation stopped it

@@ -97,7 +97,7 @@ def show_url(args: argparse.Namespace) -> int:
 
 def stop_services(args: argparse.Namespace) -> int:
     from controller.backends.serving.local import LocalServing
-    from controller.engine.serving import stop
+    from controller.engine.serving import stop, stop_monitoring
 
     if bool(args.services) == bool(args.all):
         return fail("name the services to stop, or give --all")
@@ -106,6 +106,8 @@ def stop_services(args: argparse.Namespace) -> int:
         for name in names:
             stopped = stop(opened, name, actor=_actor(args))
             print(f"{name}: {'stopped' if stopped else 'was not running'}")
+        if args.all and stop_monitoring(opened):
+            print("prometheus (canary analysis): stopped")
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from controller.api.status import ActionKind, ConditionType, Reason
 
-Input = str | int | bool | None
+Input = str | int | float | bool | None
 
 
 class ActionFormatError(ValueError):
@@ -77,7 +77,7 @@ class Action:
             raise ActionFormatError("'resource' must be 'Kind/name'")
         inputs = data.get("inputs", {})
         if not isinstance(inputs, dict) or not all(
-            isinstance(v, str | int | bool) or v is None for v in inputs.values()
+            isinstance(v, str | int | float | bool) or v is None for v in inputs.values()
         ):
             raise ActionFormatError("'inputs' must map names to strings, numbers, booleans or null")
         after = data.get("after", [])

@@ -50,7 +50,8 @@ def run_action(action: Action, ctx: StepContext) -> Executed:
     if isinstance(outcome, Retry):
         previous = ctx.store.effects.get(action.key)
         attempts = (previous.attempts if previous and previous.outcome == OutcomeKind.RETRY else 0) + 1
-        due = datetime.now(UTC) + timedelta(seconds=backoff(outcome.after, attempts))
+        wait = backoff(outcome.after, attempts) if outcome.doubling else outcome.after
+        due = datetime.now(UTC) + timedelta(seconds=wait)
         ctx.store.effects.record(
             action.key,
             action.kind,

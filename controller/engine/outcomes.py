@@ -35,6 +35,7 @@ class Retry:
     message: str
     after: float = 0.0
     kind: OutcomeKind = OutcomeKind.RETRY
+    doubling: bool = True  # False: due exactly ``after`` seconds from now (a canary's next look), no back-off
 
 
 Outcome = Succeeded | Stalled | Retry

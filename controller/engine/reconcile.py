@@ -334,3 +334,19 @@ def _conditions(
             )
         )
     return out
+
+
+def seconds_until_due(store: Store, after: Plan) -> float | None:
+    """For ``apply --watch``: how long until the earliest step that is waiting (a canary's
+    next look, a retry backing off) is due; None when nothing waits (everything settled)."""
+    waiting = {ref for ref, n in after.notes.items() if n.condition == ConditionType.RECONCILING}
+    if not waiting:
+        return None
+    dues = [
+        datetime.fromisoformat(e.retry_after)
+        for e in store.effects.all().values()
+        if e.resource in waiting and e.outcome == OutcomeKind.RETRY and e.retry_after
+    ]
+    if not dues:
+        return 0.0
+    return max(0.0, (min(dues) - datetime.now(UTC)).total_seconds())

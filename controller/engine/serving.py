@@ -3,9 +3,10 @@
 Library calls behind ``modelplane serve``: :func:`service_statuses` joins what the
 state store says each InferenceService serves with what its supervisor reports;
 :func:`stop` stops a service's server (the next ``apply`` starts it again, as it
-does for a server that crashed); :func:`add_caller` and :func:`remove_caller`
-change who may call served models and give the running servers the new list at
-once (a reload without a gap), each change in the audit log.
+does for a server that crashed) and :func:`stop_monitoring` the Prometheus of canary
+analysis; :func:`add_caller` and :func:`remove_caller` change who may call served
+models and give the running servers the new list at once (a reload without a gap),
+each change in the audit log.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from controller.backends import local_prometheus
 from controller.backends.serving.config import Caller
 from controller.backends.serving.local import LocalServing
 from controller.backends.serving.process import ServingError
@@ -47,6 +49,11 @@ def stop(store: Store, service: str, *, actor: str) -> bool:
         with store.transaction():
             store.audit.append("serving-stopped", f"InferenceService/{service}", {}, actor=actor)
     return stopped
+
+
+def stop_monitoring(store: Store) -> bool:
+    """Stop the Prometheus modelplane runs for canary analysis; False when none ran."""
+    return local_prometheus.stop(store.state_dir)
 
 
 def _refresh_callers(store: Store) -> list[str]:

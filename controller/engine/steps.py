@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.api import Dataset, InferenceService, Model
+from controller.api.common import duration_seconds
+from controller.api.inference_service import CanaryAnalysis
 from controller.api.status import ActionKind, Reason, RunStatus, Stage
+from controller.backends import local_prometheus, prometheus
 from controller.backends.serving.local import LocalServing
 from controller.backends.serving.process import ServingError
 from controller.engine.actions import Action
@@ -340,6 +344,93 @@ def _served(action: Action, ctx: StepContext, model: str, number: int, artifact:
     )
 
 
+def _planned_variants(action: Action, ctx: StepContext) -> tuple[deploy.Served, deploy.Served | None] | Outcome:
+    """The version an action deploys and its shadow, as planned, their artifacts verified."""
+    target = _served(
+        action, ctx, _input(action, "model"), int(action.inputs["version"] or 0), _input(action, "artifact")
+    )
+    if not isinstance(target, deploy.Served):
+        return target
+    shadow_model, shadow_version = action.inputs.get("shadow_model"), action.inputs.get("shadow_version")
+    if not (isinstance(shadow_model, str) and isinstance(shadow_version, int)):
+        return target, None
+    shadow = _served(action, ctx, shadow_model, shadow_version, None)
+    return (target, shadow) if isinstance(shadow, deploy.Served) else shadow
+
+
+def _go_live(
+    action: Action,
+    ctx: StepContext,
+    stable: deploy.Served,
+    shadow: deploy.Served | None,
+    outcome: Succeeded | Stalled,
+    event: str,
+    evidence: dict[str, object],
+    *,
+    canary: tuple[deploy.Served, int, float] | None = None,  # version, step, weight
+    starts: int | None = None,
+) -> Succeeded | Stalled:
+    """Serve ``stable`` (with a canary and a shadow) and, once the new configuration serves,
+    record the deployment, its audit record and ``outcome`` under the action's key, together.
+    A configuration that cannot serve stalls the action (``ServingFailed``); what served
+    before serves on."""
+    service = ctx.services[action.name]
+    callers = [(c.name, c.token_sha256, c.groups) for c in ctx.store.deployments.callers()]
+    config = deploy.service_config(
+        service,
+        ctx.store.artifacts.root,
+        stable,
+        canary=(canary[0], canary[2]) if canary else None,
+        shadow=shadow,
+        callers=callers,
+        access_data=ctx.access_data.get(service.name, {}),
+    )
+    previous = ctx.store.deployments.get(service.name)
+    serving = LocalServing(ctx.store.state_dir)
+    try:
+        status = serving.deploy(config)
+    except ServingError as exc:
+        failed = Stalled(Reason.SERVING_FAILED, f"{exc}; fix it and run 'modelplane apply --retry'")
+        with ctx.store.transaction():
+            ctx.store.audit.append(
+                "deploy-failed", action.resource, {"key": action.key, "error": str(exc)}, revision=ctx.revision
+            )
+            ctx.record(action, failed)
+        return failed
+    same_canary = previous is not None and canary is not None and previous.canary_version == canary[0].version
+    deployment = Deployment(
+        service=service.name,
+        target="local",
+        model=stable.model,
+        stable_version=stable.version,
+        canary_version=canary[0].version if canary else None,
+        canary_weight=canary[2] if canary else 0.0,
+        canary_step=canary[1] if canary else 0,
+        canary_since=now() if canary else None,
+        shadow_model=shadow.model if shadow else None,
+        shadow_version=shadow.version if shadow else None,
+        config_digest=_input(action, "config_digest"),
+        url=status.url,
+        generation=status.generation or 1,
+        starts=starts if starts is not None else (previous.starts if previous else 1),
+        revision=ctx.revision,
+        at=now(),
+    )
+    if same_canary and previous is not None and canary is not None and previous.canary_step == canary[1]:
+        deployment = replace(deployment, canary_since=previous.canary_since)  # a re-run does not restart the clock
+    with ctx.store.transaction():
+        ctx.store.deployments.record(
+            deployment,
+            event,
+            {"key": action.key, "reason": action.reason, "replicas": list(status.replicas), **evidence},
+        )
+        ctx.record(action, outcome)
+    local_prometheus.set_targets(
+        ctx.store.state_dir, {d.service: d.url for d in ctx.store.deployments.all().values() if d.url}
+    )
+    return outcome
+
+
 def deploy_step(action: Action, ctx: StepContext) -> Outcome:
     """Serve the planned version (and shadow) of a local InferenceService: the supervisor
     reloads without a gap, or starts; the deployment and its audit record are written when
@@ -348,75 +439,139 @@ def deploy_step(action: Action, ctx: StepContext) -> Outcome:
     moved = _spec_moved(action, service)
     if moved:
         return moved
-    stable = _served(
-        action, ctx, _input(action, "model"), int(action.inputs["version"] or 0), _input(action, "artifact")
+    variants = _planned_variants(action, ctx)
+    if not isinstance(variants, tuple):
+        return variants
+    stable, shadow = variants
+    previous = ctx.store.deployments.get(service.name)
+    starts = int(action.inputs.get("starts") or 1)
+    ctx.progress(action, f"starting {service.name}: {stable.model} v{stable.version}")
+    restarted = previous is not None and starts > previous.starts
+    return _go_live(
+        action,
+        ctx,
+        stable,
+        shadow,
+        Succeeded(f"serving {stable.model} v{stable.version}"),
+        "restarted" if restarted else "deployed",
+        {"previous_version": previous.stable_version if previous else None},
+        starts=starts,
     )
+
+
+CANARY_DATA_GRACE_S = 30.0  # after its interval, how long a step may wait for data before it fails safe
+NO_LIMIT = 1e9  # a threshold the analysis does not set
+
+
+def canary_step(action: Action, ctx: StepContext) -> Outcome:
+    """One step of a canary rollout: start the canary at the first weight; or, once the step
+    before has served for the analysis interval, judge the canary by its Prometheus metrics
+    and move it on (to the next weight, or to stable), or roll it back to the stable version
+    with the evidence (``CanaryRolledBack``). No data is never a pass: past the interval and
+    a grace period, it rolls back."""
+    service = ctx.services[action.name]
+    moved = _spec_moved(action, service)
+    if moved:
+        return moved
+    variants = _planned_variants(action, ctx)
+    if not isinstance(variants, tuple):
+        return variants
+    target, shadow = variants
+    deployed = ctx.store.deployments.get(service.name)
+    if deployed is None:
+        return Retry(Reason.DEPENDENCY_NOT_READY, f"{service.name} is not deployed: plan again")
+    stable = _served(action, ctx, deployed.model, deployed.stable_version, None)
     if not isinstance(stable, deploy.Served):
         return stable
-    shadow: deploy.Served | None = None
-    shadow_model, shadow_version = action.inputs.get("shadow_model"), action.inputs.get("shadow_version")
-    if isinstance(shadow_model, str) and isinstance(shadow_version, int):
-        found = _served(action, ctx, shadow_model, shadow_version, None)
-        if not isinstance(found, deploy.Served):
-            return found
-        shadow = found
-    callers = [(c.name, c.token_sha256, c.groups) for c in ctx.store.deployments.callers()]
-    config = deploy.service_config(
-        service,
-        ctx.store.artifacts.root,
-        stable,
-        shadow=shadow,
-        callers=callers,
-        access_data=ctx.access_data.get(service.name, {}),
-    )
-    previous = ctx.store.deployments.get(service.name)
-    ctx.progress(action, f"starting {service.name}: {stable.model} v{stable.version}")
-    try:
-        status = LocalServing(ctx.store.state_dir).deploy(config)
-    except ServingError as exc:
-        failed = Stalled(Reason.SERVING_FAILED, f"{exc}; fix it and run 'modelplane apply --retry'")
-        with ctx.store.transaction():
-            ctx.store.audit.append(
-                "deploy-failed",
-                action.resource,
-                {"key": action.key, "version": stable.version, "error": str(exc)},
-                revision=ctx.revision,
-            )
-            ctx.record(action, failed)
-        return failed
-    deployment = Deployment(
-        service=service.name,
-        target="local",
-        model=stable.model,
-        stable_version=stable.version,
-        canary_version=None,
-        canary_weight=0.0,
-        canary_step=0,
-        canary_since=None,
-        shadow_model=shadow.model if shadow else None,
-        shadow_version=shadow.version if shadow else None,
-        config_digest=_input(action, "config_digest"),
-        url=status.url,
-        generation=status.generation or 1,
-        starts=int(action.inputs.get("starts") or 1),
-        revision=ctx.revision,
-        at=now(),
-    )
-    restarted = previous is not None and deployment.starts > previous.starts
-    done = Succeeded(f"serving {stable.model} v{stable.version} at {status.url}")
-    with ctx.store.transaction():
-        ctx.store.deployments.record(
-            deployment,
-            "restarted" if restarted else "deployed",
-            {
-                "key": action.key,
-                "reason": action.reason,
-                "previous_version": previous.stable_version if previous else None,
-                "replicas": list(status.replicas),
-            },
+    step, weight = int(action.inputs.get("step") or 0), float(action.inputs.get("weight") or 0)
+    canary_spec = service.spec.canary
+    analysis_spec = canary_spec.analysis if canary_spec else None
+    if step == 0:
+        if analysis_spec is not None:
+            try:
+                local_prometheus.ensure(ctx.store.state_dir)
+            except prometheus.PrometheusError as exc:
+                return Retry(Reason.DEPENDENCY_NOT_READY, f"the Prometheus for canary analysis: {exc}")
+        ctx.progress(action, f"canary {target.model} v{target.version} at {weight:g}%")
+        return _go_live(
+            action,
+            ctx,
+            stable,
+            shadow,
+            Succeeded(f"canary v{target.version} takes {weight:g}% of the calls"),
+            "canary-started",
+            {"canary_version": target.version, "weight": weight},
+            canary=(target, 0, weight),
         )
-        ctx.record(action, done)
-    return done
+    if deployed.canary_version != target.version or deployed.canary_step != step - 1 or not deployed.canary_since:
+        return Retry(Reason.DEPENDENCY_NOT_READY, f"the canary of {service.name} is not at step {step - 1}: plan again")
+    interval = duration_seconds(analysis_spec.interval if analysis_spec else "1m")
+    elapsed = (datetime.now(UTC) - datetime.fromisoformat(deployed.canary_since)).total_seconds()
+    at = f"canary v{target.version} at {deployed.canary_weight:g}%"
+    if elapsed < interval:
+        left = interval - elapsed
+        return Retry(Reason.PROGRESSING, f"{at}, analysed in {left:.0f} s", after=left, doubling=False)
+    evidence: dict[str, object] = {"canary_version": target.version, "step": step}
+    if analysis_spec is not None:
+        judged = _analyse(ctx, service, analysis_spec, interval)
+        evidence["analysis"] = judged.to_dict()
+        if judged.verdict == prometheus.Verdict.NO_DATA and elapsed < interval + CANARY_DATA_GRACE_S:
+            return Retry(Reason.PROGRESSING, f"{at}: {judged.reason}; waiting for data", after=5.0, doubling=False)
+        if not judged.passed:
+            ctx.progress(action, f"rolling back: {judged.reason}")
+            return _go_live(
+                action,
+                ctx,
+                stable,
+                shadow,
+                Stalled(Reason.CANARY_ROLLED_BACK, f"{at} rolled back to v{stable.version}: {judged.reason}"),
+                "canary-rolled-back",
+                evidence,
+            )
+    if bool(action.inputs.get("promote")):
+        ctx.progress(action, f"promoting the canary: v{target.version} is stable")
+        return _go_live(
+            action,
+            ctx,
+            target,
+            shadow,
+            Succeeded(f"v{target.version} is stable (the canary passed every step)"),
+            "canary-promoted",
+            {**evidence, "previous_version": stable.version},
+        )
+    ctx.progress(action, f"canary v{target.version}: {deployed.canary_weight:g}% -> {weight:g}%")
+    return _go_live(
+        action,
+        ctx,
+        stable,
+        shadow,
+        Succeeded(f"canary v{target.version} takes {weight:g}% of the calls"),
+        "canary-step",
+        {**evidence, "weight": weight},
+        canary=(target, step, weight),
+    )
+
+
+def _analyse(ctx: StepContext, service: InferenceService, spec: CanaryAnalysis, interval: float) -> prometheus.Analysis:
+    latency = spec.maxLatencyP99 or (service.spec.slo.latencyP99 if service.spec.slo else None)
+    errors = (
+        spec.maxErrorRate
+        if spec.maxErrorRate is not None
+        else (service.spec.slo.errorRate if service.spec.slo else None)
+    )
+    thresholds = prometheus.Thresholds(
+        duration_seconds(latency) if latency else NO_LIMIT,
+        float(errors) if errors is not None else NO_LIMIT,
+        float(spec.minRequests),
+    )
+    window = f"{max(1, round(interval))}s"
+    try:
+        url = local_prometheus.ensure(ctx.store.state_dir)  # started again if it died: no data, then
+    except prometheus.PrometheusError as exc:
+        reason = f"Prometheus is unavailable: {exc}"
+        return prometheus.Analysis(prometheus.Verdict.NO_DATA, reason, service.name, "canary", window, 0.0, "", ())
+    with prometheus.InferenceMetrics(url) as metrics:
+        return prometheus.analyse(metrics, service.name, "canary", window, thresholds)
 
 
 Step = Callable[[Action, StepContext], Outcome]
@@ -429,4 +584,5 @@ STEPS: dict[ActionKind, Step] = {
     ActionKind.PROMOTE: promote_step,
     ActionKind.MODEL_CARD: card_step,
     ActionKind.DEPLOY: deploy_step,
+    ActionKind.CANARY: canary_step,
 }

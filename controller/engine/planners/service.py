@@ -13,9 +13,10 @@ deployments and whether their servers run come in ``observed``.
 from __future__ import annotations
 
 from controller.api.status import ActionKind, ConditionType, Reason
-from controller.engine.actions import Action, Note, Plan
+from controller.engine.actions import Action, Input, Note, Plan
 from controller.engine.desired import Desired, DesiredService, Observed, digest
 from controller.engine.planners.ledger import State, key_state
+from controller.state.records import ModelVersion
 
 
 def config_digest(service: DesiredService, observed: Observed) -> str:
@@ -64,6 +65,9 @@ def _plan_service(
     config = config_digest(service, observed)
     key = digest("deploy", service.name, version.model, version.version, version.artifact_digest, config)
     deployed = observed.deployments.get(service.name)
+    moving = deployed is not None and (deployed.stable_version, deployed.model) != (version.version, version.model)
+    if moving and deployed is not None and service.canary_steps:
+        return _plan_rollout(ref, service, desired, observed, plan, retry, version, config)
     starts = 1
     if deployed is None:
         reason = f"first deployment: {service.model.describe()} is v{version.version}"
@@ -83,26 +87,82 @@ def _plan_service(
         return state.note
     if state.state == State.DONE:  # done, yet the deployment says otherwise: it was changed since
         return Note(ConditionType.READY, True, Reason.SUCCEEDED, f"deployed {version.model} v{version.version}")
+    inputs = _inputs(service, version, shadow, config)
     plan.actions.append(
-        Action(
-            ActionKind.DEPLOY,
-            ref,
-            key,
-            reason,
-            {
-                "spec_digest": service.spec_digest,
-                "model": version.model,
-                "version": version.version,
-                "artifact": version.artifact_digest,
-                "shadow_model": shadow.model if shadow else None,
-                "shadow_version": shadow.version if shadow else None,
-                "config_digest": config,
-                "starts": starts,
-            },
-            (),  # never after the model's chain: what serves now must not wait for a new version's gates
-            desired.revision,
-        )
+        # Never after the model's chain: what serves now must not wait for a new version's gates.
+        Action(ActionKind.DEPLOY, ref, key, reason, {**inputs, "starts": starts}, (), desired.revision)
     )
+    return None
+
+
+def _inputs(
+    service: DesiredService, version: ModelVersion, shadow: ModelVersion | None, config: str
+) -> dict[str, Input]:
+    return {
+        "spec_digest": service.spec_digest,
+        "model": version.model,
+        "version": version.version,
+        "artifact": version.artifact_digest,
+        "shadow_model": shadow.model if shadow else None,
+        "shadow_version": shadow.version if shadow else None,
+        "config_digest": config,
+    }
+
+
+def rollout_keys(rollout: str, steps: int) -> list[str]:
+    """The ledger keys of a canary rollout: one per traffic step, then the promotion."""
+    return [f"{rollout}/step/{i}" for i in range(steps)] + [f"{rollout}/promote"]
+
+
+def _plan_rollout(
+    ref: str,
+    service: DesiredService,
+    desired: Desired,
+    observed: Observed,
+    plan: Plan,
+    retry: bool,
+    version: ModelVersion,
+    config: str,
+) -> Note | None:
+    """A new version reaches traffic only through the canary: step ``i`` moves the canary to
+    ``steps[i]`` percent once the analysis of the step before passed, the last key makes it
+    stable. A rollback is recorded under the key that decided it (``CanaryRolledBack``): the
+    same rollout is not tried again until git changes (a new revision is a new rollout);
+    ``--retry`` does not retry it."""
+    deployed = observed.deployments[service.name]
+    rollout = digest(
+        "rollout",
+        service.name,
+        deployed.model,
+        deployed.stable_version,
+        version.model,
+        version.version,
+        version.artifact_digest,
+        config,
+        desired.revision,
+    )
+    steps = service.canary_steps
+    for index, key in enumerate(rollout_keys(rollout, len(steps))):
+        state = key_state(key, observed, retry=retry)
+        if state.state == State.DONE:
+            continue
+        if state.note is not None:
+            return state.note
+        shadow = observed.resolve(service.shadow) if service.shadow else None
+        promote = index == len(steps)
+        weight = 100.0 if promote else steps[index]
+        if index == 0:
+            reason = (
+                f"canary v{version.version} ({service.model.describe()}) at {weight:g}% "
+                f"beside v{deployed.stable_version}"
+            )
+        elif promote:
+            reason = f"analyse the canary at {steps[-1]:g}%, then make v{version.version} stable"
+        else:
+            reason = f"analyse the canary at {steps[index - 1]:g}%, then move it to {weight:g}%"
+        inputs = {**_inputs(service, version, shadow, config), "step": index, "weight": weight, "promote": promote}
+        plan.actions.append(Action(ActionKind.CANARY, ref, key, reason, inputs, (), desired.revision))
+        return None
     return None
 
 

@@ -1,0 +1,156 @@
+"""Progressive delivery end to end, through the CLI: the example served on 127.0.0.1, a new
+version promoted in the registry walking the canary steps to 100% under live traffic with
+Prometheus analysis, then a slow version rolled back with the evidence in the audit log,
+and a caller outside the allowed groups refused by the access policy."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from loop_helpers import MODEL, git, modelplane
+
+SERVICE = Path("specs/services/breast-cancer-api.yaml")
+PREDICT = "/v1/models/breast-cancer-api:predict"
+ROWS = json.loads((Path(__file__).resolve().parents[2] / "docs/examples/predict-v1.json").read_text())
+
+
+def events(repo: Path) -> list[tuple[str, dict[str, Any]]]:
+    conn = sqlite3.connect(repo / ".modelplane" / "state.db")
+    try:
+        rows = conn.execute("SELECT event, payload FROM audit_log ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    return [(event, json.loads(payload)) for event, payload in rows]
+
+
+def promote_to_production(repo: Path) -> None:
+    out = modelplane(repo, "apply")
+    assert "promote breast-cancer-classifier -> Staging" in out.stdout, out.stdout + out.stderr
+    for who in ("alice", "bob"):
+        assert modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", who).returncode == 0
+
+
+class Traffic:
+    """Live calls to the service from another thread, counting the answers."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+        self.codes: Counter[int] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}", "X-Consent": "true"}
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    self.codes[client.post(self.url + PREDICT, json=ROWS, headers=headers).status_code] += 1
+                except httpx.TransportError:
+                    self.codes[0] += 1
+                self._stop.wait(0.01)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@pytest.fixture
+def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
+    """The example with short canary intervals, v1 in Production and served; a caller."""
+    service = repo / SERVICE
+    service.write_text(
+        service.read_text()
+        .replace("interval: 30s", "interval: 2s")
+        .replace("minRequests: 200", "minRequests: 5")
+        .replace("maxLatencyP99: 50ms", "maxLatencyP99: 25ms")
+    )
+    git(repo, "commit", "-qam", "short canary steps for the test")
+    promote_to_production(repo)
+    out = modelplane(repo, "apply")
+    assert "deploy breast-cancer-api: first deployment" in out.stdout, out.stdout + out.stderr
+    token = modelplane(repo, "serve", "caller", "add", "clara", "--group", "clinicians").stdout.strip()
+    url = modelplane(repo, "serve", "url", "breast-cancer-api").stdout.strip()
+    yield repo, url, token
+
+
+def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(served: tuple[Path, str, str]) -> None:
+    repo, url, token = served
+    # v2: a change in git, trained, approved, promoted in the registry: the canary starts.
+    model = repo / MODEL
+    model.write_text(model.read_text().replace("random_state: 42", "random_state: 7"))
+    git(repo, "commit", "-qam", "v2")
+    promote_to_production(repo)
+    with Traffic(url, token) as traffic:
+        out = modelplane(repo, "apply", "--watch", "--watch-timeout", "120", timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for line in (
+        "canary v2 (breast-cancer-classifier stage Production) at 10% beside v1",
+        "canary v2: 10% -> 50%",
+        "canary v2: 50% -> 100%",
+        "promoting the canary: v2 is stable",
+    ):
+        assert line in out.stdout, out.stdout
+    assert set(traffic.codes) == {200}, traffic.codes  # no call failed while the canary moved
+    recorded = events(repo)
+    steps = [p for e, p in recorded if e == "canary-step"]
+    assert [s["weight"] for s in steps] == [50.0, 100.0]
+    assert all(s["analysis"]["verdict"] == "passed" for s in steps)
+    assert [e for e, _ in recorded if e.startswith("canary-")][-1] == "canary-promoted"
+    status = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
+    assert [(v["role"], v["version"], v["weight"]) for v in status["variants"]] == [("stable", 2, 100.0)]
+
+    # v3: a random forest of 1,500 trees, ~50 ms a call, over the 25 ms p99 the analysis allows.
+    text = model.read_text()
+    start, end = text.index("  estimator:"), text.index("  metrics:")
+    model.write_text(
+        text[:start]
+        + "  estimator:\n    framework: sklearn\n    class: sklearn.ensemble.RandomForestClassifier\n"
+        + "    params:\n      n_estimators: 1500\n      max_depth: 4\n      random_state: 0\n"
+        + text[end:]
+    )
+    git(repo, "commit", "-qam", "v3: a slow forest")
+    promote_to_production(repo)
+    with Traffic(url, token) as traffic:
+        out = modelplane(repo, "apply", "--watch", "--watch-timeout", "120", timeout=300)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "rolling back: breast-cancer-api/canary over 2s: p99 latency (s)" in out.stdout, out.stdout
+    assert set(traffic.codes) == {200}, traffic.codes
+    (rollback,) = [p for e, p in events(repo) if e == "canary-rolled-back"]
+    assert rollback["analysis"]["verdict"] == "failed" and rollback["canary_version"] == 3
+    p99 = next(m for m in rollback["analysis"]["measurements"] if m["name"] == "p99_latency_seconds")
+    assert p99["value"] > p99["limit"] == 0.025
+    status_text = modelplane(repo, "status").stdout
+    assert "InferenceService/breast-cancer-api: Stalled (CanaryRolledBack)" in status_text
+    served_now = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
+    assert [(v["role"], v["version"]) for v in served_now["variants"]] == [("stable", 2)]
+    # The rolled-back revision is not tried again until git changes.
+    again = modelplane(repo, "apply")
+    assert again.stdout.startswith("Nothing to apply; 1 resource(s) stalled"), again.stdout
+    assert "InferenceService/breast-cancer-api: CanaryRolledBack: canary v3 at 10% rolled back to v2" in again.stdout
+
+
+def test_a_caller_outside_the_allowed_groups_is_refused(served: tuple[Path, str, str]) -> None:
+    repo, url, token = served
+    outsider = modelplane(repo, "serve", "caller", "add", "mallory", "--group", "marketing").stdout.strip()
+    headers = {"X-Consent": "true"}
+    refused = httpx.post(url + PREDICT, json=ROWS, headers={**headers, "Authorization": f"Bearer {outsider}"})
+    assert refused.status_code == 403
+    assert "user mallory" in refused.json()["error"] and "clinicians" in refused.json()["error"]
+    allowed = httpx.post(url + PREDICT, json=ROWS, headers={**headers, "Authorization": f"Bearer {token}"})
+    assert (allowed.status_code, allowed.json()) == (200, {"predictions": [0, 1]})
+    # Removed: the token stops working at once.
+    assert modelplane(repo, "serve", "caller", "remove", "clara").returncode == 0
+    gone = httpx.post(url + PREDICT, json=ROWS, headers={**headers, "Authorization": f"Bearer {token}"})
+    assert gone.status_code == 401
