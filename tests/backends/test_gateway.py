@@ -316,3 +316,36 @@ def test_activity_tracks_calls_for_scale_to_zero() -> None:
 
 def test_the_buckets_start_below_a_millisecond() -> None:
     assert BUCKETS[0] == 0.0001 and sum(b < 0.005 for b in BUCKETS) >= 6  # KServe's first bucket is 5 ms
+
+
+def test_a_draining_replica_closes_each_connection_after_its_answer() -> None:
+    gw, _, _ = gateway(config())
+    sent: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(dict(message))
+
+        scope = {"type": "http", "method": "GET", "path": "/v2/health/ready", "headers": []}
+        await gw(scope, receive, send)
+        gw.activity.draining = True
+        await gw(scope, receive, send)
+
+    asyncio.run(run())
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert [(b"connection", b"close") in m["headers"] for m in starts] == [False, True]
+
+
+def test_every_series_of_a_variant_starts_at_zero() -> None:
+    """So that Prometheus' rate() counts a variant's first 500 too."""
+    _, _, metrics = gateway(
+        config(Variant("stable", "classifier", 3, DIGEST), Variant("canary", "classifier", 4, DIGEST, 10))
+    )
+    for variant, version in (("stable", "3"), ("canary", "4")):
+        for code in ("200", "500", "503"):
+            assert metrics.requests.labels(SERVICE, variant, version, "v1", code)._value.get() == 0
+    samples = {s.labels.get("variant") for f in metrics.requests.collect() for s in f.samples}
+    assert samples == {"stable", "canary"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -120,19 +122,45 @@ def test_a_service_is_served_restarted_reloaded_and_stopped(
     assert eventually(lambda: serving.status(SERVICE).restarts == 1)
     assert serving.status(SERVICE).replicas != (replica,)
 
-    # A reload to a canary: new replicas on the same socket, the old one ends after.
+    # A reload to a canary under live keep-alive traffic: new replicas on the same socket; the
+    # old one drains (each open connection is answered once more, with Connection: close).
     before = serving.status(SERVICE).replicas
     with_canary = service_config(
         store, Variant("stable", "classifier", 1, stable), Variant("canary", "classifier", 2, canary, 20)
     )
-    reloaded = serving.deploy(with_canary)
+    codes: list[int] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        rows = features.drop(columns="target").head(1).values.tolist()
+        with httpx.Client(timeout=30) as client:  # one keep-alive connection, reused
+            while not stop.is_set():
+                try:
+                    answer = client.post(f"{url}/v1/models/{SERVICE}:predict", json={"instances": rows}, headers=AUTH)
+                    codes.append(answer.status_code)
+                except httpx.TransportError:
+                    codes.append(0)
+
+    caller = threading.Thread(target=traffic)
+    caller.start()
+    try:
+        reloaded = serving.deploy(with_canary)
+        assert eventually(lambda: all(gone(pid) for pid in before))
+    finally:
+        stop.set()
+        caller.join()
+    assert len(codes) > 50 and set(codes) == {200}  # not one call lost to the reload
     assert (reloaded.generation, reloaded.url) == (2, url)
     assert eventually(lambda: all(gone(pid) for pid in before))
     for _ in range(10):
         assert predict(url, features).status_code == 200
-    metrics = httpx.get(url + "/metrics").text
-    assert 'variant="canary",version="2"} 2.0' in metrics
-    assert 'variant="stable",version="1"} 8.0' in metrics
+    served = {
+        sample.labels["variant"]: sample.value
+        for family in text_string_to_metric_families(httpx.get(url + "/metrics").text)
+        for sample in family.samples
+        if sample.name == "modelplane_inference_requests_total" and sample.labels["code"] == "200"
+    }
+    assert served["canary"] == int((served["canary"] + served["stable"]) * 20 / 100)  # exactly its share
 
     # A reload the replicas cannot take (a tampered artifact): refused, and the old ones serve on.
     tampered = store.put(b"not a model at all")

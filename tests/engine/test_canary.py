@@ -85,6 +85,7 @@ def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
     yield repo, url, token
 
 
+@pytest.mark.served
 def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(served: tuple[Path, str, str]) -> None:
     repo, url, token = served
     # v2: a change in git, trained, approved, promoted in the registry: the canary starts.
@@ -141,6 +142,7 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
     assert "InferenceService/breast-cancer-api: CanaryRolledBack: canary v3 at 10% rolled back to v2" in again.stdout
 
 
+@pytest.mark.served
 def test_a_caller_outside_the_allowed_groups_is_refused(served: tuple[Path, str, str]) -> None:
     repo, url, token = served
     outsider = modelplane(repo, "serve", "caller", "add", "mallory", "--group", "marketing").stdout.strip()

@@ -118,6 +118,7 @@ def kill_after_each_step(repo: Path) -> list[str]:
         killed_after.append(lines[-1].removeprefix("killed after "))
 
 
+@pytest.mark.served
 def test_kill_9_at_every_step_boundary_up_to_production_converges(repo: Path) -> None:
     assert kill_after_each_step(repo) == [
         "data-gate breast-cancer",

@@ -64,7 +64,7 @@ def test_reconcile_from_a_thread_matches_the_cli_and_touches_no_process_state(re
     assert (os.getcwd(), gc.isenabled()) == (cwd, gc_enabled)
     # Nothing was frozen (objects frozen by an earlier in-process CLI run may have died).
     assert gc.get_freeze_count() <= frozen
-    assert len(reads) > 1 and reads[-1] == 3  # the Dataset, the Model and the InferenceService
+    assert len(reads) > 1 and reads[-1] == 2
     assert end_state(store) == end_state(cli)
     started = [e for e in seen if e.phase == Phase.STARTED]
     finished = [e for e in seen if e.phase == Phase.FINISHED]

@@ -39,6 +39,7 @@ from controller.backends.serving.config import Caller, ServiceConfig, Variant
 from controller.backends.serving.metrics import App, Message, Metrics, Receive, Scope, Send
 
 MAX_SHADOW_IN_FLIGHT = 8
+PRECREATED_CODES = ("200", "400", "500", "503")
 SHADOW_TIMEOUT_S = 10.0
 CONSENT_HEADER = b"x-consent"
 _PUBLIC = frozenset({"/v2/health/live", "/v2/health/ready", "/v2", "/metrics"})
@@ -54,6 +55,7 @@ class Activity:
 
     last: float = field(default_factory=time.monotonic)
     in_flight: int = 0
+    draining: bool = False  # being replaced: every answer closes its connection
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,19 @@ class WeightedSplit:
         i = self._count
         self._count += 1
         return int((i + 1) * self.weight / 100) > int(i * self.weight / 100)
+
+
+def _closing(send: Send) -> Send:
+    """``send`` with ``Connection: close`` on the answer: the client's next call opens a new
+    connection, which reaches a replica that is not going away."""
+
+    async def closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return closing
 
 
 def _json_body(scope: Scope) -> bool:
@@ -123,11 +138,21 @@ class Gateway:
         self._decisions: dict[tuple[str, bool], Decision] = {}
         self._shadows: set[asyncio.Task[None]] = set()
         self.activity = activity or Activity()
+        # Every series a variant can report starts at zero, so that Prometheus' rate() sees its
+        # first errors too (a series born at its first 500 would hide that 500).
+        for variant in config.variants:
+            for protocol in ("v1", "v2"):
+                version = str(variant.version)
+                metrics.duration.labels(self.service, variant.role, version, protocol)
+                for code in PRECREATED_CODES:
+                    metrics.requests.labels(self.service, variant.role, version, protocol, code)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.activity.draining:
+            send = _closing(send)
         path = scope.get("path", "")
         if path in _PUBLIC:
             await self.app(scope, receive, send)

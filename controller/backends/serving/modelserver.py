@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -38,6 +39,8 @@ MAX_BODY_BYTES = 8 << 20  # an inference request: thousands of rows, not an uplo
 BODY_TIMEOUT_S = 30.0
 LISTEN_FD_ENV = "MODELPLANE_LISTEN_FD"
 PARENT_PID_ENV = "MODELPLANE_PARENT_PID"  # set by .process
+DRAIN_SIGNAL = signal.SIGUSR1  # stop accepting, close each connection after its next answer, then exit
+DRAIN_S = 5.0
 EXIT_IDLE = 75  # EX_TEMPFAIL: stopped for want of calls; the supervisor starts one on the next
 
 
@@ -175,6 +178,7 @@ def serve(config: ServiceConfig) -> int:
     app.add_middleware(BodyLimits, max_bytes=MAX_BODY_BYTES, seconds=BODY_TIMEOUT_S, respond=_error)
     app.add_exception_handler(HTTPException, _http_error)
     idle = _stop_when_idle(rest, activity, config.idle_seconds) if config.idle_seconds else threading.Event()
+    app.router.on_startup.append(lambda: _drain_on_signal(rest, activity))
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     print(json.dumps({"url": url}), flush=True)
     # Nobody reads standard output after the announcement: were a library to log there,
@@ -184,6 +188,33 @@ def serve(config: ServiceConfig) -> int:
     os.close(devnull)
     rest.run(sockets=[sock])
     return EXIT_IDLE if idle.is_set() else 0
+
+
+def _drain_on_signal(rest: Any, activity: Activity) -> None:
+    """On :data:`DRAIN_SIGNAL` (a reload replaces this replica): stop accepting connections,
+    answer each open one once more with ``Connection: close``, and exit once none is left
+    (at most :data:`DRAIN_S` later). Closing idle keep-alive connections at once instead
+    would race with the calls clients are sending on them."""
+    import asyncio
+
+    server = rest._server  # uvicorn's Server
+    loop = asyncio.get_running_loop()
+
+    def drain() -> None:
+        activity.draining = True
+        for listener in server.servers:
+            listener.close()  # this process stops accepting; the socket stays open in the others
+        deadline = time.monotonic() + DRAIN_S
+
+        def check() -> None:
+            if not server.server_state.connections or time.monotonic() >= deadline:
+                server.should_exit = True
+            else:
+                loop.call_later(0.05, check)
+
+        check()
+
+    loop.add_signal_handler(DRAIN_SIGNAL, drain)
 
 
 def _stop_when_idle(rest: Any, activity: Activity, seconds: float) -> threading.Event:

@@ -11,6 +11,7 @@ The supervisor (:mod:`.supervisor`) restarts replicas that end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -46,6 +47,17 @@ class ModelServerProcess:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def drain(self, grace: float = STOP_GRACE) -> int:
+        """Replace it gracefully: it stops accepting, closes each connection after its next
+        answer and exits (see :func:`.modelserver._drain_on_signal`); stopped after ``grace``."""
+        from controller.backends.serving.modelserver import DRAIN_S, DRAIN_SIGNAL
+
+        if self.process.poll() is None:
+            self.process.send_signal(DRAIN_SIGNAL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(DRAIN_S + grace)
+        return self.stop(grace)
 
     def stop(self, grace: float = STOP_GRACE) -> int:
         """SIGTERM, then SIGKILL after ``grace`` seconds; the exit status (-15: it

@@ -15,7 +15,8 @@ a second one exits at once; the lock is also how others tell that it runs), and:
   supervisor itself answers calls with ``503`` and the reason, so none hangs;
 - **reloads on SIGHUP**: reads ``config.json`` again and, when its ``generation``
   changed, starts replicas of the new configuration on the same socket, and only
-  when they serve stops the old ones (SIGTERM: they finish the calls they hold).
+  when they serve drains the old ones (they stop accepting, answer each open
+  connection once more with ``Connection: close``, then exit).
   When the new ones cannot start, the old ones keep serving and the error is
   reported for that generation;
 - **scales to zero**: a replica stopped for want of calls (exit status
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.backends.serving.config import ConfigError, ServiceConfig, read
-from controller.backends.serving.modelserver import EXIT_IDLE
+from controller.backends.serving.modelserver import DRAIN_SIGNAL, EXIT_IDLE
 from controller.backends.serving.process import ModelServerProcess, ServingError, start
 
 CONFIG_FILE = "config.json"
@@ -203,7 +204,9 @@ class Supervisor:
         self.error = self.error_generation = None
         self.report()
         for replica in old:
-            replica.stop()  # SIGTERM: it finishes the calls it holds
+            replica.process.send_signal(DRAIN_SIGNAL)  # all at once: they drain side by side
+        for replica in old:
+            replica.drain()
 
     def answer_unavailable(self) -> None:
         """While no replica can start, answer a waiting connection with 503 and the reason."""
