@@ -131,8 +131,8 @@ def test_calls_are_routed_to_stable_and_canary_by_weight() -> None:
         return [(await call(gw, PREDICT))[1]["path"] for _ in range(100)]
 
     paths = asyncio.run(run())
-    assert paths.count("/v1/models/_canary:predict") == 10
-    assert paths.count("/v1/models/_stable:predict") == 90
+    assert paths.count("/v1/models/breast-cancer-api--canary:predict") == 10
+    assert paths.count("/v1/models/breast-cancer-api:predict") == 90
     counted = metrics.requests.labels(SERVICE, "canary", "4", "v1", "200")._value.get()
     assert counted == 10
     assert metrics.requests.labels(SERVICE, "stable", "3", "v1", "200")._value.get() == 90
@@ -152,23 +152,23 @@ def test_v2_paths_and_metadata_go_to_the_service_variants() -> None:
 
     answers = asyncio.run(run())
     assert [a[1]["path"] for a in answers] == [
-        "/v2/models/_stable/infer",
-        "/v2/models/_stable/versions/3/infer",
-        "/v2/models/_stable",
-        "/v2/models/_stable/ready",
-        "/v1/models/_stable",
+        "/v2/models/breast-cancer-api/infer",
+        "/v2/models/breast-cancer-api/versions/3/infer",
+        "/v2/models/breast-cancer-api",
+        "/v2/models/breast-cancer-api/ready",
+        "/v1/models/breast-cancer-api",
     ]
 
 
 @pytest.mark.parametrize(
     "path",
     [
-        "/v1/models/_stable:predict",  # a variant's internal name
-        "/v2/models/_canary/infer",
+        "/v1/models/breast-cancer-api--canary:predict",  # a variant's internal name
+        "/v2/models/breast-cancer-api--shadow/infer",
         "/v1/models/other:predict",
         "/v1/models",  # would list the internal names
         "/v2/repository/index",  # KServe's model repository extension: load and unload
-        "/v2/repository/models/_stable/unload",
+        "/v2/repository/models/breast-cancer-api/unload",
         "/docs",
         "/",
     ],
@@ -255,8 +255,8 @@ def test_the_shadow_gets_a_copy_and_its_answer_is_dropped() -> None:
         return answers
 
     answers = asyncio.run(run())
-    assert {a[1]["path"] for a in answers} == {"/v1/models/_stable:predict"}
-    mirrored = [body for path, body in inner.calls if path == "/v1/models/_shadow:predict"]
+    assert {a[1]["path"] for a in answers} == {"/v1/models/breast-cancer-api:predict"}
+    mirrored = [body for path, body in inner.calls if path == "/v1/models/breast-cancer-api--shadow:predict"]
     assert len(mirrored) == 5
     assert all(body.startswith(b'{"n": ') for body in mirrored)  # the caller's own body
     assert metrics.requests.labels(SERVICE, "shadow", "5", "v1", "200")._value.get() == 5
@@ -265,7 +265,7 @@ def test_the_shadow_gets_a_copy_and_its_answer_is_dropped() -> None:
 def test_a_failing_shadow_never_reaches_the_caller() -> None:
     class ShadowFails(Inner):
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if "_shadow" in scope["path"]:
+            if "--shadow" in scope["path"]:
                 raise RuntimeError("the shadow broke")
             await super().__call__(scope, receive, send)
 
@@ -279,14 +279,14 @@ def test_a_failing_shadow_never_reaches_the_caller() -> None:
         await asyncio.sleep(0.05)
         return answer
 
-    assert asyncio.run(run()) == (200, {"path": "/v1/models/_stable:predict"})
+    assert asyncio.run(run()) == (200, {"path": "/v1/models/breast-cancer-api:predict"})
     assert metrics.requests.labels(SERVICE, "shadow", "5", "v1", "500")._value.get() == 1
 
 
 def test_shadow_copies_are_bounded() -> None:
     class SlowShadow(Inner):
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if "_shadow" in scope["path"]:
+            if "--shadow" in scope["path"]:
                 await asyncio.sleep(0.2)
             await super().__call__(scope, receive, send)
 
@@ -301,7 +301,7 @@ def test_shadow_copies_are_bounded() -> None:
         await asyncio.sleep(0.3)
 
     asyncio.run(run())
-    assert sum("_shadow" in path for path, _ in inner.calls) == MAX_SHADOW_IN_FLIGHT
+    assert sum("--shadow" in path for path, _ in inner.calls) == MAX_SHADOW_IN_FLIGHT
 
 
 def test_activity_tracks_calls_for_scale_to_zero() -> None:
@@ -349,3 +349,30 @@ def test_every_series_of_a_variant_starts_at_zero() -> None:
             assert metrics.requests.labels(SERVICE, variant, version, "v1", code)._value.get() == 0
     samples = {s.labels.get("variant") for f in metrics.requests.collect() for s in f.samples}
     assert samples == {"stable", "canary"}
+
+
+def test_an_answer_says_which_variant_and_version_gave_it() -> None:
+    gw, _, _ = gateway(
+        config(Variant("stable", "classifier", 3, DIGEST), Variant("canary", "classifier", 4, DIGEST, 50))
+    )
+    heads: list[list[tuple[bytes, bytes]]] = []
+
+    async def run() -> None:
+        for _ in range(2):
+            delivered = False
+
+            async def receive() -> dict[str, Any]:
+                nonlocal delivered
+                delivered = True
+                return {"type": "http.request", "body": b"{}", "more_body": False}
+
+            async def send(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    heads.append(list(message["headers"]))
+
+            headers = [(b"authorization", f"Bearer {TOKENS['alice']}".encode()), (b"content-type", b"application/json")]
+            await gw({"type": "http", "method": "POST", "path": PREDICT, "headers": headers}, receive, send)
+
+    asyncio.run(run())
+    said = [(dict(h)[b"modelplane-variant"], dict(h)[b"modelplane-version"]) for h in heads]
+    assert sorted(said) == [(b"canary", b"4"), (b"stable", b"3")]

@@ -83,7 +83,7 @@ def rows(frame: pd.DataFrame, count: int = 25) -> pd.DataFrame:
 def test_it_listens_on_loopback_only(server: ModelServerProcess) -> None:
     assert urlsplit(server.url).hostname == "127.0.0.1"
     assert httpx.get(server.url + "/v2/health/ready").json() == {"ready": True}
-    assert httpx.get(f"{server.url}/v2/models/{NAME}/ready", headers=AUTH).json() == {"name": "_stable", "ready": True}
+    assert httpx.get(f"{server.url}/v2/models/{NAME}/ready", headers=AUTH).json() == {"name": NAME, "ready": True}
 
 
 def test_v1_answers_what_the_model_answers_in_process(
@@ -112,6 +112,7 @@ def test_v2_answers_what_the_model_answers_in_process(
     request = {"inputs": [{"name": "x", "shape": list(sample.shape), "datatype": "FP64", "data": values}]}
     response = httpx.post(f"{server.url}/v2/models/{NAME}/infer", json=request, headers=AUTH)
     assert response.status_code == 200
+    assert (response.json()["model_name"], response.json()["model_version"]) == (NAME, "1")
     (output,) = response.json()["outputs"]
     assert output["data"] == estimator.predict(sample).tolist()
 

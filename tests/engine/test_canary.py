@@ -6,7 +6,11 @@ and a caller outside the allowed groups refused by the access policy."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import sqlite3
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -142,9 +146,36 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
     assert "InferenceService/breast-cancer-api: CanaryRolledBack: canary v3 at 10% rolled back to v2" in again.stdout
 
 
+SERVED_BLOCK = re.compile(r"^```console served\n(.*?)^```", re.S | re.M)
+
+
 @pytest.mark.served
-def test_a_caller_outside_the_allowed_groups_is_refused(served: tuple[Path, str, str]) -> None:
+def test_the_documented_calls_work_and_a_caller_outside_the_groups_is_refused(served: tuple[Path, str, str]) -> None:
+    """The ``console served`` blocks of docs/serving.md, with $URL and $TOKEN of the example;
+    then the access policy refusing a caller of another group, and a removed caller's token."""
     repo, url, token = served
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    shutil.copytree(docs / "examples", repo / "docs" / "examples")
+    blocks = SERVED_BLOCK.findall((docs / "serving.md").read_text())
+    lines = [line for block in blocks for line in block.splitlines()]
+    examples: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith("$ "):
+            examples.append((line[2:], []))
+        else:
+            examples[-1][1].append(line)
+    assert len(examples) >= 3
+    env = {**os.environ, "URL": url, "TOKEN": token}
+    for command, expected in examples:
+        out = subprocess.run(command, shell=True, cwd=repo, capture_output=True, text=True, env=env, timeout=60)
+        assert (out.stdout + out.stderr).rstrip("\n") == "\n".join(expected), command
+
+    # The token is nowhere in the state: not in the database, the audit log, the serving files.
+    state = repo / ".modelplane"
+    holding = [p for p in state.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+    assert holding == []
+
+    # A caller outside the allowed groups is refused by the access policy.
     outsider = modelplane(repo, "serve", "caller", "add", "mallory", "--group", "marketing").stdout.strip()
     headers = {"X-Consent": "true"}
     refused = httpx.post(url + PREDICT, json=ROWS, headers={**headers, "Authorization": f"Bearer {outsider}"})

@@ -37,10 +37,11 @@ class Variant:
     digest: str  # the artifact's: verified before it is loaded
     weight: float = 100.0  # canary: share of calls; shadow: share mirrored; stable: the rest
 
-    @property
-    def internal_name(self) -> str:
-        """The name KServe knows it by; callers never use it (the gateway refuses it)."""
-        return f"_{self.role}"
+    def internal_name(self, service: str) -> str:
+        """The name KServe knows it by: the service's own for stable (so KServe's metadata
+        and readiness answers name the service), ``SERVICE--ROLE`` for the others, which
+        callers cannot use (the gateway refuses every name but the service's)."""
+        return service if self.role == "stable" else f"{service}--{self.role}"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ For every request it:
    the caller's answer is sent (the shadow's answer is dropped, at most
    :data:`MAX_SHADOW_IN_FLIGHT` at once: more are not mirrored);
 5. records the request in :class:`~.metrics.Metrics` by service, variant and
-   version.
+   version, and says on the answer which variant and version gave it
+   (``Modelplane-Variant``, ``Modelplane-Version`` headers).
 """
 
 from __future__ import annotations
@@ -246,7 +247,10 @@ class Gateway:
         return decision
 
     def _rewritten(self, scope: Scope, variant: Variant) -> Scope:
-        path = scope["path"].replace(f"/models/{self.service}", f"/models/{variant.internal_name}", 1)
+        name = variant.internal_name(self.service)
+        if name == self.service:
+            return scope
+        path = scope["path"].replace(f"/models/{self.service}", f"/models/{name}", 1)
         return {**scope, "path": path, "raw_path": path.encode()}
 
     @staticmethod
@@ -269,8 +273,11 @@ class Gateway:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                answered_by = [(b"modelplane-variant", variant.role.encode()), (b"modelplane-version", version_header)]
+                message = {**message, "headers": [*message.get("headers", []), *answered_by]}
             await send(message)
 
+        version_header = str(variant.version).encode()
         in_flight = self.metrics.in_flight.labels(self.service, variant.role)
         in_flight.inc()
         start = time.perf_counter()

@@ -70,6 +70,7 @@ def _served_model_class() -> type:
     import kserve
     import pandas as pd
     from kserve.errors import InvalidInput
+    from kserve.protocol.infer_type import InferResponse
     from kserve.utils.utils import get_predict_input, get_predict_response
 
     from controller.state.artifacts import ArtifactStore
@@ -77,8 +78,10 @@ def _served_model_class() -> type:
     class ServedVersion(kserve.Model):
         """One registered model version: loaded only after its digest is verified."""
 
-        def __init__(self, name: str, store: ArtifactStore, digest: str) -> None:
+        def __init__(self, name: str, service: str, version: int, store: ArtifactStore, digest: str) -> None:
             super().__init__(name)
+            self.service = service  # what answers say they come from, whichever variant answered
+            self.version = str(version)
             self.store = store
             self.digest = digest
             self.estimator: Any = None
@@ -96,7 +99,10 @@ def _served_model_class() -> type:
                 result = self.estimator.predict(rows)
             except ValueError as exc:
                 raise InvalidInput(f"the model cannot predict these inputs: {exc}") from None
-            return get_predict_response(payload, result, self.name)
+            response = get_predict_response(payload, result, self.service)
+            if isinstance(response, InferResponse):
+                response.model_version = self.version  # V2 answers name the registry version
+            return response
 
         def _rows(self, inputs: Any) -> Any:
             if isinstance(inputs, pd.DataFrame):
@@ -146,7 +152,9 @@ def serve(config: ServiceConfig) -> int:
     for variant in config.variants:
         store.verify(variant.digest)  # a missing or tampered artifact fails the start before KServe loads
     served = _served_model_class()
-    models = [served(v.internal_name, store, v.digest) for v in config.variants]
+    models = [
+        served(v.internal_name(config.service), config.service, v.version, store, v.digest) for v in config.variants
+    ]
     for model in models:
         model.load()
     decide = access_decider(config.service, config.environment, config.access_data)
