@@ -46,3 +46,9 @@ def stop_served(root: Path) -> None:
         LocalServing(lock.parent.parent.parent).stop(lock.parent.name)
     for lock in root.glob("**/prometheus/prometheus.lock"):
         local_prometheus.stop(lock.parent.parent)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests (those that serve the example) first, so that the two workers of
+    ``pytest -n 2`` do not end waiting on one of them."""
+    items.sort(key=lambda item: item.get_closest_marker("served") is None)

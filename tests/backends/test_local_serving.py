@@ -101,6 +101,7 @@ def eventually(check: Callable[[], bool], seconds: float = 15) -> bool:
     return check()
 
 
+@pytest.mark.served
 def test_a_service_is_served_restarted_reloaded_and_stopped(
     serving: LocalServing, store: ArtifactStore, digests: tuple[str, str], features: pd.DataFrame
 ) -> None:
