@@ -59,7 +59,6 @@ class Traffic:
                     self.codes[client.post(self.url + PREDICT, json=ROWS, headers=headers).status_code] += 1
                 except httpx.TransportError:
                     self.codes[0] += 1
-                self._stop.wait(0.01)
 
     def __enter__(self) -> Traffic:
         self._thread.start()
@@ -76,8 +75,8 @@ def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
     service = repo / SERVICE
     service.write_text(
         service.read_text()
-        .replace("interval: 30s", "interval: 2s")
-        .replace("minRequests: 200", "minRequests: 5")
+        .replace("interval: 30s", "interval: 3s")
+        .replace("minRequests: 200", "minRequests: 3")
         .replace("maxLatencyP99: 50ms", "maxLatencyP99: 25ms")
     )
     git(repo, "commit", "-qam", "short canary steps for the test")
@@ -130,7 +129,7 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
     with Traffic(url, token) as traffic:
         out = modelplane(repo, "apply", "--watch", "--watch-timeout", "120", timeout=300)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "rolling back: breast-cancer-api/canary over 2s: p99 latency (s)" in out.stdout, out.stdout
+    assert "rolling back: breast-cancer-api/canary over 3s: p99 latency (s)" in out.stdout, out.stdout
     assert set(traffic.codes) == {200}, traffic.codes
     (rollback,) = [p for e, p in events(repo) if e == "canary-rolled-back"]
     assert rollback["analysis"]["verdict"] == "failed" and rollback["canary_version"] == 3

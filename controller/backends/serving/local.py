@@ -155,6 +155,7 @@ class LocalServing:
 
     def _launch(self, directory: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+        env["KSERVE_LOGLEVEL"] = "WARNING"
         launcher = subprocess.run(
             [sys.executable, "-I", "-m", "controller.backends.serving.supervisor", str(directory)],
             stdin=subprocess.DEVNULL,

@@ -138,7 +138,7 @@ async def _http_error(request: Any, exc: Exception) -> Any:
     return _error(exc.status_code, str(exc.detail), error_headers(exc))
 
 
-def serve(config: ServiceConfig) -> int:
+def serve(config: ServiceConfig, listening: socket.socket | None = None) -> int:
     """Load the variants, put the gateway in front, announce the URL, serve until stopped;
     the exit status (0, or :data:`EXIT_IDLE` after ``idle_seconds`` without a call)."""
     from kserve import ModelServer
@@ -158,7 +158,7 @@ def serve(config: ServiceConfig) -> int:
     for model in models:
         model.load()
     decide = access_decider(config.service, config.environment, config.access_data)
-    sock = _socket(config)
+    sock = listening or _socket(config)
     host, port = sock.getsockname()[:2]
     server = ModelServer(http_port=port, enable_grpc=False, enable_docs_url=False, workers=1)
     for model in models:
@@ -257,6 +257,37 @@ def _end_with_parent() -> None:
         sys.exit(0)
 
 
+def run_forked(config: ServiceConfig, listening: socket.socket, announce: int, parent: int) -> int:
+    """The body of a replica forked from its supervisor (see :func:`.process.fork`): leave the
+    supervisor's signal handling and files behind, announce on ``announce``, serve."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    os.environ[PARENT_PID_ENV] = str(parent)
+    _end_with_parent()
+    os.dup2(announce, sys.stdout.fileno())
+    keep = sorted({0, 1, 2, listening.fileno()})
+    for low, high in zip(keep, [*keep[1:], os.sysconf("SC_OPEN_MAX")], strict=True):
+        os.closerange(low + 1, high)  # the supervisor's lock above all: it must not outlive the supervisor
+    import logging
+
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    try:
+        return serve(config, listening)
+    except Exception as exc:
+        _report(exc)
+        return 1
+
+
+def _report(exc: Exception) -> None:
+    """One line for the parent, never a traceback with paths and secrets."""
+    from controller.state.artifacts import ArtifactError
+
+    known = (ConfigError, ArtifactError, OSError)
+    message = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
+    print(json.dumps({"error": message}), flush=True)
+
+
 def main() -> int:
     import logging
 
@@ -264,12 +295,8 @@ def main() -> int:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     try:
         return serve(parse(sys.stdin.read(MAX_CONFIG_BYTES)))
-    except Exception as exc:  # one line for the parent, never a traceback with paths and secrets
-        from controller.state.artifacts import ArtifactError
-
-        known = (ConfigError, ArtifactError, OSError)
-        message = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
-        print(json.dumps({"error": message}), flush=True)
+    except Exception as exc:
+        _report(exc)
         return 1
 
 

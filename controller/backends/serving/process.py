@@ -1,7 +1,9 @@
 """Starting and stopping one model server replica (see :mod:`.modelserver`).
 
-A library call with no process-wide side effects: it starts a child process for a
-service's configuration, on a listening socket the caller holds (or on
+:func:`start` starts a replica as a fresh interpreter (a library call with no
+process-wide side effects); :func:`fork` forks it from a process that has imported
+its libraries already (:func:`preload`), as the supervisor does. Either way it
+starts a child process for a service's configuration, on a listening socket the caller holds (or on
 ``config.host:config.port``), waits until it has loaded its variants and serves
 (or says why it could not), and stops it with SIGTERM (SIGKILL after a grace
 period). The replica ends itself when the process that started it ends (Linux's
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import IO
 
 from controller.backends.serving.config import ServiceConfig
 from controller.backends.serving.modelserver import PARENT_PID_ENV
@@ -107,6 +110,84 @@ def start(
         process.stdout.close()
         raise
     return ModelServerProcess(process, url, config)
+
+
+class _Forked:
+    """What a replica needs of :class:`subprocess.Popen`, for a child made by :func:`fork`."""
+
+    def __init__(self, pid: int, stdout: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdout: IO[bytes] | None = os.fdopen(stdout, "rb", buffering=0)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it has ended, how is not known
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"replica {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def fork(config: ServiceConfig, sock: socket.socket, *, timeout: float = START_TIMEOUT) -> ModelServerProcess:
+    """Start a replica serving ``config`` on ``sock`` in a forked child of this process,
+    which must have imported the model server's libraries already (:func:`preload`): the
+    child skips the seconds a fresh interpreter spends importing KServe, scikit-learn and
+    skops. For a single-threaded process (the supervisor) only."""
+    from controller.backends.serving.modelserver import run_forked
+
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(read_end)
+            code = run_forked(config, sock, write_end, parent)
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    process = _Forked(pid, read_end)
+    try:
+        url = _announced_url(process, timeout)  # type: ignore[arg-type]
+    except BaseException:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        raise
+    return ModelServerProcess(process, url, config)  # type: ignore[arg-type]
+
+
+def preload() -> None:
+    """Import what a replica needs, once, so that :func:`fork` starts replicas quickly."""
+    sys.argv = sys.argv[:1]  # KServe parses the command line when it is imported
+    os.environ.setdefault("KSERVE_LOGLEVEL", "WARNING")
+    import kserve.model_server
+    import kserve.protocol.rest.server  # noqa: F401
+    import skops.io  # noqa: F401  (and through it, scikit-learn's estimators)
+
+    import controller.backends.serving.access
+    import controller.backends.serving.modelserver
+    import controller.policy.embedded  # noqa: F401
 
 
 def _announced_url(process: subprocess.Popen[bytes], timeout: float) -> str:

@@ -6,6 +6,9 @@ directory holding ``config.json`` (:mod:`.config`). It detaches (a second fork, 
 it is nobody's zombie), takes ``DIR/supervisor.lock`` (one supervisor per service:
 a second one exits at once; the lock is also how others tell that it runs), and:
 
+- **preloads** KServe, scikit-learn and skops once and **forks** each replica from
+  itself (:func:`.process.fork`): a replica starts in a fraction of a second
+  instead of the seconds a fresh interpreter spends importing them;
 - **holds the service's listening socket** on ``host:port`` and hands it to every
   replica (:mod:`.process`), so the address stays the same across restarts and
   reloads, and calls arriving while no replica runs wait in the socket's backlog
@@ -48,7 +51,7 @@ from typing import Any
 
 from controller.backends.serving.config import ConfigError, ServiceConfig, read
 from controller.backends.serving.modelserver import DRAIN_SIGNAL, EXIT_IDLE
-from controller.backends.serving.process import ModelServerProcess, ServingError, start
+from controller.backends.serving.process import ModelServerProcess, ServingError, fork, preload
 
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
@@ -128,7 +131,7 @@ class Supervisor:
 
     def _start_one(self, config: ServiceConfig) -> ModelServerProcess | None:
         try:
-            replica = start(config, sock=self.sock)
+            replica = fork(config, self.sock)
         except ServingError as exc:
             self.error, self.error_generation = str(exc), config.generation
             return None
@@ -246,6 +249,8 @@ def run(directory: Path) -> int:
         return 0  # another supervisor serves this service
     sock = listen(config.host, config.port)
     supervisor = Supervisor(directory, config, sock)
+    supervisor.report()
+    preload()  # once: every replica is forked from here, in a fraction of a fresh start
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
