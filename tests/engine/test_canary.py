@@ -77,7 +77,7 @@ def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
         service.read_text()
         .replace("interval: 30s", "interval: 3s")
         .replace("minRequests: 200", "minRequests: 3")
-        .replace("maxLatencyP99: 50ms", "maxLatencyP99: 25ms")
+        .replace("maxLatencyP99: 50ms", "maxLatencyP99: 100ms")
     )
     git(repo, "commit", "-qam", "short canary steps for the test")
     promote_to_production(repo)
@@ -115,13 +115,14 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
     status = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
     assert [(v["role"], v["version"], v["weight"]) for v in status["variants"]] == [("stable", 2, 100.0)]
 
-    # v3: a random forest of 1,500 trees, ~50 ms a call, over the 25 ms p99 the analysis allows.
+    # v3: a random forest of 4,000 trees, ~130 ms a call, over the 100 ms p99 the analysis allows
+    # (the example's gradient boosting answers in a few milliseconds).
     text = model.read_text()
     start, end = text.index("  estimator:"), text.index("  metrics:")
     model.write_text(
         text[:start]
         + "  estimator:\n    framework: sklearn\n    class: sklearn.ensemble.RandomForestClassifier\n"
-        + "    params:\n      n_estimators: 1500\n      max_depth: 4\n      random_state: 0\n"
+        + "    params:\n      n_estimators: 4000\n      max_depth: 3\n      random_state: 0\n"
         + text[end:]
     )
     git(repo, "commit", "-qam", "v3: a slow forest")
@@ -134,7 +135,7 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
     (rollback,) = [p for e, p in events(repo) if e == "canary-rolled-back"]
     assert rollback["analysis"]["verdict"] == "failed" and rollback["canary_version"] == 3
     p99 = next(m for m in rollback["analysis"]["measurements"] if m["name"] == "p99_latency_seconds")
-    assert p99["value"] > p99["limit"] == 0.025
+    assert p99["value"] > p99["limit"] == 0.1
     status_text = modelplane(repo, "status").stdout
     assert "InferenceService/breast-cancer-api: Stalled (CanaryRolledBack)" in status_text
     served_now = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
