@@ -5,6 +5,7 @@ keep the URL, stop, scale to zero and answer 503 while no replica can start."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import signal
@@ -230,3 +231,32 @@ def test_while_no_replica_can_start_calls_get_503_with_the_reason(
     assert answer.status_code == 503
     assert f"{SERVICE} is unavailable" in answer.json()["error"] and "missing" in answer.json()["error"]
     assert int(answer.headers["retry-after"]) >= 1
+
+
+def test_metrics_add_up_every_replica_whichever_answers_the_scrape(
+    serving: LocalServing, store: ArtifactStore, digests: tuple[str, str], features: pd.DataFrame
+) -> None:
+    config = dataclasses.replace(service_config(store, Variant("stable", "classifier", 1, digests[0])), replicas=2)
+    status = serving.deploy(config)
+    assert len(status.replicas) == 2
+    url = status.url or ""
+    with httpx.Client() as client:  # a new connection per call: the kernel spreads them over both replicas
+        for _ in range(30):
+            rows = features.drop(columns="target").head(1).values.tolist()
+            answer = client.post(
+                f"{url}/v1/models/{SERVICE}:predict",
+                json={"instances": rows},
+                headers={**AUTH, "Connection": "close"},
+            )
+            assert answer.status_code == 200
+
+    def total() -> float:
+        text = httpx.get(url + "/metrics", headers={"Connection": "close"}).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "modelplane_inference_requests_total" and sample.labels["code"] == "200"
+        )
+
+    assert [total() for _ in range(6)] == [30.0] * 6  # every scrape, whichever replica answers it

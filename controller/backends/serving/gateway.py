@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller.backends.serving.config import Caller, ServiceConfig, Variant
-from controller.backends.serving.metrics import App, Message, Metrics, Receive, Scope, Send
+from controller.backends.serving.metrics import App, Message, Metrics, Receive, Scope, Send, exposition
 
 MAX_SHADOW_IN_FLIGHT = 8
 PRECREATED_CODES = ("200", "400", "500", "503")
@@ -155,6 +155,13 @@ class Gateway:
         if self.activity.draining:
             send = _closing(send)
         path = scope.get("path", "")
+        if path == "/metrics" and (summed := exposition()) is not None:
+            body, content_type = summed
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type.encode())]}
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
         if path in _PUBLIC:
             await self.app(scope, receive, send)
             return

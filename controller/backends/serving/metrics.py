@@ -10,14 +10,23 @@ protocol (``v1``, ``v2``):
 - ``modelplane_inference_request_duration_seconds`` (histogram; service, variant, version, protocol)
 - ``modelplane_inference_requests_total`` (counter; service, variant, version, protocol, code)
 - ``modelplane_inference_requests_in_flight`` (gauge; service, variant)
+
+With several replicas behind one socket, a scrape reaches one of them: the supervisor
+therefore runs its replicas in prometheus_client's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``, set before any replica exists), and every replica
+answers ``/metrics`` with :func:`exposition`, the sum over all of them, dead ones
+included (so that counters never go back).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -54,4 +63,17 @@ class Metrics:
             "Inference calls being answered now, by service and variant.",
             ("service", "variant"),
             registry=registry,
+            multiprocess_mode="livesum",  # the replicas alive now
         )
+
+
+def exposition() -> tuple[bytes, str] | None:
+    """Every replica's metrics, summed, when they run in multiprocess mode (None otherwise)."""
+    directory = os.environ.get(MULTIPROCESS_ENV)
+    if not directory:
+        return None
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

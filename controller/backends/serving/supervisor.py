@@ -40,6 +40,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
@@ -50,12 +51,14 @@ from pathlib import Path
 from typing import Any
 
 from controller.backends.serving.config import ConfigError, ServiceConfig, read
+from controller.backends.serving.metrics import MULTIPROCESS_ENV
 from controller.backends.serving.modelserver import DRAIN_SIGNAL, EXIT_IDLE
 from controller.backends.serving.process import ModelServerProcess, ServingError, fork, preload
 
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 LOCK_FILE = "supervisor.lock"
+METRICS_DIR = "metrics"
 MAX_BACKOFF_S = 30.0
 TICK_S = 1.0
 
@@ -87,6 +90,14 @@ def listen(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.setblocking(False)  # the replicas' event loops want it so; the supervisor accepts only when free
     return sock
+
+
+def _forget_gauges(pid: int) -> None:
+    """An ended replica's gauges (calls in flight) no longer count; its counters still do."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 def _url(sock: socket.socket) -> str:
@@ -164,6 +175,7 @@ class Supervisor:
         for replica in ended:
             replica.stop()  # closes its pipe
             self.replicas.remove(replica)
+            _forget_gauges(replica.pid)
             if replica.process.returncode != EXIT_IDLE:
                 self.restarts += 1
         if not self.replicas and all(r.process.returncode == EXIT_IDLE for r in ended):
@@ -210,6 +222,7 @@ class Supervisor:
             replica.process.send_signal(DRAIN_SIGNAL)  # all at once: they drain side by side
         for replica in old:
             replica.drain()
+            _forget_gauges(replica.pid)
 
     def answer_unavailable(self) -> None:
         """While no replica can start, answer a waiting connection with 503 and the reason."""
@@ -250,6 +263,13 @@ def run(directory: Path) -> int:
     sock = listen(config.host, config.port)
     supervisor = Supervisor(directory, config, sock)
     supervisor.report()
+    metrics = directory / METRICS_DIR  # the replicas' metrics, summed by whichever is scraped
+    shutil.rmtree(metrics, ignore_errors=True)
+    metrics.mkdir(mode=0o700)
+    os.environ[MULTIPROCESS_ENV] = str(metrics)
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()  # chosen at import: every metric made from now on is shared
     preload()  # once: every replica is forked from here, in a fraction of a fresh start
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
