@@ -29,6 +29,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ def _socket(config: ServiceConfig) -> socket.socket:
 def _served_model_class() -> type:
     """The KServe model class (defined on first use: importing kserve costs seconds)."""
     import kserve
+    import numpy as np
     import pandas as pd
     from kserve.errors import InvalidInput
     from kserve.protocol.infer_type import InferResponse
@@ -90,6 +92,8 @@ def _served_model_class() -> type:
         def load(self) -> bool:
             self.estimator = self.store.load_model(self.digest)  # verifies the digest first
             self.features = [str(f) for f in getattr(self.estimator, "feature_names_in_", [])]
+            # Rows come as arrays in the features' order (see _rows): the names are checked here.
+            warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
             self.ready = True
             return True
 
@@ -105,19 +109,27 @@ def _served_model_class() -> type:
             return response
 
         def _rows(self, inputs: Any) -> Any:
+            """The inputs as a 2-D array of numbers in the model's feature order. An array,
+            not a DataFrame: scikit-learn checks a DataFrame's names and dtypes on every
+            call, which costs more than the prediction of one row."""
             if isinstance(inputs, pd.DataFrame):
                 missing = [f for f in self.features if f not in inputs.columns]
                 if missing:
                     raise InvalidInput(f"inputs lack the feature(s) {', '.join(missing[:5])}")
-                return inputs[self.features] if self.features else inputs
+                inputs = (inputs[self.features] if self.features else inputs).to_numpy()
             shape = getattr(inputs, "shape", None)
             if shape is None or len(shape) != 2:
                 raise InvalidInput("inputs must be rows of feature values (a 2-dimensional array)")
+            if shape[0] == 0:
+                raise InvalidInput("inputs hold no rows")
             if self.features and shape[1] != len(self.features):
                 raise InvalidInput(f"each row must hold {len(self.features)} feature values, not {shape[1]}")
             if inputs.dtype.kind not in "biuf":
-                raise InvalidInput(f"feature values must be numbers, not {inputs.dtype}")
-            return pd.DataFrame(inputs, columns=self.features) if self.features else inputs
+                try:
+                    inputs = inputs.astype(np.float64)
+                except (TypeError, ValueError):
+                    raise InvalidInput("feature values must be numbers") from None
+            return inputs
 
     return ServedVersion
 
