@@ -1,0 +1,166 @@
+"""Attacks on the files of a locally served service (its serving directory) and on the
+commands that act on them, with real supervisors and replicas.
+
+- ``status.json`` names the supervisor's pid; ``stop`` and ``deploy`` signal that pid
+  without checking that it is the supervisor: a stale or altered status makes them
+  signal another process (SIGTERM, SIGKILL, SIGHUP: each ends a process that does not
+  handle it) and leaves the service running.
+- ``config.json`` is what the supervisor serves after a reload; adding or removing a
+  caller rebuilds the next configuration from that file (not from the state store), so
+  an altered access policy input survives, and is served again, with the callers.
+
+These tests were written to demonstrate problems found by attacking the serving target
+(issue 9); while a problem is open, its test fails."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import GradientBoostingClassifier
+
+from controller.backends.serving.access import access_data
+from controller.backends.serving.config import Caller, ServiceConfig, Variant
+from controller.backends.serving.local import LocalServing
+from controller.backends.serving.process import ServingError
+from controller.backends.serving.supervisor import CONFIG_FILE, STATUS_FILE
+from controller.engine.serving import add_caller
+from controller.state.store import Store
+
+pytestmark = pytest.mark.served
+
+SERVICE = "breast-cancer-api"
+TOKEN = "a-caller-token-of-the-attack-tests"
+ROWS = json.loads((Path(__file__).resolve().parents[2] / "docs/examples/predict-v1.json").read_text())
+
+
+def service_config(artifacts: Path, digest: str, *callers: Caller) -> ServiceConfig:
+    doc = {
+        "apiVersion": "modelplane.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": SERVICE},
+        "spec": {"model": {"name": "classifier", "version": 1}, "access": {"groups": ["clinicians"]}},
+    }
+    return ServiceConfig(
+        SERVICE,
+        "development",
+        str(artifacts.resolve()),
+        (Variant("stable", "classifier", 1, digest),),
+        callers or (Caller("alice", hashlib.sha256(TOKEN.encode()).hexdigest(), ("clinicians",)),),
+        access_data(doc, None, None),
+    )
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[tuple[Store, str]]:
+    """A state store with one registered artifact (the example's classifier, small)."""
+    frame = load_breast_cancer(as_frame=True).frame
+    estimator = GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0)
+    estimator.fit(frame.drop(columns="target"), frame["target"])
+    store = Store(tmp_path / ".modelplane")
+    try:
+        yield store, store.artifacts.put_model(estimator)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def innocent() -> Iterator[subprocess.Popen[bytes]]:
+    """A process of the same user that has nothing to do with serving."""
+    process = subprocess.Popen(["sleep", "600"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _point_status_at(serving: LocalServing, pid: int) -> dict[str, object]:
+    path = serving.directory(SERVICE) / STATUS_FILE
+    original = json.loads(path.read_text())
+    path.write_text(json.dumps({**original, "pid": pid}))
+    return dict(original)
+
+
+def _restore_status(serving: LocalServing, original: dict[str, object]) -> None:
+    """So that the cleanup stops the real supervisor (it too reads the pid from the status)."""
+    path = serving.directory(SERVICE) / STATUS_FILE
+    current = json.loads(path.read_text())
+    path.write_text(json.dumps({**current, "pid": original["pid"]}))
+
+
+def test_stop_never_signals_a_process_that_is_not_the_supervisor(
+    state: tuple[Store, str], innocent: subprocess.Popen[bytes]
+) -> None:
+    """Today: the innocent process gets SIGTERM, the real supervisor serves on, and after
+    the timeout ``stop`` SIGKILLs the (now gone) pid and raises ProcessLookupError, which
+    ``modelplane serve stop`` prints as a traceback."""
+    store, digest = state
+    serving = LocalServing(store.state_dir)
+    serving.deploy(service_config(store.artifacts.root, digest))
+    original = _point_status_at(serving, innocent.pid)
+    try:
+        problem: BaseException | None = None
+        try:
+            serving.stop(SERVICE, timeout=3)
+        except Exception as exc:  # a traceback for the user
+            problem = exc
+        assert innocent.poll() is None, f"stop ended pid {innocent.pid}, which is not the supervisor"
+        assert problem is None, f"stop raised {problem!r}"
+        assert not serving.running(SERVICE), "the service still runs after stop"
+    finally:
+        if serving.running(SERVICE):
+            _restore_status(serving, original)
+
+
+def test_a_redeploy_never_signals_a_process_that_is_not_the_supervisor(
+    state: tuple[Store, str], innocent: subprocess.Popen[bytes]
+) -> None:
+    """Today: the reload's SIGHUP goes to the pid in ``status.json``; it ends the innocent
+    process, and the supervisor never reloads (the deploy waits out its timeout)."""
+    store, digest = state
+    serving = LocalServing(store.state_dir)
+    serving.deploy(service_config(store.artifacts.root, digest))
+    original = _point_status_at(serving, innocent.pid)
+    try:
+        bob = Caller("bob", hashlib.sha256(b"bob-token").hexdigest(), ("clinicians",))
+        problem: ServingError | None = None
+        try:
+            serving.deploy(service_config(store.artifacts.root, digest, bob), timeout=15)
+        except ServingError as exc:
+            problem = exc
+        assert innocent.poll() is None, f"the reload signalled pid {innocent.pid}, which is not the supervisor"
+        assert problem is None, str(problem)
+    finally:
+        _restore_status(serving, original)
+
+
+def test_a_callers_change_does_not_serve_an_altered_configuration_again(state: tuple[Store, str]) -> None:
+    """``config.json`` altered by hand (the access data: one more group, no consent), then a
+    caller added with ``modelplane serve caller add``: the next configuration is the altered
+    file with the new callers, so the altered access rules are served. The access data
+    should come from what modelplane deployed (the state store), not from the file."""
+    store, digest = state
+    serving = LocalServing(store.state_dir)
+    status = serving.deploy(service_config(store.artifacts.root, digest))
+    path = serving.directory(SERVICE) / CONFIG_FILE
+    raw = json.loads(path.read_text())
+    spec = raw["access_data"]["resources"]["InferenceService"][SERVICE]["spec"]
+    spec["access"] = {"groups": ["clinicians", "anyone"]}
+    path.write_text(json.dumps(raw))  # no reload asked for: nothing should serve it
+
+    token, problems = add_caller(store, "outsider", ["anyone"], actor="attacker")
+    assert problems == []
+    answer = httpx.post(
+        f"{status.url}/v1/models/{SERVICE}:predict",
+        json=ROWS,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 403, f"a caller of group 'anyone' was answered {answer.status_code}: {answer.text}"
