@@ -217,6 +217,36 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(server: ModelSer
     ],
     ids=["consent-false-then-true", "forged-token-then-valid"],
 )
+def _latency_sum(url: str) -> float:
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(httpx.get(url + "/metrics").text)
+        for s in family.samples
+        if s.name == "modelplane_inference_request_duration_seconds_sum" and s.labels["variant"] == "stable"
+    )
+
+
+def test_a_callers_slow_upload_is_not_counted_as_the_versions_latency(server: ModelServerProcess) -> None:
+    """The p99 latency the canary is judged on is timed from before the body is read: a
+    caller that sends its body over 2 s adds a 2 s call to the variant's latency. At 10 %
+    the split is exact and predictable (every tenth call goes to the canary), so a caller
+    can land a few slow uploads on the canary and roll it back; so can slow networks."""
+    body = json.dumps({"instances": ROWS}).encode()
+    before = _latency_sum(server.url)
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST {V1} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nX-Consent: true\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        )
+        sock.sendall(body[:10])
+        time.sleep(2)
+        sock.sendall(body[10:])
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+    recorded = _latency_sum(server.url) - before
+    assert recorded < 1.0, f"the variant was charged {recorded:.1f} s for a call it answered in milliseconds"
+
+
 def test_a_request_with_two_tokens_or_two_consents_is_not_allowed(
     server: ModelServerProcess, headers: list[tuple[str, str]]
 ) -> None:
