@@ -168,3 +168,33 @@ def test_apply_says_so_when_the_service_cannot_have_its_port_back(served: tuple[
     assert url in out.stdout + out.stderr and moved in out.stdout + out.stderr, (
         "apply did not say that the endpoint moved:\n" + out.stdout + out.stderr
     )
+
+
+@pytest.mark.served
+def test_after_a_rollback_apply_still_starts_a_stopped_service_again(served: tuple[Path, str, str]) -> None:
+    """Docs (serving.md): "``serve stop`` stops the server; the next ``apply`` starts it
+    again, as it does for a server that crashed." After a canary was rolled back, it does
+    not: the service is Stalled (CanaryRolledBack) and ``apply`` (even ``--retry``) says
+    "Nothing to apply", so the stable version stays down (after a crash or a reboot too)
+    until git changes."""
+    repo, url, token = served
+    service = repo / SERVICE
+    service.write_text(
+        service.read_text()
+        .replace(f"interval: {INTERVAL_S}s", "interval: 2s")
+        .replace("maxLatencyP99: 50ms", "maxLatencyP99: 1ms")  # any real call is slower: a rollback
+    )
+    model = repo / MODEL
+    model.write_text(model.read_text().replace("random_state: 42", "random_state: 7"))
+    git(repo, "commit", "-qam", "v2, with an analysis it cannot pass")
+    promote_to_production(repo)
+    with Traffic(url, token):
+        out = modelplane(repo, "apply", "--watch", "--watch-timeout", "120", timeout=300)
+    assert "rolling back" in out.stdout, out.stdout + out.stderr
+    assert weights(repo) == {"stable": 100.0}
+
+    assert modelplane(repo, "serve", "stop", "breast-cancer-api").returncode == 0
+    out = modelplane(repo, "apply")
+    status = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
+    assert status["state"] == "ready", "the stable version is not served again:\n" + out.stdout + out.stderr
+    assert call(status["url"], token).status_code == 200
