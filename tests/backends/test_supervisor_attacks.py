@@ -164,3 +164,22 @@ def test_a_callers_change_does_not_serve_an_altered_configuration_again(state: t
         timeout=30,
     )
     assert answer.status_code == 403, f"a caller of group 'anyone' was answered {answer.status_code}: {answer.text}"
+
+
+def test_the_503_of_a_service_that_cannot_start_does_not_tell_anyone_where_the_state_is(
+    state: tuple[Store, str],
+) -> None:
+    """While no replica can start, the supervisor answers every connection (no token needed,
+    any path) with ``503`` and the reason; for a missing artifact the reason holds the
+    absolute path of the state store's artifacts. The reason belongs in ``serve status``,
+    not in answers to callers."""
+    store, _ = state
+    serving = LocalServing(store.state_dir)
+    missing = "sha256:" + "ab" * 32
+    with pytest.raises(ServingError, match="is missing"):
+        serving.deploy(service_config(store.artifacts.root, missing), timeout=30)
+    url = serving.status(SERVICE).url
+    assert url is not None, "the supervisor does not run"
+    answer = httpx.get(url + "/anything", timeout=10)
+    assert answer.status_code == 503
+    assert str(store.state_dir.resolve()) not in answer.text, answer.text
