@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,3 +185,18 @@ def test_the_503_of_a_service_that_cannot_start_does_not_tell_anyone_where_the_s
     answer = httpx.get(url + "/anything", timeout=10)
     assert answer.status_code == 503
     assert str(store.state_dir.resolve()) not in answer.text, answer.text
+
+
+def test_stop_stops_a_running_service_whose_status_file_is_gone(state: tuple[Store, str]) -> None:
+    """Whether a supervisor runs is told by its lock; which process it is, only by
+    ``status.json``. Without that file, ``stop`` answers "was not running" and leaves the
+    service serving (and a redeploy never signals it: it waits out its timeout)."""
+    store, digest = state
+    serving = LocalServing(store.state_dir)
+    status = serving.deploy(service_config(store.artifacts.root, digest))
+    (serving.directory(SERVICE) / STATUS_FILE).unlink()
+    stopped = serving.stop(SERVICE, timeout=10)
+    still = serving.running(SERVICE)
+    if still and status.pid is not None:  # so that nothing outlives the test
+        os.kill(status.pid, signal.SIGTERM)
+    assert stopped and not still, "stop left the service running"
