@@ -200,3 +200,21 @@ def test_stop_stops_a_running_service_whose_status_file_is_gone(state: tuple[Sto
     if still and status.pid is not None:  # so that nothing outlives the test
         os.kill(status.pid, signal.SIGTERM)
     assert stopped and not still, "stop left the service running"
+
+
+def test_a_removed_callers_token_stops_working_once_the_removal_returns(state: tuple[Store, str]) -> None:
+    """Docs: "``modelplane serve caller remove clara``: the token stops working at once".
+    The deploy of the configuration without the caller returns once the new replicas
+    serve, while the old ones still drain: each connection the caller holds open is
+    answered once more by an old replica, with the old callers (200)."""
+    store, digest = state
+    serving = LocalServing(store.state_dir)
+    alice = Caller("alice", hashlib.sha256(TOKEN.encode()).hexdigest(), ("clinicians",))
+    bob = Caller("bob", hashlib.sha256(b"bob-token").hexdigest(), ("clinicians",))
+    url = serving.deploy(service_config(store.artifacts.root, digest, alice, bob)).url
+    headers = {"Authorization": "Bearer bob-token"}
+    with httpx.Client(timeout=30) as client:  # one keep-alive connection
+        assert client.post(f"{url}/v1/models/{SERVICE}:predict", json=ROWS, headers=headers).status_code == 200
+        serving.deploy(service_config(store.artifacts.root, digest, alice))  # bob removed
+        after = client.post(f"{url}/v1/models/{SERVICE}:predict", json=ROWS, headers=headers)
+    assert after.status_code == 401, f"bob, removed, was answered {after.status_code}"
