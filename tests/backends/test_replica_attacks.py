@@ -8,7 +8,8 @@ cannot stall the replica for every other caller; headers are bounded like bodies
 ambiguous request (two tokens, two consents) is not allowed.
 
 These tests were written to demonstrate problems found by attacking the serving target
-(issue 9); while a problem is open, its test fails."""
+(issue 9). Each is marked ``xfail`` (strict, on an AssertionError) while its problem is
+open: the fix makes it pass, and strictness makes that fail until the mark is removed."""
 
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ def v2_input(**changes: object) -> bytes:
     return json.dumps({"inputs": [{**tensor, **changes}]}).encode()
 
 
+@pytest.mark.xfail(reason="callers' bad input is answered 500 (issue 9 attack A1)", raises=AssertionError, strict=True)
 @pytest.mark.parametrize(
     ("path", "body"),
     [
@@ -131,6 +133,11 @@ def _errors(url: str) -> float:
     )
 
 
+@pytest.mark.xfail(
+    reason="callers' bad input counts as 5xx in the canary's metrics (issue 9 attack A1)",
+    raises=AssertionError,
+    strict=True,
+)
 def test_a_caller_cannot_raise_the_error_rate_the_canary_is_judged_on(server: ModelServerProcess) -> None:
     before = _errors(server.url)
     for _ in range(3):
@@ -138,6 +145,11 @@ def test_a_caller_cannot_raise_the_error_rate_the_canary_is_judged_on(server: Mo
     assert _errors(server.url) == before
 
 
+@pytest.mark.xfail(
+    reason="8 MiB of empty rows blocks the event loop for minutes (issue 9 attack A2)",
+    raises=AssertionError,
+    strict=True,
+)
 def test_one_call_of_empty_rows_does_not_stall_the_replica_for_everyone(server: ModelServerProcess) -> None:
     """Half a MiB of ``{}`` rows costs the replica seconds of CPU on its event loop (the 8 MiB
     a body may hold: about two minutes), during which no other call, health check or
@@ -187,6 +199,7 @@ def _send_until_refused(url: str, head: bytes, filler: bytes, megabytes: int) ->
         return answer
 
 
+@pytest.mark.xfail(reason="headers are unbounded (issue 9 attack A3)", raises=AssertionError, strict=True)
 def test_headers_are_bounded_like_bodies(server: ModelServerProcess) -> None:
     """Bodies are limited to 8 MiB; headers are not limited at all: 16 MiB of one header,
     sent with no token, is read into memory and answered (200 MiB raise the replica's
@@ -195,6 +208,7 @@ def test_headers_are_bounded_like_bodies(server: ModelServerProcess) -> None:
     assert not answer.startswith(b"HTTP/1.1 200"), "16 MiB of headers were read and answered"
 
 
+@pytest.mark.xfail(reason="no header timeout (issue 9 attack A3)", raises=AssertionError, strict=True)
 def test_a_connection_that_never_finishes_its_headers_is_closed(server: ModelServerProcess) -> None:
     """A body must arrive within 30 s (408); headers may take forever: each such connection
     (no token needed) holds a file descriptor of the replica until the client lets go."""
@@ -206,17 +220,11 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(server: ModelSer
             closed = sock.recv(1024) is not None
         except TimeoutError:
             closed = False
+        except ConnectionResetError:
+            closed = True
     assert closed, f"the connection was still open after {time.monotonic() - began:.0f} s"
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        [("X-Consent", "false"), ("X-Consent", "true")],
-        [("Authorization", "Bearer not-a-token"), ("Authorization", f"Bearer {TOKEN}")],
-    ],
-    ids=["consent-false-then-true", "forged-token-then-valid"],
-)
 def _latency_sum(url: str) -> float:
     return sum(
         s.value
@@ -226,6 +234,9 @@ def _latency_sum(url: str) -> float:
     )
 
 
+@pytest.mark.xfail(
+    reason="upload time is charged to the variant's latency (issue 9 attack A4)", raises=AssertionError, strict=True
+)
 def test_a_callers_slow_upload_is_not_counted_as_the_versions_latency(server: ModelServerProcess) -> None:
     """The p99 latency the canary is judged on is timed from before the body is read: a
     caller that sends its body over 2 s adds a 2 s call to the variant's latency. At 10 %
@@ -247,6 +258,17 @@ def test_a_callers_slow_upload_is_not_counted_as_the_versions_latency(server: Mo
     assert recorded < 1.0, f"the variant was charged {recorded:.1f} s for a call it answered in milliseconds"
 
 
+@pytest.mark.xfail(
+    reason="repeated Authorization/X-Consent: the last one wins (issue 9 attack A5)", raises=AssertionError, strict=True
+)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Consent", "false"), ("X-Consent", "true")],
+        [("Authorization", "Bearer not-a-token"), ("Authorization", f"Bearer {TOKEN}")],
+    ],
+    ids=["consent-false-then-true", "forged-token-then-valid"],
+)
 def test_a_request_with_two_tokens_or_two_consents_is_not_allowed(
     server: ModelServerProcess, headers: list[tuple[str, str]]
 ) -> None:

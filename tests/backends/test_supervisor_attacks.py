@@ -10,7 +10,8 @@ commands that act on them, with real supervisors and replicas.
   an altered access policy input survives, and is served again, with the callers.
 
 These tests were written to demonstrate problems found by attacking the serving target
-(issue 9); while a problem is open, its test fails."""
+(issue 9). Each is marked ``xfail`` (strict, on an AssertionError) while its problem is
+open: the fix makes it pass, and strictness makes that fail until the mark is removed."""
 
 from __future__ import annotations
 
@@ -97,6 +98,9 @@ def _restore_status(serving: LocalServing, original: dict[str, object]) -> None:
     path.write_text(json.dumps({**current, "pid": original["pid"]}))
 
 
+@pytest.mark.xfail(
+    reason="stop signals the pid status.json names (issue 9 attack B1)", raises=AssertionError, strict=True
+)
 def test_stop_never_signals_a_process_that_is_not_the_supervisor(
     state: tuple[Store, str], innocent: subprocess.Popen[bytes]
 ) -> None:
@@ -121,6 +125,9 @@ def test_stop_never_signals_a_process_that_is_not_the_supervisor(
             _restore_status(serving, original)
 
 
+@pytest.mark.xfail(
+    reason="deploy SIGHUPs the pid status.json names (issue 9 attack B1)", raises=AssertionError, strict=True
+)
 def test_a_redeploy_never_signals_a_process_that_is_not_the_supervisor(
     state: tuple[Store, str], innocent: subprocess.Popen[bytes]
 ) -> None:
@@ -143,6 +150,9 @@ def test_a_redeploy_never_signals_a_process_that_is_not_the_supervisor(
         _restore_status(serving, original)
 
 
+@pytest.mark.xfail(
+    reason="caller changes rebuild the config from config.json (issue 9 attack B2)", raises=AssertionError, strict=True
+)
 def test_a_callers_change_does_not_serve_an_altered_configuration_again(state: tuple[Store, str]) -> None:
     """``config.json`` altered by hand (the access data: one more group, no consent), then a
     caller added with ``modelplane serve caller add``: the next configuration is the altered
@@ -168,6 +178,9 @@ def test_a_callers_change_does_not_serve_an_altered_configuration_again(state: t
     assert answer.status_code == 403, f"a caller of group 'anyone' was answered {answer.status_code}: {answer.text}"
 
 
+@pytest.mark.xfail(
+    reason="the supervisor's 503 holds the state's path (issue 9 attack B3)", raises=AssertionError, strict=True
+)
 def test_the_503_of_a_service_that_cannot_start_does_not_tell_anyone_where_the_state_is(
     state: tuple[Store, str],
 ) -> None:
@@ -187,6 +200,9 @@ def test_the_503_of_a_service_that_cannot_start_does_not_tell_anyone_where_the_s
     assert str(store.state_dir.resolve()) not in answer.text, answer.text
 
 
+@pytest.mark.xfail(
+    reason="the supervisor's pid is known only from status.json (issue 9 attack B1)", raises=AssertionError, strict=True
+)
 def test_stop_stops_a_running_service_whose_status_file_is_gone(state: tuple[Store, str]) -> None:
     """Whether a supervisor runs is told by its lock; which process it is, only by
     ``status.json``. Without that file, ``stop`` answers "was not running" and leaves the
@@ -202,6 +218,11 @@ def test_stop_stops_a_running_service_whose_status_file_is_gone(state: tuple[Sto
     assert stopped and not still, "stop left the service running"
 
 
+@pytest.mark.xfail(
+    reason="old replicas answer once more after the removal returned (issue 9 attack B4)",
+    raises=AssertionError,
+    strict=True,
+)
 def test_a_removed_callers_token_stops_working_once_the_removal_returns(state: tuple[Store, str]) -> None:
     """Docs: "``modelplane serve caller remove clara``: the token stops working at once".
     The deploy of the configuration without the caller returns once the new replicas

@@ -1,7 +1,7 @@
 """Attacks on ``modelplane serve caller``: what a caller's groups may be.
 
-Written to demonstrate a problem found by attacking the serving target (issue 9); while
-it is open, its test fails."""
+Written to demonstrate a problem found by attacking the serving target (issue 9). It is
+marked ``xfail`` (strict, on an AssertionError) while the problem is open."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from controller.cli import main
 
 
+@pytest.mark.xfail(reason="group names are not checked (issue 9 attack D1)", raises=AssertionError, strict=True)
 @pytest.mark.parametrize("group", ["b\nc", "a\tb", "x" * 10_000], ids=["newline", "tab", "10000-characters"])
 def test_a_group_name_that_is_not_a_name_is_refused_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], group: str

@@ -3,7 +3,8 @@ on 127.0.0.1: a canary spec edited mid-rollout, a hand-altered serving configura
 the service's port taken while it is down.
 
 These tests were written to demonstrate problems found by attacking the serving target
-(issue 9); while a problem is open, its test fails."""
+(issue 9). Each is marked ``xfail`` (strict, on an AssertionError) while its problem is
+open: the fix makes it pass, and strictness makes that fail until the mark is removed."""
 
 from __future__ import annotations
 
@@ -89,6 +90,11 @@ def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
     yield repo, url, token
 
 
+@pytest.mark.xfail(
+    reason="a new rollout's first step keeps the old first step's clock (issue 9 attack C1)",
+    raises=AssertionError,
+    strict=True,
+)
 @pytest.mark.served
 def test_a_canary_step_changed_mid_rollout_is_observed_for_its_whole_interval(
     served: tuple[Path, str, str],
@@ -122,6 +128,11 @@ def _supervisor_pid(repo: Path) -> int:
     return int(status["pid"])
 
 
+@pytest.mark.xfail(
+    reason="apply never compares the served config with the recorded one (issue 9 attack B2)",
+    raises=AssertionError,
+    strict=True,
+)
 @pytest.mark.served
 def test_apply_does_not_leave_a_hand_altered_serving_configuration_in_place(served: tuple[Path, str, str]) -> None:
     """``config.json`` edited by hand (a caller that ``serve caller list`` does not know) and
@@ -150,6 +161,7 @@ def test_apply_does_not_leave_a_hand_altered_serving_configuration_in_place(serv
     assert call(url, token).status_code == 200
 
 
+@pytest.mark.xfail(reason="a moved endpoint is not reported (issue 9 attack C3)", raises=AssertionError, strict=True)
 @pytest.mark.served
 def test_apply_says_so_when_the_service_cannot_have_its_port_back(served: tuple[Path, str, str]) -> None:
     """While a service is stopped, another program (any local user) takes its port. The next
@@ -170,6 +182,9 @@ def test_apply_says_so_when_the_service_cannot_have_its_port_back(served: tuple[
     )
 
 
+@pytest.mark.xfail(
+    reason="a rolled-back service is never restarted (issue 9 attack C2)", raises=AssertionError, strict=True
+)
 @pytest.mark.served
 def test_after_a_rollback_apply_still_starts_a_stopped_service_again(served: tuple[Path, str, str]) -> None:
     """Docs (serving.md): "``serve stop`` stops the server; the next ``apply`` starts it
