@@ -1,0 +1,215 @@
+"""Attacks on served models through the reconcile loop and the CLI, on the example served
+on 127.0.0.1: a canary spec edited mid-rollout, a hand-altered serving configuration,
+the service's port taken while it is down.
+
+These tests were written to demonstrate problems found by attacking the serving target
+(issue 9). Each is marked ``xfail`` (strict, on an AssertionError) while its problem is
+open: the fix makes it pass, and strictness makes that fail until the mark is removed."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from loop_helpers import MODEL, git, modelplane
+
+SERVICE = Path("specs/services/breast-cancer-api.yaml")
+PREDICT = "/v1/models/breast-cancer-api:predict"
+ROWS = json.loads((Path(__file__).resolve().parents[2] / "docs/examples/predict-v1.json").read_text())
+INTERVAL_S = 15
+
+
+def promote_to_production(repo: Path) -> None:
+    out = modelplane(repo, "apply")
+    assert "promote breast-cancer-classifier -> Staging" in out.stdout, out.stdout + out.stderr
+    for who in ("alice", "bob"):
+        assert modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", who).returncode == 0
+
+
+def call(url: str, token: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}", "X-Consent": "true"}
+    return httpx.post(url + PREDICT, json=ROWS, headers=headers, timeout=30)
+
+
+class Traffic:
+    """Calls to the service from another thread while a rollout moves."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(httpx.TransportError):
+                call(self.url, self.token)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def weights(repo: Path) -> dict[str, float]:
+    status = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
+    return {v["role"]: v["weight"] for v in status["variants"]}
+
+
+@pytest.fixture
+def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
+    """The example with canary steps of INTERVAL_S seconds, v1 in Production and served; a caller."""
+    service = repo / SERVICE
+    service.write_text(
+        service.read_text()
+        .replace("interval: 30s", f"interval: {INTERVAL_S}s")
+        .replace("minRequests: 200", "minRequests: 3")
+    )
+    git(repo, "commit", "-qam", "short canary steps for the test")
+    promote_to_production(repo)
+    out = modelplane(repo, "apply")
+    assert "deploy breast-cancer-api: first deployment" in out.stdout, out.stdout + out.stderr
+    token = modelplane(repo, "serve", "caller", "add", "clara", "--group", "clinicians").stdout.strip()
+    url = modelplane(repo, "serve", "url", "breast-cancer-api").stdout.strip()
+    settled = modelplane(repo, "apply")  # the new caller is in the recorded configuration too
+    assert modelplane(repo, "apply").stdout.startswith("Nothing to do"), settled.stdout + settled.stderr
+    yield repo, url, token
+
+
+@pytest.mark.xfail(
+    reason="a new rollout's first step keeps the old first step's clock (issue 9 attack C1)",
+    raises=AssertionError,
+    strict=True,
+)
+@pytest.mark.served
+def test_a_canary_step_changed_mid_rollout_is_observed_for_its_whole_interval(
+    served: tuple[Path, str, str],
+) -> None:
+    """v2 at its first step (10%) for longer than the interval; then the steps are edited in
+    git to [60, 100]. The new rollout starts v2 at 60% and must observe that step for an
+    interval before judging it. Today the first step keeps the clock of the old rollout's
+    first step (same version, same step number: "a re-run does not restart the clock"), so
+    the same apply judges "the canary at 60%" at once, on the data of the 10% step, and
+    sends v2 to 100% of the calls."""
+    repo, url, token = served
+    model = repo / MODEL
+    model.write_text(model.read_text().replace("random_state: 42", "random_state: 7"))
+    git(repo, "commit", "-qam", "v2")
+    promote_to_production(repo)
+    with Traffic(url, token):
+        out = modelplane(repo, "apply")
+        assert "canary v2 takes 10% of the calls" in out.stdout, out.stdout + out.stderr
+        time.sleep(INTERVAL_S + 2)  # the 10% step has served its interval (not yet analysed)
+        service = repo / SERVICE
+        service.write_text(service.read_text().replace("steps: [10, 50, 100]", "steps: [60, 100]"))
+        git(repo, "commit", "-qam", "canary steps 60, 100")
+        out = modelplane(repo, "apply")
+    assert "canary v2 takes 60% of the calls" in out.stdout, out.stdout + out.stderr
+    assert "60% -> 100%" not in out.stdout, out.stdout
+    assert weights(repo) == {"stable": 100.0, "canary": 60.0}
+
+
+def _supervisor_pid(repo: Path) -> int:
+    status = json.loads((repo / ".modelplane/serving/breast-cancer-api/status.json").read_text())
+    return int(status["pid"])
+
+
+@pytest.mark.xfail(
+    reason="apply never compares the served config with the recorded one (issue 9 attack B2)",
+    raises=AssertionError,
+    strict=True,
+)
+@pytest.mark.served
+def test_apply_does_not_leave_a_hand_altered_serving_configuration_in_place(served: tuple[Path, str, str]) -> None:
+    """``config.json`` edited by hand (a caller that ``serve caller list`` does not know) and
+    reloaded: every apply after it reports the service up to date and the forged caller is
+    served until something else changes. The configuration modelplane deployed is recorded
+    (its digest is in the state): a served configuration that differs should be redeployed
+    (or reported)."""
+    repo, url, token = served
+    path = repo / ".modelplane/serving/breast-cancer-api/config.json"
+    raw = json.loads(path.read_text())
+    forged = "a-token-nobody-was-given"
+    raw["callers"].append(
+        {"name": "mallory", "groups": ["clinicians"], "token_sha256": hashlib.sha256(forged.encode()).hexdigest()}
+    )
+    raw["generation"] += 1
+    path.write_text(json.dumps(raw))
+    os.kill(_supervisor_pid(repo), signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while call(url, forged).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert call(url, forged).status_code == 200  # the altered configuration serves
+
+    out = modelplane(repo, "apply")
+    assert out.returncode in (0, 1), out.stdout + out.stderr
+    assert call(url, forged).status_code == 401, "after apply, a caller modelplane never added is still served"
+    assert call(url, token).status_code == 200
+
+
+@pytest.mark.xfail(reason="a moved endpoint is not reported (issue 9 attack C3)", raises=AssertionError, strict=True)
+@pytest.mark.served
+def test_apply_says_so_when_the_service_cannot_have_its_port_back(served: tuple[Path, str, str]) -> None:
+    """While a service is stopped, another program (any local user) takes its port. The next
+    apply serves it on another port and says only "ok: serving ...": callers keep using the
+    URL they have, and send their tokens (and patients' features) to that program. At least
+    the change of endpoint must be reported."""
+    repo, url, _ = served
+    port = urlsplit(url).port
+    assert modelplane(repo, "serve", "stop", "breast-cancer-api").returncode == 0
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port or 0))
+        squatter.listen(1)
+        out = modelplane(repo, "apply")
+    moved = modelplane(repo, "serve", "url", "breast-cancer-api").stdout.strip()
+    assert moved != url  # served elsewhere: as the docs say ("on the same port when it is free")
+    assert url in out.stdout + out.stderr and moved in out.stdout + out.stderr, (
+        "apply did not say that the endpoint moved:\n" + out.stdout + out.stderr
+    )
+
+
+@pytest.mark.xfail(
+    reason="a rolled-back service is never restarted (issue 9 attack C2)", raises=AssertionError, strict=True
+)
+@pytest.mark.served
+def test_after_a_rollback_apply_still_starts_a_stopped_service_again(served: tuple[Path, str, str]) -> None:
+    """Docs (serving.md): "``serve stop`` stops the server; the next ``apply`` starts it
+    again, as it does for a server that crashed." After a canary was rolled back, it does
+    not: the service is Stalled (CanaryRolledBack) and ``apply`` (even ``--retry``) says
+    "Nothing to apply", so the stable version stays down (after a crash or a reboot too)
+    until git changes."""
+    repo, url, token = served
+    service = repo / SERVICE
+    service.write_text(
+        service.read_text()
+        .replace(f"interval: {INTERVAL_S}s", "interval: 2s")
+        .replace("maxLatencyP99: 50ms", "maxLatencyP99: 1ms")  # any real call is slower: a rollback
+    )
+    model = repo / MODEL
+    model.write_text(model.read_text().replace("random_state: 42", "random_state: 7"))
+    git(repo, "commit", "-qam", "v2, with an analysis it cannot pass")
+    promote_to_production(repo)
+    with Traffic(url, token):
+        out = modelplane(repo, "apply", "--watch", "--watch-timeout", "120", timeout=300)
+    assert "rolling back" in out.stdout, out.stdout + out.stderr
+    assert weights(repo) == {"stable": 100.0}
+
+    assert modelplane(repo, "serve", "stop", "breast-cancer-api").returncode == 0
+    out = modelplane(repo, "apply")
+    status = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
+    assert status["state"] == "ready", "the stable version is not served again:\n" + out.stdout + out.stderr
+    assert call(status["url"], token).status_code == 200
