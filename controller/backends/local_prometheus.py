@@ -5,12 +5,13 @@ TSDB), started by :func:`ensure` when a canary first needs analysis and left run
 in the background, as the model servers are: it scrapes every locally served
 service, whose endpoints :func:`set_targets` writes (Prometheus picks a change up
 within seconds, without a restart). Whether it runs is told by the lock it holds
-(inherited from :func:`controller.backends.prometheus.start`), not by a pid.
+(inherited from :func:`controller.backends.prometheus.start`); before it is
+stopped, the pid in its endpoint file is checked against the process's command line.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from controller.backends import prometheus
+from controller.backends import lockfile, prometheus
 
 ENDPOINT_FILE = "endpoint.json"
 SCRAPE_INTERVAL = "1s"  # a handful of local targets: cheap, and analysis windows can be short
@@ -29,18 +30,7 @@ def workdir(state_dir: Path) -> Path:
 
 
 def running(state_dir: Path) -> bool:
-    path = workdir(state_dir) / prometheus.LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return lockfile.held(workdir(state_dir) / prometheus.LOCK_FILE)
 
 
 def _endpoint(state_dir: Path) -> dict[str, object]:
@@ -84,15 +74,29 @@ def set_targets(state_dir: Path, services: Mapping[str, str]) -> None:
     )
 
 
+def _is_ours(pid: int, state_dir: Path) -> bool:
+    """Whether ``pid`` is the Prometheus working in this state directory (by its command line)."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    config = f"--config.file={workdir(state_dir).resolve() / prometheus.CONFIG_FILE}".encode()
+    return config in arguments
+
+
 def stop(state_dir: Path, timeout: float = 10.0) -> bool:
     """Stop the running Prometheus; False when none ran."""
     pid = _endpoint(state_dir).get("pid")
-    if not running(state_dir) or not isinstance(pid, int):
+    # The lock was taken by whoever started it (and is held by Prometheus through the file it
+    # inherited): the pid comes from the endpoint file, so check that it is this Prometheus.
+    if not running(state_dir) or not isinstance(pid, int) or not _is_ours(pid, state_dir):
         return False
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while running(state_dir) and time.monotonic() < deadline:
         time.sleep(0.05)
     if running(state_dir):
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     return True

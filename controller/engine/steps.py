@@ -416,8 +416,20 @@ def _go_live(
         revision=ctx.revision,
         at=now(),
     )
-    if same_canary and previous is not None and canary is not None and previous.canary_step == canary[1]:
+    if (
+        same_canary
+        and previous is not None
+        and canary is not None
+        and (previous.canary_step, previous.canary_weight) == (canary[1], canary[2])
+    ):
         deployment = replace(deployment, canary_since=previous.canary_since)  # a re-run does not restart the clock
+    if previous is not None and previous.url and status.url != previous.url:
+        # Its port was taken while it was down: callers must hear of the new address.
+        moved = f"the endpoint moved from {previous.url} to {status.url} (its port was taken)"
+        ctx.progress(action, moved)
+        evidence = {**evidence, "moved_from": previous.url}
+        if isinstance(outcome, Succeeded):
+            outcome = Succeeded(f"{outcome.message}; {moved}")
     with ctx.store.transaction():
         ctx.store.deployments.record(
             deployment,
@@ -445,6 +457,13 @@ def deploy_step(action: Action, ctx: StepContext) -> Outcome:
     stable, shadow = variants
     previous = ctx.store.deployments.get(service.name)
     starts = int(action.inputs.get("starts") or 1)
+    canary: tuple[deploy.Served, int, float] | None = None
+    canary_version = action.inputs.get("canary_version")
+    if isinstance(canary_version, int):  # a restart of a service that was mid-rollout: its canary too
+        found = _served(action, ctx, stable.model, canary_version, str(action.inputs.get("canary_artifact") or ""))
+        if not isinstance(found, deploy.Served):
+            return found
+        canary = (found, int(action.inputs.get("canary_step") or 0), float(action.inputs.get("canary_weight") or 0))
     ctx.progress(action, f"starting {service.name}: {stable.model} v{stable.version}")
     restarted = previous is not None and starts > previous.starts
     return _go_live(
@@ -456,6 +475,7 @@ def deploy_step(action: Action, ctx: StepContext) -> Outcome:
         "restarted" if restarted else "deployed",
         {"previous_version": previous.stable_version if previous else None},
         starts=starts,
+        canary=canary,
     )
 
 

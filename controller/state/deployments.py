@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import asdict, fields
 
@@ -19,6 +20,7 @@ from controller.state.db import Database
 from controller.state.records import Deployment, ServingCaller
 
 TOKEN_BYTES = 32
+GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class CallerError(ValueError):
@@ -82,6 +84,11 @@ class Deployments:
         clean = sorted({g.strip() for g in groups if g.strip()})
         if not clean:
             raise CallerError("give the caller at least one group (--group NAME)")
+        bad = [g for g in clean if not GROUP.match(g)]
+        if bad:
+            raise CallerError(
+                f"group {bad[0]!r} is not a name: letters, digits and . _ - (at most 64), e.g. clinicians"
+            )
         token = secrets.token_urlsafe(TOKEN_BYTES)
         digest = hashlib.sha256(token.encode()).hexdigest()
         with self._db.transaction() as conn:

@@ -98,9 +98,6 @@ def _restore_status(serving: LocalServing, original: dict[str, object]) -> None:
     path.write_text(json.dumps({**current, "pid": original["pid"]}))
 
 
-@pytest.mark.xfail(
-    reason="stop signals the pid status.json names (issue 9 attack B1)", raises=AssertionError, strict=True
-)
 def test_stop_never_signals_a_process_that_is_not_the_supervisor(
     state: tuple[Store, str], innocent: subprocess.Popen[bytes]
 ) -> None:
@@ -125,9 +122,6 @@ def test_stop_never_signals_a_process_that_is_not_the_supervisor(
             _restore_status(serving, original)
 
 
-@pytest.mark.xfail(
-    reason="deploy SIGHUPs the pid status.json names (issue 9 attack B1)", raises=AssertionError, strict=True
-)
 def test_a_redeploy_never_signals_a_process_that_is_not_the_supervisor(
     state: tuple[Store, str], innocent: subprocess.Popen[bytes]
 ) -> None:
@@ -178,9 +172,6 @@ def test_a_callers_change_does_not_serve_an_altered_configuration_again(state: t
     assert answer.status_code == 403, f"a caller of group 'anyone' was answered {answer.status_code}: {answer.text}"
 
 
-@pytest.mark.xfail(
-    reason="the supervisor's 503 holds the state's path (issue 9 attack B3)", raises=AssertionError, strict=True
-)
 def test_the_503_of_a_service_that_cannot_start_does_not_tell_anyone_where_the_state_is(
     state: tuple[Store, str],
 ) -> None:
@@ -200,9 +191,6 @@ def test_the_503_of_a_service_that_cannot_start_does_not_tell_anyone_where_the_s
     assert str(store.state_dir.resolve()) not in answer.text, answer.text
 
 
-@pytest.mark.xfail(
-    reason="the supervisor's pid is known only from status.json (issue 9 attack B1)", raises=AssertionError, strict=True
-)
 def test_stop_stops_a_running_service_whose_status_file_is_gone(state: tuple[Store, str]) -> None:
     """Whether a supervisor runs is told by its lock; which process it is, only by
     ``status.json``. Without that file, ``stop`` answers "was not running" and leaves the

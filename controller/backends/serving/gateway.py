@@ -22,7 +22,7 @@ For every request it:
    the caller's answer is sent (the shadow's answer is dropped, at most
    :data:`MAX_SHADOW_IN_FLIGHT` at once: more are not mirrored);
 5. records the request in :class:`~.metrics.Metrics` by service, variant and
-   version, and says on the answer which variant and version gave it
+   version (its latency from the moment its body is in), and says on the answer which variant and version gave it
    (``Modelplane-Variant``, ``Modelplane-Version`` headers).
 """
 
@@ -45,9 +45,9 @@ SHADOW_TIMEOUT_S = 10.0
 CONSENT_HEADER = b"x-consent"
 _PUBLIC = frozenset({"/v2/health/live", "/v2/health/ready", "/v2", "/metrics"})
 _V1_PREDICT = re.compile(r"^/v1/models/([^/]+):predict$")
-_V2_INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
+_V2_INFER = re.compile(r"^/v2/models/([^/]+)/infer$")
 _V1_MODEL = re.compile(r"^/v1/models/([^/:]+)$")
-_V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?(/ready)?$")
+_V2_MODEL = re.compile(r"^/v2/models/([^/]+)(/ready)?$")
 
 
 @dataclass
@@ -220,11 +220,17 @@ class Gateway:
 
     def _refused(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
         authorization, consent = b"", b""
+        seen = {b"authorization": 0, CONSENT_HEADER: 0}
         for name, value in scope.get("headers", []):
             if name == b"authorization":
                 authorization = value
             elif name == CONSENT_HEADER:
                 consent = value
+            else:
+                continue
+            seen[name] += 1
+        if max(seen.values()) > 1:  # which one would count is anyone's guess: neither does
+            return 400, "send Authorization and X-Consent once each", []
         scheme, _, token = authorization.strip().partition(b" ")
         if scheme.lower() != b"bearer" or not token.strip():
             return 401, "send a caller token: 'Authorization: Bearer <token>'", [(b"www-authenticate", b"Bearer")]
@@ -284,16 +290,25 @@ class Gateway:
                 message = {**message, "headers": [*message.get("headers", []), *answered_by]}
             await send(message)
 
+        # The clock starts once the body is in: a caller's slow upload is not the version's latency.
+        received = time.perf_counter()
+
+        async def timed() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body"):
+                received = time.perf_counter()
+            return message
+
         version_header = str(variant.version).encode()
         in_flight = self.metrics.in_flight.labels(self.service, variant.role)
         in_flight.inc()
-        start = time.perf_counter()
         try:
-            await self.app(scope, receive, observed)
+            await self.app(scope, timed, observed)
         finally:
             version = str(variant.version)
             self.metrics.duration.labels(self.service, variant.role, version, protocol).observe(
-                time.perf_counter() - start
+                time.perf_counter() - received
             )
             self.metrics.requests.labels(self.service, variant.role, version, protocol, str(status)).inc()
             in_flight.dec()

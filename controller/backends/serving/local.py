@@ -5,14 +5,14 @@ configuration (``config.json``, :mod:`.config`), its supervisor's lock and its
 status (:mod:`.supervisor`). :meth:`LocalServing.deploy` writes the configuration
 and either signals the running supervisor to reload it or launches one, then waits
 until the supervisor reports that the new generation serves (or why it cannot).
-Whether a supervisor runs is told by its lock, not by a pid that may have been
-reused: a supervisor that died (even by SIGKILL) frees the lock, and its replicas
-end with it.
+Whether a supervisor runs is told by its lock, and which process it is by the
+kernel's lock table (:mod:`controller.backends.lockfile`), never by a pid in a file:
+a supervisor that died (even by SIGKILL) frees the lock, and its replicas end with it.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from controller.backends import lockfile
 from controller.backends.serving.config import ConfigError, ServiceConfig, read
 from controller.backends.serving.process import ServingError
 from controller.backends.serving.supervisor import CONFIG_FILE, LOCK_FILE, STATUS_FILE, write_json
@@ -91,18 +92,11 @@ class LocalServing:
 
     def running(self, service: str) -> bool:
         """Whether a supervisor holds the service's lock now."""
-        path = self.directory(service) / LOCK_FILE
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # closing releases a lock this process took
-        return False
+        return lockfile.held(self.directory(service) / LOCK_FILE)
+
+    def supervisor(self, service: str) -> int | None:
+        """The pid of the running supervisor, from the kernel's lock table (not status.json)."""
+        return lockfile.holder(self.directory(service) / LOCK_FILE) if self.running(service) else None
 
     def config(self, service: str) -> ServiceConfig | None:
         try:
@@ -119,7 +113,7 @@ class LocalServing:
             state=str(raw.get("state", "starting")) if running else "down",
             url=raw.get("url") if running else None,
             generation=raw.get("generation"),
-            pid=raw.get("pid") if running else None,
+            pid=self.supervisor(service) if running else None,
             replicas=tuple(r["pid"] for r in raw.get("replicas", []) if isinstance(r, dict)) if running else (),
             restarts=int(raw.get("restarts", 0)),
             cold_starts=int(raw.get("cold_starts", 0)),
@@ -145,8 +139,8 @@ class LocalServing:
         if config != current:  # a new generation, or the port it had, kept
             write_json(directory / CONFIG_FILE, json.loads(config.to_json()))
         if self.running(config.service):
-            pid = previous.get("pid")
-            if not same and isinstance(pid, int):
+            pid = self.supervisor(config.service)
+            if not same and pid is not None:
                 os.kill(pid, signal.SIGHUP)
         else:
             (directory / STATUS_FILE).unlink(missing_ok=True)  # a dead supervisor's last words are stale
@@ -190,14 +184,16 @@ class LocalServing:
 
     def stop(self, service: str, timeout: float = STOP_TIMEOUT) -> bool:
         """Stop the service's supervisor and replicas; False when none ran."""
-        status = self.status(service)
-        if not status.running or status.pid is None:
+        pid = self.supervisor(service)
+        if pid is None:
             return False
-        os.kill(status.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while self.running(service):
             if time.monotonic() > deadline:
-                os.kill(status.pid, signal.SIGKILL)  # its replicas end with it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)  # its replicas end with it
                 break
             time.sleep(0.05)
         return True

@@ -38,6 +38,7 @@ from controller.backends.serving.gateway import Activity
 
 MAX_BODY_BYTES = 8 << 20  # an inference request: thousands of rows, not an upload
 BODY_TIMEOUT_S = 30.0
+MAX_ROWS = 10_000  # a request's rows: more is a batch job, not a call
 LISTEN_FD_ENV = "MODELPLANE_LISTEN_FD"
 PARENT_PID_ENV = "MODELPLANE_PARENT_PID"  # set by .process
 DRAIN_SIGNAL = signal.SIGUSR1  # stop accepting, close each connection after its next answer, then exit
@@ -72,7 +73,7 @@ def _served_model_class() -> type:
     import numpy as np
     import pandas as pd
     from kserve.errors import InvalidInput
-    from kserve.protocol.infer_type import InferResponse
+    from kserve.protocol.infer_type import InferRequest, InferResponse
     from kserve.utils.utils import get_predict_input, get_predict_response
 
     from controller.state.artifacts import ArtifactStore
@@ -97,8 +98,33 @@ def _served_model_class() -> type:
             self.ready = True
             return True
 
+        def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+            """Refuse a request that is not one, cheaply, before KServe or pandas builds
+            anything from it (a body of millions of empty rows would hold the event loop)."""
+            if isinstance(payload, dict):
+                rows = payload.get("instances")
+                if not isinstance(rows, list):
+                    raise InvalidInput('a V1 request is {"instances": [rows]}, each row a list of feature values')
+                _check_rows(len(rows))
+                kinds = {type(row) for row in rows}
+                if not (kinds <= {list} or kinds <= {dict}):
+                    raise InvalidInput("every row must be a list of feature values, or every row an object")
+                if dict in kinds and not all(rows):
+                    raise InvalidInput("a row is an empty object: name the features")
+            elif isinstance(payload, InferRequest):
+                if not payload.inputs:
+                    raise InvalidInput("a V2 request needs one input tensor")
+                for tensor in payload.inputs:
+                    _check_rows(tensor.shape[0] if tensor.shape else 0)
+            return payload
+
         def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-            rows = self._rows(get_predict_input(payload))
+            try:
+                rows = self._rows(get_predict_input(payload))
+            except InvalidInput:
+                raise
+            except (KeyError, IndexError, ValueError, TypeError, OverflowError) as exc:
+                raise InvalidInput(f"the inputs cannot be read as rows of feature values ({exc})") from None
             try:
                 result = self.estimator.predict(rows)
             except ValueError as exc:
@@ -131,6 +157,12 @@ def _served_model_class() -> type:
                     raise InvalidInput("feature values must be numbers") from None
             return inputs
 
+    def _check_rows(count: int) -> None:
+        if count > MAX_ROWS:
+            raise InvalidInput(f"at most {MAX_ROWS} rows a request, not {count}")
+        if count < 1:
+            raise InvalidInput("inputs hold no rows")
+
     return ServedVersion
 
 
@@ -148,6 +180,12 @@ async def _http_error(request: Any, exc: Exception) -> Any:
 
     assert isinstance(exc, HTTPException)
     return _error(exc.status_code, str(exc.detail), error_headers(exc))
+
+
+async def _not_a_request(request: Any, exc: Exception) -> Any:
+    """FastAPI's 422 for a body that is not an inference request, in KServe's shape, without
+    echoing the body back."""
+    return _error(400, "the body is not an inference request of this protocol (see docs/serving.md)")
 
 
 def serve(config: ServiceConfig, listening: socket.socket | None = None) -> int:
@@ -183,6 +221,7 @@ def serve(config: ServiceConfig, listening: socket.socket | None = None) -> int:
         event_loop="asyncio",
         grace_period=5,
     )
+    from fastapi.exceptions import RequestValidationError
     from kserve.model_server import app
     from prometheus_client import REGISTRY
     from starlette.exceptions import HTTPException
@@ -197,6 +236,7 @@ def serve(config: ServiceConfig, listening: socket.socket | None = None) -> int:
     app.add_middleware(Gateway, config=config, decide=decide, metrics=Metrics(REGISTRY), activity=activity)
     app.add_middleware(BodyLimits, max_bytes=MAX_BODY_BYTES, seconds=BODY_TIMEOUT_S, respond=_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _not_a_request)
     idle = _stop_when_idle(rest, activity, config.idle_seconds) if config.idle_seconds else threading.Event()
     app.router.on_startup.append(lambda: _drain_on_signal(rest, activity))
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -234,7 +234,9 @@ class Supervisor:
             conn.settimeout(1.0)
             with contextlib.suppress(OSError):
                 conn.recv(65536)
-            body = json.dumps({"error": f"{self.config.service} is unavailable: {self.error}"}).encode()
+            # Not the reason itself: it may name paths of the state; its operator sees it in `serve status`.
+            message = f"{self.config.service} is unavailable: no replica can start; see 'modelplane serve status'"
+            body = json.dumps({"error": message}).encode()
             head = (
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nRetry-After: {max(1, int(self.retry_at - time.monotonic()))}\r\n"

@@ -16,7 +16,7 @@ from controller.api.status import ActionKind, ConditionType, Reason
 from controller.engine.actions import Action, Input, Note, Plan
 from controller.engine.desired import Desired, DesiredService, Observed, digest
 from controller.engine.planners.ledger import State, key_state
-from controller.state.records import ModelVersion
+from controller.state.records import Deployment, ModelVersion
 
 
 def config_digest(service: DesiredService, observed: Observed) -> str:
@@ -65,6 +65,12 @@ def _plan_service(
     config = config_digest(service, observed)
     key = digest("deploy", service.name, version.model, version.version, version.artifact_digest, config)
     deployed = observed.deployments.get(service.name)
+    if deployed is not None and not observed.serving.get(service.name):
+        restart = _plan_restart(ref, service, desired, observed, plan, retry, deployed, shadow)
+        if not isinstance(restart, bool):
+            return restart
+        if restart:
+            return None
     moving = deployed is not None and (deployed.stable_version, deployed.model) != (version.version, version.model)
     if moving and deployed is not None and service.canary_steps:
         return _plan_rollout(ref, service, desired, observed, plan, retry, version, config)
@@ -75,10 +81,6 @@ def _plan_service(
         reason = f"{service.model.describe()} moved: v{deployed.stable_version} -> v{version.version}"
     elif deployed.config_digest != config:
         reason = "the spec, the access data or the callers changed"
-    elif not observed.serving.get(service.name):
-        starts = deployed.starts + 1
-        key = f"{key}/start/{starts}"
-        reason = f"its server is down (start {starts})"
     else:
         where = f" at {deployed.url}" if deployed.url else ""
         return Note(ConditionType.READY, True, Reason.SUCCEEDED, f"serving {version.model} v{version.version}{where}")
@@ -93,6 +95,44 @@ def _plan_service(
         Action(ActionKind.DEPLOY, ref, key, reason, {**inputs, "starts": starts}, (), desired.revision)
     )
     return None
+
+
+def _plan_restart(
+    ref: str,
+    service: DesiredService,
+    desired: Desired,
+    observed: Observed,
+    plan: Plan,
+    retry: bool,
+    deployed: Deployment,
+    shadow: ModelVersion | None,
+) -> Note | bool:
+    """A server found down starts again serving what the deployment records (its canary
+    too, at its step), whatever else is pending: a rolled-back or waiting rollout must not
+    leave the stable version down. True when planned, False when the recorded version is
+    gone from the registry."""
+    stable = observed.registered.get((deployed.model, deployed.stable_version))
+    if stable is None:
+        return False
+    starts = deployed.starts + 1
+    base = digest("deploy", service.name, stable.model, stable.version, stable.artifact_digest, deployed.config_digest)
+    key = f"{base}/start/{starts}"
+    state = key_state(key, observed, retry=retry)
+    if state.note is not None:
+        return state.note
+    inputs = {**_inputs(service, stable, shadow, deployed.config_digest), "starts": starts}
+    if deployed.canary_version is not None:
+        canary = observed.registered.get((deployed.model, deployed.canary_version))
+        if canary is not None:
+            inputs |= {
+                "canary_version": canary.version,
+                "canary_artifact": canary.artifact_digest,
+                "canary_weight": deployed.canary_weight,
+                "canary_step": deployed.canary_step,
+            }
+    reason = f"its server is down (start {starts})"
+    plan.actions.append(Action(ActionKind.DEPLOY, ref, key, reason, inputs, (), desired.revision))
+    return True
 
 
 def _inputs(
