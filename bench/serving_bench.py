@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import ctypes
 import hashlib
 import json
@@ -405,8 +406,10 @@ def wrk(target: Target, script: Path, connections: int, seconds: float, load_cpu
         raise RuntimeError(f"{target.name} at c={connections} had errors:\n{out}")
     latency = {
         m.group(1): float(m.group(2)) * _UNITS[m.group(3)]
-        for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)
+        for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     }
+    if set(latency) != {"50", "99"}:
+        raise RuntimeError(f"{target.name} at c={connections}: no latency distribution in wrk's output:\n{out}")
     requests = int(re.search(r"^\s+(\d+) requests in", out, re.M).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M).group(1))  # type: ignore[union-attr]
     return Load(latency["50"], latency["99"], rps, requests, cpu * 1000 / max(requests, 1))
@@ -436,9 +439,12 @@ def floor(example: Example, count: int) -> dict[str, list[float]]:
     estimator = example.estimator
     columns = list(example.frame.columns)
     with_names = {"predict, one row (DataFrame)": lambda: estimator.predict(frame)}
+    nameless = copy.deepcopy(estimator)
+    del nameless.feature_names_in_  # what sklearn checks a DataFrame's columns (and warns on NumPy) against
     calls: dict[str, Callable[[], Any]] = {
         "predict, one row (NumPy)": lambda: estimator.predict(row),
         **with_names,
+        "predict, one row (NumPy, estimator without feature_names_in_)": lambda: nameless.predict(row),
         "predict_proba, one row (NumPy)": lambda: estimator.predict_proba(row),
         "pd.DataFrame(row, columns=30 names)": lambda: pd.DataFrame(row, columns=columns),
     }
@@ -568,6 +574,19 @@ for label, f in (("sklearn predict, one row (NumPy)", lambda: est.predict(row)),
 
 # Where a request's time goes, by the innermost frame of these files or packages (the
 # first that matches, scanning from the leaf); the rest is counted as "other".
+# And the share of samples inside these calls (with all they call).
+PROFILE_CALLS = (
+    ("the estimator's predict, all of it", ("GradientBoostingClassifier.predict ",)),
+    ("  of which scikit-learn's input checks (validate_data)", ("validate_data ",)),
+    ("pd.DataFrame built from the rows", ("DataFrame.__init__ ",)),
+    ("KServe's TimingMiddleware naming the route (a second route match)", ("StarletteScopeToName.__call__ ",)),
+    ("KServe's TimingMiddleware reading CPU time (getrusage)", ("get_cpu_time ",)),
+    ("FastAPI's request parameters (solve_dependencies)", ("solve_dependencies ",)),
+    ("the request body's JSON (Request.json, model_validate_json)", ("Request.json ", "model_validate_json")),
+    ("modelplane's gateway, with all it calls", ("Gateway.__call__ ",)),
+    ("  of which its metrics (prometheus_client)", ("prometheus_client/",)),
+    ("logging calls (filtered or not)", ("Logger.info ", "Logger.debug ", "Logger.isEnabledFor ")),
+)
 PROFILE_GROUPS = (
     ("scikit-learn: predict", ("sklearn/ensemble", "sklearn/tree")),
     ("scikit-learn: input validation (check_array, feature names)", ("sklearn/",)),
@@ -587,12 +606,13 @@ PROFILE_GROUPS = (
 
 
 def profile(target: Target, script: Path, args: argparse.Namespace, work: Path) -> str:
-    """py-spy samples of the server's processes while wrk loads it (c=8), by group."""
+    """py-spy samples of the server's process while wrk loads it (c=8), by group (py-spy
+    leaves out idle threads: an event loop waiting for events is not counted)."""
     out = work / f"profile-{re.sub(r'[^a-z0-9]+', '-', target.name.lower())}.txt"
     pid = target.pids()[0]
     spy = subprocess.Popen(
         ["taskset", "-c", str(args.load_cpu), str(args.tools_venv / "bin" / "py-spy"), "record", "--pid", str(pid),
-         "--duration", f"{args.profile:g}", "--rate", "250", "--format", "raw", "--output", str(out), "--native"],
+         "--duration", f"{args.profile:g}", "--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_end_with_us,
     )  # fmt: skip
     time.sleep(1.0)
@@ -601,16 +621,15 @@ def profile(target: Target, script: Path, args: argparse.Namespace, work: Path) 
     if spy.returncode != 0 or not out.exists():
         return f"  (py-spy failed: {errors.decode(errors='replace').strip()[-300:]})\n"
     counts: dict[str, int] = {}
+    inside: dict[str, int] = {}
     busy = 0
     for line in out.read_text().splitlines():
         stack, _, number = line.rpartition(" ")
         frames = stack.split(";")
-        if (
-            any(w in frames[-1] for w in ("select", "epoll", "_run_once (asyncio", "wait (threading"))
-            and len(frames) < 12
-        ):
-            continue  # idle: waiting for events
         busy += int(number)
+        for name, keys in PROFILE_CALLS:
+            if any(k in stack for k in keys) and not (name.startswith("  of which its") and "Gateway" not in stack):
+                inside[name] = inside.get(name, 0) + int(number)
         group = "other"
         for frame in reversed(frames):
             group = next((g for g, keys in PROFILE_GROUPS if any(k in frame for k in keys)), "")
@@ -618,7 +637,11 @@ def profile(target: Target, script: Path, args: argparse.Namespace, work: Path) 
                 break
         counts[group or "other"] = counts.get(group or "other", 0) + int(number)
     shutil.copy(out, OUT / out.name)
-    lines = [f"  {name:60s} {100 * n / max(busy, 1):5.1f}%" for name, n in sorted(counts.items(), key=lambda i: -i[1])]
+    share = lambda n: f"{100 * n / max(busy, 1):5.1f}%"  # noqa: E731
+    lines = ["  by the innermost frame of:"]
+    lines += [f"    {name:68s} {share(n)}" for name, n in sorted(counts.items(), key=lambda i: -i[1])]
+    lines += ["  inside these calls:"]
+    lines += [f"    {name:68s} {share(inside[name])}" for name, _ in PROFILE_CALLS if name in inside]
     return "\n".join([*lines, f"  ({busy} busy samples; stacks in bench/.out/{out.name})"]) + "\n"
 
 
