@@ -249,7 +249,8 @@ def test_while_no_replica_can_start_calls_get_503_with_the_reason(
     assert eventually(lambda: serving.status(SERVICE).state == "failing", 30)
     answer = predict(status.url or "", features, timeout=10)
     assert answer.status_code == 503
-    assert f"{SERVICE} is unavailable" in answer.json()["error"] and "missing" in answer.json()["error"]
+    assert answer.json()["error"] == f"{SERVICE} is unavailable: no replica can start; see 'modelplane serve status'"
+    assert "missing" in (serving.status(SERVICE).error or "")  # the reason, for its operator only
     assert int(answer.headers["retry-after"]) >= 1
 
 

@@ -211,6 +211,9 @@ def serve(config: ServiceConfig, listening: socket.socket | None = None) -> int:
     sock = listening or _socket(config)
     host, port = sock.getsockname()[:2]
     server = ModelServer(http_port=port, enable_grpc=False, enable_docs_url=False, workers=1)
+    import logging
+
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # ModelServer() set it back to INFO
     for model in models:
         server.register_model(model)
     rest = RESTServer(
@@ -218,9 +221,10 @@ def serve(config: ServiceConfig, listening: socket.socket | None = None) -> int:
         server.dataplane,
         server.model_repository_extension,
         port,
-        event_loop="asyncio",
+        event_loop="uvloop",
         grace_period=5,
     )
+    rest.config.access_log = False  # one formatted line per call, for nobody
     from fastapi.exceptions import RequestValidationError
     from kserve.model_server import app
     from prometheus_client import REGISTRY
