@@ -21,8 +21,10 @@ _RECONCILED = {
     "Dataset": "Reconciled: `apply` runs its data contract whenever its content or contract changes.",
     "Model": "Reconciled: `apply` trains it, runs its gates, promotes it and writes its model card.",
     "InferenceService": (
-        "**Not yet reconciled.** It is validated (schema, references) and judged by the policies, "
-        "but `apply` deploys nothing: no model server, no canary, no SLO analysis, until serving lands."
+        "Reconciled with `target: local`: `apply` serves the version its `spec.model` names in the registry on "
+        "127.0.0.1 (KServe's ModelServer behind modelplane's gateway), and a new version through the canary "
+        "steps, judged by Prometheus (see docs/serving.md). With `target: kubernetes` it is validated and "
+        "judged by the policies only. `replicas.max` and `autoscaling` are not acted on yet."
     ),
     "ChaosExperiment": (
         "**Not yet reconciled.** It is validated (schema, references) and judged by the policies, "
