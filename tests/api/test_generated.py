@@ -71,14 +71,14 @@ NOT_YET = "**Not yet reconciled.** It is validated (schema, references) and judg
     [
         ("Dataset", "Reconciled: `apply` runs its data contract"),
         ("Model", "Reconciled: `apply` trains it, runs its gates, promotes it"),
-        ("InferenceService", NOT_YET + "deploys nothing: no model server, no canary"),
+        ("InferenceService", "Reconciled with `target: local`: `apply` serves the version its `spec.model` names"),
         ("ChaosExperiment", NOT_YET + "runs no experiment: no faults, no probes, no rollbacks"),
     ],
     ids=["Dataset", "Model", "InferenceService", "ChaosExperiment"],
 )
 def test_reference_says_which_kinds_apply_reconciles(kind: str, status: str) -> None:
-    """Serving and chaos runs have not landed: the reference must not suggest that apply deploys
-    a service or runs an experiment. The status is the paragraph after the kind's summary."""
+    """Chaos runs have not landed, and serving only locally: the reference must not suggest more.
+    The status is the paragraph after the kind's summary."""
     page = Path("docs/spec-reference.md").read_text()
     section = page.split(f"\n## {kind}\n", 1)[1].split("\n## ", 1)[0]
     assert section.strip().split("\n\n")[1].startswith(status)

@@ -70,8 +70,9 @@ class Traffic:
 
 
 @pytest.fixture
-def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
+def served(approved_repo: Path) -> Iterator[tuple[Path, str, str]]:
     """The example with short canary intervals, v1 in Production and served; a caller."""
+    repo = approved_repo
     service = repo / SERVICE
     service.write_text(
         service.read_text()
@@ -80,8 +81,7 @@ def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
         .replace("maxLatencyP99: 50ms", "maxLatencyP99: 100ms")
     )
     git(repo, "commit", "-qam", "short canary steps for the test")
-    promote_to_production(repo)
-    out = modelplane(repo, "apply")
+    out = modelplane(repo, "apply")  # v1 (trained and approved once per session) to Production, served
     assert "deploy breast-cancer-api: first deployment" in out.stdout, out.stdout + out.stderr
     token = modelplane(repo, "serve", "caller", "add", "clara", "--group", "clinicians").stdout.strip()
     url = modelplane(repo, "serve", "url", "breast-cancer-api").stdout.strip()

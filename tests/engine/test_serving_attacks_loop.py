@@ -68,8 +68,9 @@ def weights(repo: Path) -> dict[str, float]:
 
 
 @pytest.fixture
-def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
+def served(approved_repo: Path) -> Iterator[tuple[Path, str, str]]:
     """The example with canary steps of INTERVAL_S seconds, v1 in Production and served; a caller."""
+    repo = approved_repo
     service = repo / SERVICE
     service.write_text(
         service.read_text()
@@ -77,8 +78,7 @@ def served(repo: Path) -> Iterator[tuple[Path, str, str]]:
         .replace("minRequests: 200", "minRequests: 3")
     )
     git(repo, "commit", "-qam", "short canary steps for the test")
-    promote_to_production(repo)
-    out = modelplane(repo, "apply")
+    out = modelplane(repo, "apply")  # v1 (trained and approved once per session) to Production, served
     assert "deploy breast-cancer-api: first deployment" in out.stdout, out.stdout + out.stderr
     token = modelplane(repo, "serve", "caller", "add", "clara", "--group", "clinicians").stdout.strip()
     url = modelplane(repo, "serve", "url", "breast-cancer-api").stdout.strip()
@@ -149,6 +149,7 @@ def test_after_a_rollback_apply_still_starts_a_stopped_service_again(served: tup
     port = urlsplit(url).port
     assert modelplane(repo, "serve", "stop", "breast-cancer-api").returncode == 0
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port's closed connections linger
         squatter.bind(("127.0.0.1", port or 0))
         squatter.listen(1)
         out = modelplane(repo, "apply")
