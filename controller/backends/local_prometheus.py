@@ -1,7 +1,7 @@
 """The Prometheus that modelplane runs for the services it serves on this machine.
 
 One per state directory, in ``<state>/prometheus/`` (configuration, targets, log and
-TSDB), started by :func:`ensure` when a canary first needs analysis and left running
+TSDB), started by :func:`ensure` when a service with canary analysis is deployed and left running
 in the background, as the model servers are: it scrapes every locally served
 service, whose endpoints :func:`set_targets` writes (Prometheus picks a change up
 within seconds, without a restart). Whether it runs is told by the lock it holds

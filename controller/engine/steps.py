@@ -10,6 +10,7 @@ exceptions are recorded by the executor.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -465,6 +466,10 @@ def deploy_step(action: Action, ctx: StepContext) -> Outcome:
             return found
         canary = (found, int(action.inputs.get("canary_step") or 0), float(action.inputs.get("canary_weight") or 0))
     ctx.progress(action, f"starting {service.name}: {stable.model} v{stable.version}")
+    if service.spec.canary is not None and service.spec.canary.analysis is not None:
+        # Scraped from its first deployment, so that a canary's first step finds data at once.
+        with contextlib.suppress(prometheus.PrometheusError):
+            local_prometheus.ensure(ctx.store.state_dir)
     restarted = previous is not None and starts > previous.starts
     return _go_live(
         action,
@@ -536,7 +541,8 @@ def canary_step(action: Action, ctx: StepContext) -> Outcome:
         judged = _analyse(ctx, service, analysis_spec, interval)
         evidence["analysis"] = judged.to_dict()
         if judged.verdict == prometheus.Verdict.NO_DATA and elapsed < interval + CANARY_DATA_GRACE_S:
-            return Retry(Reason.PROGRESSING, f"{at}: {judged.reason}; waiting for data", after=5.0, doubling=False)
+            wait = max(1.0, min(5.0, interval / 2))
+            return Retry(Reason.PROGRESSING, f"{at}: {judged.reason}; waiting for data", after=wait, doubling=False)
         if not judged.passed:
             ctx.progress(action, f"rolling back: {judged.reason}")
             return _go_live(

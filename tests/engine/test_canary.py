@@ -76,7 +76,8 @@ def served(approved_repo: Path) -> Iterator[tuple[Path, str, str]]:
     service = repo / SERVICE
     service.write_text(
         service.read_text()
-        .replace("interval: 30s", "interval: 3s")
+        .replace("steps: [10, 50, 100]", "steps: [20, 100]")
+        .replace("interval: 30s", "interval: 2s")
         .replace("minRequests: 200", "minRequests: 3")
         .replace("maxLatencyP99: 50ms", "maxLatencyP99: 100ms")
     )
@@ -100,16 +101,15 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
         out = modelplane(repo, "apply", "--watch", "--watch-timeout", "120", timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     for line in (
-        "canary v2 (breast-cancer-classifier stage Production) at 10% beside v1",
-        "canary v2: 10% -> 50%",
-        "canary v2: 50% -> 100%",
+        "canary v2 (breast-cancer-classifier stage Production) at 20% beside v1",
+        "canary v2: 20% -> 100%",
         "promoting the canary: v2 is stable",
     ):
         assert line in out.stdout, out.stdout
     assert set(traffic.codes) == {200}, traffic.codes  # no call failed while the canary moved
     recorded = events(repo)
     steps = [p for e, p in recorded if e == "canary-step"]
-    assert [s["weight"] for s in steps] == [50.0, 100.0]
+    assert [s["weight"] for s in steps] == [100.0]
     assert all(s["analysis"]["verdict"] == "passed" for s in steps)
     assert [e for e, _ in recorded if e.startswith("canary-")][-1] == "canary-promoted"
     status = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
@@ -130,7 +130,7 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
     with Traffic(url, token) as traffic:
         out = modelplane(repo, "apply", "--watch", "--watch-timeout", "120", timeout=300)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "rolling back: breast-cancer-api/canary over 3s: p99 latency (s)" in out.stdout, out.stdout
+    assert "rolling back: breast-cancer-api/canary over 2s: p99 latency (s)" in out.stdout, out.stdout
     assert set(traffic.codes) == {200}, traffic.codes
     (rollback,) = [p for e, p in events(repo) if e == "canary-rolled-back"]
     assert rollback["analysis"]["verdict"] == "failed" and rollback["canary_version"] == 3
@@ -143,7 +143,7 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
     # The rolled-back revision is not tried again until git changes.
     again = modelplane(repo, "apply")
     assert again.stdout.startswith("Nothing to apply; 1 resource(s) stalled"), again.stdout
-    assert "InferenceService/breast-cancer-api: CanaryRolledBack: canary v3 at 10% rolled back to v2" in again.stdout
+    assert "InferenceService/breast-cancer-api: CanaryRolledBack: canary v3 at 20% rolled back to v2" in again.stdout
 
 
 SERVED_BLOCK = re.compile(r"^```console served\n(.*?)^```", re.S | re.M)
