@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -90,7 +92,7 @@ def served(approved_repo: Path) -> Iterator[tuple[Path, str, str]]:
 
 
 @pytest.mark.served
-def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(served: tuple[Path, str, str]) -> None:
+def test_a_new_version_walks_the_canary_to_100_under_live_traffic(served: tuple[Path, str, str]) -> None:
     repo, url, token = served
     # v2: a change in git, trained, approved, promoted in the registry: the canary starts.
     model = repo / MODEL
@@ -115,8 +117,16 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
     status = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
     assert [(v["role"], v["version"], v["weight"]) for v in status["variants"]] == [("stable", 2, 100.0)]
 
-    # v3: a random forest of 4,000 trees, ~130 ms a call, over the 100 ms p99 the analysis allows
-    # (the example's gradient boosting answers in a few milliseconds).
+
+@pytest.mark.served
+def test_a_slow_version_is_rolled_back_and_a_stopped_service_comes_back(served: tuple[Path, str, str]) -> None:
+    """v2 is a random forest of 4,000 trees, ~130 ms a call, over the 100 ms p99 the analysis
+    allows (the example's gradient boosting answers in a few milliseconds): its canary is
+    rolled back with the evidence. Then the service is stopped: apply starts the stable
+    version again (the rollback does not keep it down); stopped again with its port taken
+    meanwhile, apply serves it elsewhere and says so."""
+    repo, url, token = served
+    model = repo / MODEL
     text = model.read_text()
     start, end = text.index("  estimator:"), text.index("  metrics:")
     model.write_text(
@@ -125,7 +135,7 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
         + "    params:\n      n_estimators: 4000\n      max_depth: 3\n      random_state: 0\n"
         + text[end:]
     )
-    git(repo, "commit", "-qam", "v3: a slow forest")
+    git(repo, "commit", "-qam", "v2: a slow forest")
     promote_to_production(repo)
     with Traffic(url, token) as traffic:
         out = modelplane(repo, "apply", "--watch", "--watch-timeout", "120", timeout=300)
@@ -133,17 +143,37 @@ def test_a_new_version_walks_the_canary_to_100_and_a_slow_one_is_rolled_back(ser
     assert "rolling back: breast-cancer-api/canary over 2s: p99 latency (s)" in out.stdout, out.stdout
     assert set(traffic.codes) == {200}, traffic.codes
     (rollback,) = [p for e, p in events(repo) if e == "canary-rolled-back"]
-    assert rollback["analysis"]["verdict"] == "failed" and rollback["canary_version"] == 3
+    assert rollback["analysis"]["verdict"] == "failed" and rollback["canary_version"] == 2
     p99 = next(m for m in rollback["analysis"]["measurements"] if m["name"] == "p99_latency_seconds")
     assert p99["value"] > p99["limit"] == 0.1
     status_text = modelplane(repo, "status").stdout
     assert "InferenceService/breast-cancer-api: Stalled (CanaryRolledBack)" in status_text
     served_now = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
-    assert [(v["role"], v["version"]) for v in served_now["variants"]] == [("stable", 2)]
+    assert [(v["role"], v["version"]) for v in served_now["variants"]] == [("stable", 1)]
     # The rolled-back revision is not tried again until git changes.
     again = modelplane(repo, "apply")
     assert again.stdout.startswith("Nothing to apply; 1 resource(s) stalled"), again.stdout
-    assert "InferenceService/breast-cancer-api: CanaryRolledBack: canary v3 at 20% rolled back to v2" in again.stdout
+    assert "InferenceService/breast-cancer-api: CanaryRolledBack: canary v2 at 20% rolled back to v1" in again.stdout
+
+    # Stopped: the next apply starts the stable version again, rollback or not.
+    assert modelplane(repo, "serve", "stop", "breast-cancer-api").returncode == 0
+    out = modelplane(repo, "apply")
+    status = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
+    assert status["state"] == "ready", out.stdout + out.stderr
+    headers = {"Authorization": f"Bearer {token}", "X-Consent": "true"}
+    assert httpx.post(status["url"] + PREDICT, json=ROWS, headers=headers).status_code == 200
+
+    # Stopped again, and its port taken meanwhile: apply serves it elsewhere, and says so.
+    port = urlsplit(url).port
+    assert modelplane(repo, "serve", "stop", "breast-cancer-api").returncode == 0
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port's closed connections linger
+        squatter.bind(("127.0.0.1", port or 0))
+        squatter.listen(1)
+        out = modelplane(repo, "apply")
+    moved = modelplane(repo, "serve", "url", "breast-cancer-api").stdout.strip()
+    assert moved != url
+    assert f"the endpoint moved from {url} to {moved} (its port was taken)" in out.stdout, out.stdout + out.stderr
 
 
 SERVED_BLOCK = re.compile(r"^```console served\n(.*?)^```", re.S | re.M)

@@ -1,6 +1,6 @@
 """Attacks on served models through the reconcile loop and the CLI, on the example served
 on 127.0.0.1: a canary spec edited mid-rollout, a hand-altered serving configuration,
-the service's port taken while it is down, a service stopped after a rollback.
+(a service stopped after a rollback, its port taken while down: tests/engine/test_canary.py).
 
 These tests were written to demonstrate problems found by attacking the serving target
 (issue 9). Each is marked ``xfail`` (strict, on an AssertionError) while its problem is
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -112,48 +110,3 @@ def test_a_canary_step_changed_mid_rollout_is_observed_for_its_whole_interval(
     assert "canary v2 takes 60% of the calls" in out.stdout, out.stdout + out.stderr
     assert "60% -> 100%" not in out.stdout, out.stdout
     assert weights(repo) == {"stable": 100.0, "canary": 60.0}
-
-
-@pytest.mark.served
-def test_after_a_rollback_apply_still_starts_a_stopped_service_again(served: tuple[Path, str, str]) -> None:
-    """Docs (serving.md): "``serve stop`` stops the server; the next ``apply`` starts it
-    again, as it does for a server that crashed." After a canary was rolled back, it does
-    not: the service is Stalled (CanaryRolledBack) and ``apply`` (even ``--retry``) says
-    "Nothing to apply", so the stable version stays down (after a crash or a reboot too)
-    until git changes."""
-    repo, url, token = served
-    service = repo / SERVICE
-    service.write_text(
-        service.read_text()
-        .replace(f"interval: {INTERVAL_S}s", "interval: 2s")
-        .replace("maxLatencyP99: 50ms", "maxLatencyP99: 1ms")  # any real call is slower: a rollback
-    )
-    model = repo / MODEL
-    model.write_text(model.read_text().replace("random_state: 42", "random_state: 7"))
-    git(repo, "commit", "-qam", "v2, with an analysis it cannot pass")
-    promote_to_production(repo)
-    with Traffic(url, token):
-        out = modelplane(repo, "apply", "--watch", "--watch-timeout", "120", timeout=300)
-    assert "rolling back" in out.stdout, out.stdout + out.stderr
-    assert weights(repo) == {"stable": 100.0}
-
-    assert modelplane(repo, "serve", "stop", "breast-cancer-api").returncode == 0
-    out = modelplane(repo, "apply")
-    status = json.loads(modelplane(repo, "serve", "status", "-o", "json").stdout)[0]
-    assert status["state"] == "ready", "the stable version is not served again:\n" + out.stdout + out.stderr
-    assert call(status["url"], token).status_code == 200
-
-    # Stopped again, and its port taken meanwhile: apply serves it elsewhere, and says so.
-    url = status["url"]
-    port = urlsplit(url).port
-    assert modelplane(repo, "serve", "stop", "breast-cancer-api").returncode == 0
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port's closed connections linger
-        squatter.bind(("127.0.0.1", port or 0))
-        squatter.listen(1)
-        out = modelplane(repo, "apply")
-    moved = modelplane(repo, "serve", "url", "breast-cancer-api").stdout.strip()
-    assert moved != url  # served elsewhere: as the docs say ("on the same port when it is free")
-    assert url in out.stdout + out.stderr and moved in out.stdout + out.stderr, (
-        "apply did not say that the endpoint moved:\n" + out.stdout + out.stderr
-    )
