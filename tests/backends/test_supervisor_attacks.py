@@ -206,11 +206,6 @@ def test_stop_stops_a_running_service_whose_status_file_is_gone(state: tuple[Sto
     assert stopped and not still, "stop left the service running"
 
 
-@pytest.mark.xfail(
-    reason="old replicas answer once more after the removal returned (issue 9 attack B4)",
-    raises=AssertionError,
-    strict=True,
-)
 def test_a_removed_callers_token_stops_working_once_the_removal_returns(state: tuple[Store, str]) -> None:
     """Docs: "``modelplane serve caller remove clara``: the token stops working at once".
     The deploy of the configuration without the caller returns once the new replicas

@@ -124,8 +124,9 @@ class LocalServing:
 
     def deploy(self, config: ServiceConfig, timeout: float = DEPLOY_TIMEOUT) -> ServiceStatus:
         """Serve ``config``: reload the running supervisor or start one; return once the
-        new configuration serves. Raises :class:`ServingError` with the reason when it
-        cannot. Deploying the configuration that already serves changes nothing."""
+        new configuration serves and no replica of an older one answers any more. Raises
+        :class:`ServingError` with the reason when it cannot. Deploying the configuration
+        that already serves changes nothing."""
         directory = self.directory(config.service)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         current = self.config(config.service)
@@ -170,7 +171,8 @@ class LocalServing:
             status = self.status(service)
             raw = _read_json(self.directory(service) / STATUS_FILE)
             seen_running = seen_running or status.running
-            if status.running and status.generation == generation and status.state in ("ready", "idle"):
+            drained = raw.get("drained") == generation  # no replica of an older generation answers
+            if status.running and status.generation == generation and status.state in ("ready", "idle") and drained:
                 return status
             if raw.get("error") and raw.get("error_generation") == generation:
                 raise ServingError(f"{service} generation {generation} cannot serve: {raw['error']}")

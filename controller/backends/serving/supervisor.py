@@ -120,6 +120,7 @@ class Supervisor:
     failures: int = 0
     retry_at: float = 0.0
     idle: bool = False
+    drained: int = 0  # the generation no older replica serves beside any more
 
     def report(self) -> None:
         write_json(
@@ -136,6 +137,7 @@ class Supervisor:
                 "last_cold_start_s": self.last_cold_start_s,
                 "error": self.error,
                 "error_generation": self.error_generation,
+                "drained": self.drained,
                 "updated": _now(),
             },
         )
@@ -165,6 +167,7 @@ class Supervisor:
             if self.error_generation == self.config.generation:
                 self.error = self.error_generation = None
         self.state = "ready"
+        self.drained = max(self.drained, self.config.generation)
         self.report()
 
     def reap(self) -> None:
@@ -204,6 +207,7 @@ class Supervisor:
             return
         if self.idle or not self.replicas:
             self.config, self.retry_at, self.failures = config, 0.0, 0
+            self.drained = config.generation
             self.report()
             return
         fresh: list[ModelServerProcess] = []
@@ -223,6 +227,8 @@ class Supervisor:
         for replica in old:
             replica.drain()
             _forget_gauges(replica.pid)
+        self.drained = config.generation  # only now does no old replica answer anyone
+        self.report()
 
     def answer_unavailable(self) -> None:
         """While no replica can start, answer a waiting connection with 503 and the reason."""
