@@ -11,15 +11,12 @@ stopped, the pid in its endpoint file is checked against the process's command l
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from controller.backends import lockfile, prometheus
+from controller.backends.processes import terminate_pid
 
 ENDPOINT_FILE = "endpoint.json"
 SCRAPE_INTERVAL = "1s"  # a handful of local targets: cheap, and analysis windows can be short
@@ -91,12 +88,5 @@ def stop(state_dir: Path, timeout: float = 10.0) -> bool:
     # inherited): the pid comes from the endpoint file, so check that it is this Prometheus.
     if not running(state_dir) or not isinstance(pid, int) or not _is_ours(pid, state_dir):
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while running(state_dir) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if running(state_dir):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    terminate_pid(pid, lambda: running(state_dir), timeout)
     return True

@@ -47,6 +47,8 @@ from prometheus_api_client import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
+from controller.backends.processes import terminate
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BINARY = "prometheus"
 START_TIMEOUT = 15.0  # Prometheus 2.42 is ready in well under a second on an empty TSDB
@@ -115,18 +117,12 @@ class PrometheusServer:
     def stop(self, grace: float = STOP_GRACE) -> int:
         """SIGTERM, then SIGKILL after ``grace`` seconds; the exit status (0 when it shut
         down cleanly on the SIGTERM)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = terminate(self.process, grace)
         self._log.close()
         if self._lock >= 0:
             os.close(self._lock)
             self._lock = -1
-        return self.process.returncode
+        return code if code is not None else -signal.SIGKILL
 
     def detach(self) -> None:
         """Leave it running on its own (its child keeps the lock): this object lets go of

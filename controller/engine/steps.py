@@ -345,8 +345,14 @@ def _served(action: Action, ctx: StepContext, model: str, number: int, artifact:
     )
 
 
-def _planned_variants(action: Action, ctx: StepContext) -> tuple[deploy.Served, deploy.Served | None] | Outcome:
-    """The version an action deploys and its shadow, as planned, their artifacts verified."""
+def _planned_variants(
+    action: Action, ctx: StepContext, service: InferenceService
+) -> tuple[deploy.Served, deploy.Served | None] | Outcome:
+    """The version an action deploys and its shadow, as planned, their artifacts verified;
+    or why not (the service's spec changed since the plan, a version moved, an artifact)."""
+    moved = _spec_moved(action, service)
+    if moved:
+        return moved
     target = _served(
         action, ctx, _input(action, "model"), int(action.inputs["version"] or 0), _input(action, "artifact")
     )
@@ -449,10 +455,7 @@ def deploy_step(action: Action, ctx: StepContext) -> Outcome:
     reloads without a gap, or starts; the deployment and its audit record are written when
     the new configuration serves."""
     service = ctx.services[action.name]
-    moved = _spec_moved(action, service)
-    if moved:
-        return moved
-    variants = _planned_variants(action, ctx)
+    variants = _planned_variants(action, ctx, service)
     if not isinstance(variants, tuple):
         return variants
     stable, shadow = variants
@@ -495,10 +498,7 @@ def canary_step(action: Action, ctx: StepContext) -> Outcome:
     with the evidence (``CanaryRolledBack``). No data is never a pass: past the interval and
     a grace period, it rolls back."""
     service = ctx.services[action.name]
-    moved = _spec_moved(action, service)
-    if moved:
-        return moved
-    variants = _planned_variants(action, ctx)
+    variants = _planned_variants(action, ctx, service)
     if not isinstance(variants, tuple):
         return variants
     target, shadow = variants

@@ -145,6 +145,8 @@ def test_a_service_is_served_restarted_reloaded_and_stopped(
     assert urlsplit(status.url).hostname == "127.0.0.1"
     url = status.url or ""
     assert predict(url, features).status_code == 200
+    directory = serving.directory(SERVICE)  # caller digests and access data: for its owner only
+    assert (directory.stat().st_mode & 0o777, (directory / "config.json").stat().st_mode & 0o777) == (0o700, 0o600)
 
     # The same configuration again changes nothing.
     assert serving.deploy(service_config(store, Variant("stable", "classifier", 1, stable))).replicas == status.replicas

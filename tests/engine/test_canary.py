@@ -12,8 +12,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import threading
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from loop_helpers import MODEL, git, modelplane
-
-SERVICE = Path("specs/services/breast-cancer-api.yaml")
-PREDICT = "/v1/models/breast-cancer-api:predict"
-ROWS = json.loads((Path(__file__).resolve().parents[2] / "docs/examples/predict-v1.json").read_text())
+from serving_helpers import PREDICT, ROWS, SERVICE, Traffic, promote_to_production
 
 
 def events(repo: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -35,40 +30,6 @@ def events(repo: Path) -> list[tuple[str, dict[str, Any]]]:
     finally:
         conn.close()
     return [(event, json.loads(payload)) for event, payload in rows]
-
-
-def promote_to_production(repo: Path) -> None:
-    out = modelplane(repo, "apply")
-    assert "promote breast-cancer-classifier -> Staging" in out.stdout, out.stdout + out.stderr
-    for who in ("alice", "bob"):
-        assert modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", who).returncode == 0
-
-
-class Traffic:
-    """Live calls to the service from another thread, counting the answers."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
-        self.codes: Counter[int] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}", "X-Consent": "true"}
-        with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set():
-                try:
-                    self.codes[client.post(self.url + PREDICT, json=ROWS, headers=headers).status_code] += 1
-                except httpx.TransportError:
-                    self.codes[0] += 1
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 @pytest.fixture

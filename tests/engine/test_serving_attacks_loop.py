@@ -8,9 +8,7 @@ open: the fix makes it pass, and strictness makes that fail until the mark is re
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,46 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 from loop_helpers import MODEL, git, modelplane
+from serving_helpers import PREDICT, ROWS, SERVICE, Traffic, promote_to_production
 
-SERVICE = Path("specs/services/breast-cancer-api.yaml")
-PREDICT = "/v1/models/breast-cancer-api:predict"
-ROWS = json.loads((Path(__file__).resolve().parents[2] / "docs/examples/predict-v1.json").read_text())
 INTERVAL_S = 6  # long enough that an apply ends well inside one interval
-
-
-def promote_to_production(repo: Path) -> None:
-    out = modelplane(repo, "apply")
-    assert "promote breast-cancer-classifier -> Staging" in out.stdout, out.stdout + out.stderr
-    for who in ("alice", "bob"):
-        assert modelplane(repo, "approve", "breast-cancer-classifier", "Staging", "--as", who).returncode == 0
 
 
 def call(url: str, token: str) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}", "X-Consent": "true"}
     return httpx.post(url + PREDICT, json=ROWS, headers=headers, timeout=30)
-
-
-class Traffic:
-    """Calls to the service from another thread while a rollout moves."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(httpx.TransportError):
-                call(self.url, self.token)
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 def weights(repo: Path) -> dict[str, float]:

@@ -12,7 +12,6 @@ a supervisor that died (even by SIGKILL) frees the lock, and its replicas end wi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.backends import lockfile
+from controller.backends.processes import terminate_pid
 from controller.backends.serving.config import ConfigError, ServiceConfig, read
 from controller.backends.serving.process import ServingError
 from controller.backends.serving.supervisor import CONFIG_FILE, LOCK_FILE, STATUS_FILE, write_json
@@ -189,15 +189,7 @@ class LocalServing:
         pid = self.supervisor(service)
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.running(service):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)  # its replicas end with it
-                break
-            time.sleep(0.05)
+        terminate_pid(pid, lambda: self.running(service), timeout)  # its replicas end with it
         return True
 
 

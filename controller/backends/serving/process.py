@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
+from controller.backends.processes import terminate
 from controller.backends.serving.config import ServiceConfig
 from controller.backends.serving.modelserver import PARENT_PID_ENV
 
@@ -65,16 +66,10 @@ class ModelServerProcess:
     def stop(self, grace: float = STOP_GRACE) -> int:
         """SIGTERM, then SIGKILL after ``grace`` seconds; the exit status (-15: it
         ended on the SIGTERM, after finishing the requests it was answering)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = terminate(self.process, grace)
         if self.process.stdout is not None:
             self.process.stdout.close()
-        return self.process.returncode
+        return code if code is not None else -signal.SIGKILL
 
 
 def start(
