@@ -22,6 +22,7 @@ from controller.backends.serving.gateway import (
     Gateway,
     WeightedSplit,
 )
+from controller.backends.serving.inference import Answer
 from controller.backends.serving.metrics import BUCKETS, Metrics
 
 SERVICE = "breast-cancer-api"
@@ -58,11 +59,20 @@ def config(*variants: Variant, require_consent: bool = False) -> ServiceConfig:
 
 
 class Inner:
-    """Stands for KServe's app: answers 200 with the path it was asked for."""
+    """Stands for KServe's app (metadata, readiness) and for the inference path
+    (:class:`~controller.backends.serving.inference.Inference`): answers 200 with the
+    path the call would have in KServe's app."""
 
     def __init__(self, status: int = 200) -> None:
         self.calls: list[tuple[str, bytes]] = []
+        self.headers: list[dict[str, str]] = []  # what the model saw of each inference call's headers
         self.status = status
+
+    async def infer(self, model: str, protocol: str, body: bytes, headers: dict[str, str]) -> Answer:
+        path = f"/v1/models/{model}:predict" if protocol == "v1" else f"/v2/models/{model}/infer"
+        self.calls.append((path, body))
+        self.headers.append(headers)
+        return Answer(self.status, json.dumps({"path": path}).encode())
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         body = b""
@@ -81,7 +91,7 @@ def gateway(cfg: ServiceConfig, inner: Inner | None = None, decide: Any = None) 
     inner = inner or Inner()
     metrics = Metrics(CollectorRegistry())
     decide = decide or access_decider(cfg.service, cfg.environment, cfg.access_data)
-    return Gateway(inner, cfg, decide, metrics, Activity()), inner, metrics
+    return Gateway(inner, cfg, decide, inner.infer, metrics, Activity(), call_timeout=1.0), inner, metrics
 
 
 async def call(
@@ -263,10 +273,10 @@ def test_the_shadow_gets_a_copy_and_its_answer_is_dropped() -> None:
 
 def test_a_failing_shadow_never_reaches_the_caller() -> None:
     class ShadowFails(Inner):
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if "--shadow" in scope["path"]:
-                raise RuntimeError("the shadow broke")
-            await super().__call__(scope, receive, send)
+        async def infer(self, model: str, protocol: str, body: bytes, headers: dict[str, str]) -> Answer:
+            if model.endswith("--shadow"):
+                return Answer(500, b'{"error": "the shadow broke"}')
+            return await super().infer(model, protocol, body, headers)
 
     gw, _inner, metrics = gateway(
         config(Variant("stable", "classifier", 3, DIGEST), Variant("shadow", "classifier", 5, DIGEST, 100)),
@@ -284,10 +294,10 @@ def test_a_failing_shadow_never_reaches_the_caller() -> None:
 
 def test_shadow_copies_are_bounded() -> None:
     class SlowShadow(Inner):
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if "--shadow" in scope["path"]:
+        async def infer(self, model: str, protocol: str, body: bytes, headers: dict[str, str]) -> Answer:
+            if model.endswith("--shadow"):
                 await asyncio.sleep(0.2)
-            await super().__call__(scope, receive, send)
+            return await super().infer(model, protocol, body, headers)
 
     gw, inner, _ = gateway(
         config(Variant("stable", "classifier", 3, DIGEST), Variant("shadow", "classifier", 5, DIGEST, 100)),
@@ -375,3 +385,46 @@ def test_an_answer_says_which_variant_and_version_gave_it() -> None:
     asyncio.run(run())
     said = [(dict(h)[b"modelplane-variant"], dict(h)[b"modelplane-version"]) for h in heads]
     assert sorted(said) == [(b"canary", b"4"), (b"stable", b"3")]
+
+
+def test_a_version_that_does_not_answer_in_time_is_a_504_counted_against_it() -> None:
+    class Stuck(Inner):
+        async def infer(self, model: str, protocol: str, body: bytes, headers: dict[str, str]) -> Answer:
+            await asyncio.sleep(60)
+            raise AssertionError("never reached")
+
+    gw, _, metrics = gateway(config(), Stuck())
+    status, body = asyncio.run(call(gw, PREDICT))
+    assert (status, body) == (504, {"error": "version 3 of breast-cancer-api did not answer within 1 s"})
+    assert metrics.requests.labels(SERVICE, "stable", "3", "v1", "504")._value.get() == 1
+    assert metrics.in_flight.labels(SERVICE, "stable")._value.get() == 0
+
+
+def test_the_model_never_sees_the_callers_token() -> None:
+    gw, inner, _ = gateway(config())
+    extra = {"X-Request-Id": "req-7", "Cookie": "session=secret", "X-Consent": "true"}
+    assert asyncio.run(call(gw, PREDICT, headers=extra))[0] == 200
+    assert inner.headers == [{"content-type": "application/json", "x-request-id": "req-7"}]
+
+
+def test_a_body_over_the_limit_is_refused_before_any_version_sees_it() -> None:
+    """The body limits in front raise from receive (controller.http.limits): the gateway
+    answers with their status, closes the connection, and no version is charged."""
+    from starlette.exceptions import HTTPException
+
+    gw, inner, metrics = gateway(config())
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        raise HTTPException(413, "request body over 8388608 bytes")
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    headers = [(b"authorization", f"Bearer {TOKENS['alice']}".encode()), (b"content-type", b"application/json")]
+    asyncio.run(gw({"type": "http", "method": "POST", "path": PREDICT, "headers": headers}, receive, send))
+    assert sent[0]["status"] == 413 and (b"connection", b"close") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"]) == {"error": "request body over 8388608 bytes"}
+    assert inner.calls == []
+    assert metrics.requests.labels(SERVICE, "none", "", "v1", "413")._value.get() == 1
+    assert metrics.requests.labels(SERVICE, "stable", "3", "v1", "413")._value.get() == 0

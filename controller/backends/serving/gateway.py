@@ -14,16 +14,24 @@ For every request it:
    ``X-Consent: true`` header) whether the caller may call the service: 403 with
    the policy's reasons otherwise, 503 when the policy cannot be evaluated (fail
    closed);
-3. refuses an inference call whose body is not declared JSON (415); routes the
-   others to the canary for ``weight`` percent of the calls (exactly: of every 100
-   calls, ``weight`` go to the canary) and to stable for the rest, by rewriting the
-   path to the variant's internal name; metadata and readiness go to stable;
+3. refuses an inference call whose body is not declared JSON (415); reads its
+   body (bounded by the body limits in front: 413, 408) and routes it to the canary
+   for ``weight`` percent of the calls (exactly: of every 100 calls, ``weight`` go to
+   the canary) and to stable for the rest: the call goes straight to
+   :class:`~.inference.Inference` with the variant's internal model name, not
+   through KServe's app, and an answer not ready within ``call_timeout`` seconds
+   (:data:`CALL_TIMEOUT_S`) is a 504; metadata and readiness go to KServe's app, for
+   stable, by rewriting the path;
 4. mirrors ``weight`` percent of the inference calls to the shadow variant after
    the caller's answer is sent (the shadow's answer is dropped, at most
    :data:`MAX_SHADOW_IN_FLIGHT` at once: more are not mirrored);
-5. records the request in :class:`~.metrics.Metrics` by service, variant and
-   version (its latency from the moment its body is in), and says on the answer which variant and version gave it
-   (``Modelplane-Variant``, ``Modelplane-Version`` headers).
+5. records the call in :class:`~.metrics.Metrics` by service, variant and
+   version (its latency from the moment its body is in; a call refused before a
+   variant answers counts as variant ``none``), and says on the answer which variant
+   and version gave it (``Modelplane-Variant``, ``Modelplane-Version`` headers).
+
+The model sees of a call's headers only its ``Content-Type`` and ``X-Request-Id``
+(:data:`MODEL_HEADERS`): the caller's token stops here.
 """
 
 from __future__ import annotations
@@ -33,15 +41,19 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from starlette.exceptions import HTTPException
+
 from controller.backends.serving.config import Caller, ServiceConfig, Variant
+from controller.backends.serving.inference import Answer, error
 from controller.backends.serving.metrics import App, Message, Metrics, Receive, Scope, Send, exposition
+from controller.http.limits import error_headers
 
 MAX_SHADOW_IN_FLIGHT = 8
 PRECREATED_CODES = ("200", "400", "500", "503")
-SHADOW_TIMEOUT_S = 10.0
+CALL_TIMEOUT_S = 30.0
 CONSENT_HEADER = b"x-consent"
 _PUBLIC = frozenset({"/v2/health/live", "/v2/health/ready", "/v2", "/metrics"})
 _V1_PREDICT = re.compile(r"^/v1/models/([^/]+):predict$")
@@ -71,6 +83,8 @@ class DecisionError(Exception):
 
 # (caller name, caller groups, consent) -> whether the caller may call the service
 Decide = Callable[[str, tuple[str, ...], bool], Decision]
+# (model, protocol, body, headers) -> the model's answer (.inference.Inference)
+Infer = Callable[[str, str, bytes, dict[str, str]], Awaitable[Answer]]
 
 
 class WeightedSplit:
@@ -110,6 +124,31 @@ def _json_body(scope: Scope) -> bool:
     return False
 
 
+async def _body(receive: Receive) -> bytes:
+    """The request's whole body (its size and time bounded by the body limits in front)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise HTTPException(400, "the client went away before its request was complete")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+MODEL_HEADERS = frozenset({"content-type", "x-request-id"})
+
+
+def _model_headers(scope: Scope) -> dict[str, str]:
+    """What KServe's data plane and the model see of a call's headers: its content type and
+    request id; never its credentials."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope.get("headers", [])
+        if name.decode("latin-1") in MODEL_HEADERS
+    }
+
+
 def _json(status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]] | None = None) -> list[Message]:
     payload = json.dumps(body).encode()
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -123,9 +162,18 @@ class Gateway:
     """The ASGI middleware described in the module's docstring."""
 
     def __init__(
-        self, app: App, config: ServiceConfig, decide: Decide, metrics: Metrics, activity: Activity | None = None
+        self,
+        app: App,
+        config: ServiceConfig,
+        decide: Decide,
+        infer: Infer,
+        metrics: Metrics,
+        activity: Activity | None = None,
+        call_timeout: float = CALL_TIMEOUT_S,
     ) -> None:
         self.app = app
+        self.infer = infer
+        self.call_timeout = call_timeout
         self.service = config.service
         self.stable = config.variant("stable")
         assert self.stable is not None
@@ -192,16 +240,23 @@ class Gateway:
             return
         variant = self.stable
         assert variant is not None
-        if inference and self.canary is not None and self.canary_split.pick():
-            variant = self.canary
         if not inference:
             await self.app(self._rewritten(scope, variant), receive, send)
             return
-        mirror = self.shadow is not None and self.shadow_split.pick() and len(self._shadows) < MAX_SHADOW_IN_FLIGHT
-        body = bytearray() if mirror else None
-        await self._observed(self._rewritten(scope, variant), self._recording(receive, body), send, variant, protocol)
-        if mirror and body is not None and self.shadow is not None:
-            task = asyncio.get_running_loop().create_task(self._mirror(scope, bytes(body), self.shadow, protocol))
+        try:
+            body = await _body(receive)
+        except HTTPException as exc:  # the body limits (controller.http.limits): too large, too slow
+            self.metrics.requests.labels(self.service, "none", "", protocol, str(exc.status_code)).inc()
+            extra = [(k.lower().encode(), v.encode()) for k, v in error_headers(exc).items()]
+            await self._answer(send, exc.status_code, str(exc.detail), extra)
+            return
+        if self.canary is not None and self.canary_split.pick():
+            variant = self.canary
+        seen = _model_headers(scope)
+        await self._call(variant, protocol, body, seen, send)
+        shadow = self.shadow
+        if shadow is not None and self.shadow_split.pick() and len(self._shadows) < MAX_SHADOW_IN_FLIGHT:
+            task = asyncio.get_running_loop().create_task(self._call(shadow, protocol, body, seen, None))
             self._shadows.add(task)
             task.add_done_callback(self._shadows.discard)
 
@@ -266,72 +321,39 @@ class Gateway:
         path = scope["path"].replace(f"/models/{self.service}", f"/models/{name}", 1)
         return {**scope, "path": path, "raw_path": path.encode()}
 
-    @staticmethod
-    def _recording(receive: Receive, body: bytearray | None) -> Receive:
-        if body is None:
-            return receive
-
-        async def recorded() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                body.extend(message.get("body", b""))
-            return message
-
-        return recorded
-
-    async def _observed(self, scope: Scope, receive: Receive, send: Send, variant: Variant, protocol: str) -> None:
-        status = 500  # unless a response starts
-
-        async def observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                answered_by = [(b"modelplane-variant", variant.role.encode()), (b"modelplane-version", version_header)]
-                message = {**message, "headers": [*message.get("headers", []), *answered_by]}
-            await send(message)
-
-        # The clock starts once the body is in: a caller's slow upload is not the version's latency.
-        received = time.perf_counter()
-
-        async def timed() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body"):
-                received = time.perf_counter()
-            return message
-
-        version_header = str(variant.version).encode()
+    async def _call(
+        self, variant: Variant, protocol: str, body: bytes, headers: dict[str, str], send: Send | None
+    ) -> None:
+        """Ask ``variant`` for its answer to the call, within :attr:`call_timeout` seconds (504
+        otherwise), record it, and send it (a shadow's is dropped: ``send`` is None)."""
+        version = str(variant.version)
         in_flight = self.metrics.in_flight.labels(self.service, variant.role)
         in_flight.inc()
+        started = time.perf_counter()  # the body is in: a caller's slow upload is not the version's latency
+        status = 500  # unless an answer comes
         try:
-            await self.app(scope, timed, observed)
+            try:
+                async with asyncio.timeout(self.call_timeout):
+                    answer = await self.infer(variant.internal_name(self.service), protocol, body, headers)
+            except TimeoutError:
+                late = f"version {version} of {self.service} did not answer within {self.call_timeout:g} s"
+                answer = error(504, late)
+            status = answer.status
+            if send is not None:
+                head = [
+                    *answer.headers,
+                    (b"content-length", str(len(answer.body)).encode()),
+                    (b"modelplane-variant", variant.role.encode()),
+                    (b"modelplane-version", version.encode()),
+                ]
+                await send({"type": "http.response.start", "status": status, "headers": head})
+                await send({"type": "http.response.body", "body": answer.body})
         finally:
-            version = str(variant.version)
             self.metrics.duration.labels(self.service, variant.role, version, protocol).observe(
-                time.perf_counter() - received
+                time.perf_counter() - started
             )
             self.metrics.requests.labels(self.service, variant.role, version, protocol, str(status)).inc()
             in_flight.dec()
-
-    async def _mirror(self, scope: Scope, body: bytes, shadow: Variant, protocol: str) -> None:
-        sent = False
-
-        async def receive() -> Message:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def drop(message: Message) -> None:
-            return None
-
-        try:
-            await asyncio.wait_for(
-                self._observed(self._rewritten(scope, shadow), receive, drop, shadow, protocol), SHADOW_TIMEOUT_S
-            )
-        except Exception:  # a shadow's failure is counted in its metrics, never the caller's
-            return
 
     async def _answer(
         self, send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None

@@ -12,7 +12,9 @@ types only) as a KServe model under the variant's internal name, puts the gatewa
 (:mod:`.gateway`: access, routing, shadowing, metrics) in front of KServe's app,
 prints one JSON line on standard output, ``{"url": "http://127.0.0.1:PORT"}``, and
 serves KServe's V1 (``:predict``) and V2 (Open Inference Protocol) endpoints until
-SIGTERM or SIGINT. Request bodies are limited to :data:`MAX_BODY_BYTES`, arriving
+SIGTERM or SIGINT: inference calls through KServe's data plane directly
+(:mod:`.inference`), the rest through KServe's app. A model's predictions are
+micro-batched (:mod:`.batching`). Request bodies are limited to :data:`MAX_BODY_BYTES`, arriving
 within :data:`BODY_TIMEOUT_S` (413, 408; :mod:`controller.http.limits`). With
 ``idle_seconds`` set (scale to zero), a replica that has had no call for that long
 stops with status :data:`EXIT_IDLE`. A variant that cannot be loaded (missing,
@@ -76,6 +78,7 @@ def _served_model_class() -> type:
     from kserve.protocol.infer_type import InferRequest, InferResponse
     from kserve.utils.utils import get_predict_input, get_predict_response
 
+    from controller.backends.serving.batching import MicroBatcher
     from controller.state.artifacts import ArtifactStore
 
     class ServedVersion(kserve.Model):
@@ -88,10 +91,12 @@ def _served_model_class() -> type:
             self.store = store
             self.digest = digest
             self.estimator: Any = None
+            self.batcher: Any = None
             self.features: list[str] = []
 
         def load(self) -> bool:
             self.estimator = self.store.load_model(self.digest)  # verifies the digest first
+            self.batcher = MicroBatcher(self.estimator.predict)
             self.features = [str(f) for f in getattr(self.estimator, "feature_names_in_", [])]
             # Rows come as arrays in the features' order (see _rows): the names are checked here.
             warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
@@ -118,7 +123,7 @@ def _served_model_class() -> type:
                     _check_rows(tensor.shape[0] if tensor.shape else 0)
             return payload
 
-        def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
             try:
                 rows = self._rows(get_predict_input(payload))
             except InvalidInput:
@@ -126,7 +131,7 @@ def _served_model_class() -> type:
             except (KeyError, IndexError, ValueError, TypeError, OverflowError) as exc:
                 raise InvalidInput(f"the inputs cannot be read as rows of feature values ({exc})") from None
             try:
-                result = self.estimator.predict(rows)
+                result = await self.batcher(rows)  # with the rows of the calls that came with this one
             except ValueError as exc:
                 raise InvalidInput(f"the model cannot predict these inputs: {exc}") from None
             response = get_predict_response(payload, result, self.service)
@@ -182,12 +187,6 @@ async def _http_error(request: Any, exc: Exception) -> Any:
     return _error(exc.status_code, str(exc.detail), error_headers(exc))
 
 
-async def _not_a_request(request: Any, exc: Exception) -> Any:
-    """FastAPI's 422 for a body that is not an inference request, in KServe's shape, without
-    echoing the body back."""
-    return _error(400, "the body is not an inference request of this protocol (see docs/serving.md)")
-
-
 def serve(config: ServiceConfig, listening: socket.socket | None = None) -> int:
     """Load the variants, put the gateway in front, announce the URL, serve until stopped;
     the exit status (0, or :data:`EXIT_IDLE` after ``idle_seconds`` without a call)."""
@@ -225,22 +224,24 @@ def serve(config: ServiceConfig, listening: socket.socket | None = None) -> int:
         grace_period=5,
     )
     rest.config.access_log = False  # one formatted line per call, for nobody
-    from fastapi.exceptions import RequestValidationError
     from kserve.model_server import app
     from prometheus_client import REGISTRY
     from starlette.exceptions import HTTPException
 
     from controller.backends.serving.gateway import Activity, Gateway
+    from controller.backends.serving.inference import Inference
     from controller.backends.serving.metrics import Metrics
     from controller.http.limits import BodyLimits
 
     # Added last, so outermost: a body over the limit is refused before it is counted or read.
     # KServe's /metrics serves the default registry: these metrics come out there too.
     activity = Activity()
-    app.add_middleware(Gateway, config=config, decide=decide, metrics=Metrics(REGISTRY), activity=activity)
+    inference = Inference(server.dataplane)  # inference calls skip KServe's FastAPI app (see .inference)
+    app.add_middleware(
+        Gateway, config=config, decide=decide, infer=inference, metrics=Metrics(REGISTRY), activity=activity
+    )
     app.add_middleware(BodyLimits, max_bytes=MAX_BODY_BYTES, seconds=BODY_TIMEOUT_S, respond=_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _not_a_request)
     idle = _stop_when_idle(rest, activity, config.idle_seconds) if config.idle_seconds else threading.Event()
     app.router.on_startup.append(lambda: _drain_on_signal(rest, activity))
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
