@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from controller.backends import local_prometheus
-from controller.backends.serving.config import Caller
+from controller.backends.serving.config import Caller, ConfigError, parse
 from controller.backends.serving.local import LocalServing
 from controller.backends.serving.process import ServingError
 from controller.state.store import Store
@@ -57,17 +57,22 @@ def stop_monitoring(store: Store) -> bool:
 
 
 def _refresh_callers(store: Store) -> list[str]:
-    """Give every running service the callers the store holds now; problems, one per service."""
+    """Give every running service the callers the store holds now, with the configuration it
+    was deployed with (from the state store: an altered ``config.json`` is not served again);
+    problems, one per service."""
     serving = LocalServing(store.state_dir)
     callers = tuple(Caller(c.name, c.token_sha256, c.groups) for c in store.deployments.callers())
     problems = []
     for name in serving.services():
-        config = serving.config(name)
-        if config is None or not serving.running(name) or config.callers == callers:
+        if not serving.running(name):
+            continue
+        served = store.deployments.served_config(name)
+        if served is None:
+            problems.append(f"{name}: no deployment of it is recorded; run 'modelplane apply' to serve the callers")
             continue
         try:
-            serving.deploy(replace(config, callers=callers))
-        except ServingError as exc:
+            serving.deploy(replace(parse(served), callers=callers))
+        except (ServingError, ConfigError) as exc:
             problems.append(f"{name}: {exc}")
     return problems
 

@@ -442,6 +442,7 @@ def _go_live(
             deployment,
             event,
             {"key": action.key, "reason": action.reason, "replicas": list(status.replicas), **evidence},
+            served_config=replace(config, callers=()).to_json(),  # what a change of callers is served with
         )
         ctx.record(action, outcome)
     local_prometheus.set_targets(

@@ -203,6 +203,12 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     );
     """,
+    # The configuration each service was served with, callers left out: what a change of
+    # callers is served with (never the service directory's config.json, which anyone who
+    # can write the directory could have altered).
+    """
+    ALTER TABLE deployments ADD COLUMN served_config TEXT;
+    """,
 ]
 
 

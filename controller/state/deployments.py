@@ -40,17 +40,26 @@ class Deployments:
         return {r["service"]: Deployment.from_row(r) for r in self._db.execute("SELECT * FROM deployments")}
 
     def record(
-        self, deployment: Deployment, event: str, evidence: dict[str, object], *, actor: str = "modelplane"
+        self,
+        deployment: Deployment,
+        event: str,
+        evidence: dict[str, object],
+        *,
+        served_config: str,
+        actor: str = "modelplane",
     ) -> None:
-        """Write what ``deployment`` serves now, and the audit record of the change
-        (``event``: deployed, restarted, canary-started, canary-step, canary-promoted,
-        canary-rolled-back); joins the caller's transaction."""
+        """Write what ``deployment`` serves now, with the configuration it is served with
+        (``served_config``: the serving target's, callers left out, see
+        :meth:`served_config`), and the audit record of the change (``event``: deployed,
+        restarted, canary-started, canary-step, canary-promoted, canary-rolled-back); joins
+        the caller's transaction."""
         columns = [f.name for f in fields(Deployment)]
         values = asdict(deployment)
         with self._db.transaction() as conn:
             conn.execute(
-                f"INSERT OR REPLACE INTO deployments ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-                [values[c] for c in columns],
+                f"INSERT OR REPLACE INTO deployments ({', '.join(columns)}, served_config) "
+                f"VALUES ({', '.join('?' for _ in columns)}, ?)",
+                [*(values[c] for c in columns), served_config],
             )
             self._audit.append(
                 event,
@@ -59,6 +68,13 @@ class Deployments:
                 actor=actor,
                 revision=deployment.revision,
             )
+
+    def served_config(self, service: str) -> str | None:
+        """The configuration ``service`` was last deployed with, callers left out (JSON, as
+        the serving target reads it); None when it has no deployment, or one recorded before
+        modelplane kept it."""
+        row = self._db.execute("SELECT served_config FROM deployments WHERE service = ?", (service,)).fetchone()
+        return None if row is None else row["served_config"]
 
     def remove(self, service: str, reason: str, *, actor: str = "modelplane") -> bool:
         with self._db.transaction() as conn:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from controller.api.status import ActionKind, OutcomeKind, Reason, RunStatus, Stage
@@ -189,7 +189,7 @@ class Deployment:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Deployment:
-        return cls(**{name: row[name] for name in row.keys()})  # noqa: SIM118 (a Row is not a dict)
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,17 +1,14 @@
 """Attacks on the files of a locally served service (its serving directory) and on the
 commands that act on them, with real supervisors and replicas.
 
-- ``status.json`` names the supervisor's pid; ``stop`` and ``deploy`` signal that pid
-  without checking that it is the supervisor: a stale or altered status makes them
-  signal another process (SIGTERM, SIGKILL, SIGHUP: each ends a process that does not
-  handle it) and leaves the service running.
-- ``config.json`` is what the supervisor serves after a reload; adding or removing a
-  caller rebuilds the next configuration from that file (not from the state store), so
-  an altered access policy input survives, and is served again, with the callers.
+- ``status.json`` names the supervisor's pid: a stale or altered status must not make
+  ``stop`` or ``deploy`` signal another process (the pid comes from the lock's holder).
+- ``config.json`` is what the supervisor serves after a reload: adding or removing a
+  caller must not serve an altered file again (the configuration comes from the state
+  store).
+- The 503 of a service that cannot start tells callers nothing of the state's paths.
 
-These tests were written to demonstrate problems found by attacking the serving target
-(issue 9). Each is marked ``xfail`` (strict, on an AssertionError) while its problem is
-open: the fix makes it pass, and strictness makes that fail until the mark is removed."""
+Written from attacks on the serving target (issue 9); each problem they showed is fixed."""
 
 from __future__ import annotations
 
@@ -21,6 +18,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -34,6 +32,8 @@ from controller.backends.serving.local import LocalServing
 from controller.backends.serving.process import ServingError
 from controller.backends.serving.supervisor import CONFIG_FILE, STATUS_FILE
 from controller.engine.serving import add_caller
+from controller.state.clock import now
+from controller.state.records import Deployment
 from controller.state.store import Store
 
 pytestmark = pytest.mark.served
@@ -144,17 +144,15 @@ def test_a_redeploy_never_signals_a_process_that_is_not_the_supervisor(
         _restore_status(serving, original)
 
 
-@pytest.mark.xfail(
-    reason="caller changes rebuild the config from config.json (issue 9 attack B2)", raises=AssertionError, strict=True
-)
 def test_a_callers_change_does_not_serve_an_altered_configuration_again(state: tuple[Store, str]) -> None:
-    """``config.json`` altered by hand (the access data: one more group, no consent), then a
-    caller added with ``modelplane serve caller add``: the next configuration is the altered
-    file with the new callers, so the altered access rules are served. The access data
-    should come from what modelplane deployed (the state store), not from the file."""
+    """``config.json`` altered by hand (the access data: one more group), then a caller added
+    with ``modelplane serve caller add``: the new callers are served with the configuration
+    recorded in the state store when the service was deployed, not with the altered file."""
     store, digest = state
     serving = LocalServing(store.state_dir)
-    status = serving.deploy(service_config(store.artifacts.root, digest))
+    config = service_config(store.artifacts.root, digest)
+    status = serving.deploy(config)
+    _record_deployment(store, config, status.url)
     path = serving.directory(SERVICE) / CONFIG_FILE
     raw = json.loads(path.read_text())
     spec = raw["access_data"]["resources"]["InferenceService"][SERVICE]["spec"]
@@ -170,6 +168,22 @@ def test_a_callers_change_does_not_serve_an_altered_configuration_again(state: t
         timeout=30,
     )
     assert answer.status_code == 403, f"a caller of group 'anyone' was answered {answer.status_code}: {answer.text}"
+
+
+def _record_deployment(store: Store, config: ServiceConfig, url: str | None) -> None:
+    """What the engine's deploy step records once ``config`` serves."""
+    deployment = Deployment(
+        SERVICE, "local", "classifier", 1, None, 0.0, 0, None, None, None, "digest", url, 1, 1, None, now()
+    )
+    store.deployments.record(deployment, "deployed", {}, served_config=replace(config, callers=()).to_json())
+
+
+def test_a_service_with_no_recorded_deployment_is_not_given_callers_from_its_files(state: tuple[Store, str]) -> None:
+    store, digest = state
+    serving = LocalServing(store.state_dir)
+    serving.deploy(service_config(store.artifacts.root, digest))
+    _, problems = add_caller(store, "newcomer", ["clinicians"], actor="tester")
+    assert problems == [f"{SERVICE}: no deployment of it is recorded; run 'modelplane apply' to serve the callers"]
 
 
 def test_the_503_of_a_service_that_cannot_start_does_not_tell_anyone_where_the_state_is(
