@@ -472,10 +472,11 @@ def json_pieces(example: Example, count: int) -> dict[str, list[float]]:
 
 
 def gateway_cost(servers: Servers, example: Example, count: int) -> dict[str, Any]:
-    """The gateway (and the body limits in front of it) around a trivial inner app, in-process."""
+    """The gateway (and the body limits in front of it) around a trivial answer, in-process."""
     from prometheus_client import CollectorRegistry
 
     from controller.backends.serving.gateway import Gateway
+    from controller.backends.serving.inference import Answer
     from controller.backends.serving.metrics import Metrics
     from controller.backends.serving.modelserver import BODY_TIMEOUT_S, MAX_BODY_BYTES, _error
     from controller.http.limits import BodyLimits
@@ -483,10 +484,14 @@ def gateway_cost(servers: Servers, example: Example, count: int) -> dict[str, An
     config = servers.config(SERVICE)
     body = example.v2()
 
+    async def infer(model: str, protocol: str, body: bytes, headers: dict[str, str]) -> Answer:
+        return Answer(200, b"{}")
+
     async def inner(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": b"{}"})
+        """What is left without the gateway: read the body, ask for the answer, send it."""
+        answer = await infer(SERVICE, "v2", (await receive())["body"], {})
+        await send({"type": "http.response.start", "status": answer.status, "headers": list(answer.headers)})
+        await send({"type": "http.response.body", "body": answer.body})
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -503,7 +508,7 @@ def gateway_cost(servers: Servers, example: Example, count: int) -> dict[str, An
                     (b"authorization", f"Bearer {TOKEN}".encode()), (b"content-length", str(len(body)).encode())],
     }  # fmt: skip
     decide = access_decider(config.service, config.environment, config.access_data)
-    gateway = Gateway(inner, config, decide, Metrics(CollectorRegistry()))
+    gateway = Gateway(inner, config, decide, infer, Metrics(CollectorRegistry()))
     stack = BodyLimits(gateway, max_bytes=MAX_BODY_BYTES, seconds=BODY_TIMEOUT_S, respond=_error)
     apps = {"inner app alone": inner, "gateway + inner": gateway, "body limits + gateway + inner": stack}
     statuses: list[int] = []
@@ -583,8 +588,9 @@ PROFILE_CALLS = (
     ("KServe's TimingMiddleware reading CPU time (getrusage)", ("get_cpu_time ",)),
     ("FastAPI's request parameters (solve_dependencies)", ("solve_dependencies ",)),
     ("the request body's JSON (Request.json, model_validate_json)", ("Request.json ", "model_validate_json")),
-    ("modelplane's gateway, with all it calls", ("Gateway.__call__ ",)),
+    ("modelplane's gateway, with all it calls (not the batches)", ("Gateway.__call__ ",)),
     ("  of which its metrics (prometheus_client)", ("prometheus_client/",)),
+    ("modelplane's batches (MicroBatcher._flush: the model's predict)", ("MicroBatcher._flush ",)),
     ("logging calls (filtered or not)", ("Logger.info ", "Logger.debug ", "Logger.isEnabledFor ")),
 )
 PROFILE_GROUPS = (
@@ -592,7 +598,7 @@ PROFILE_GROUPS = (
     ("scikit-learn: input validation (check_array, feature names)", ("sklearn/",)),
     ("pandas", ("pandas/",)),
     ("NumPy", ("numpy/",)),
-    ("modelplane: gateway, body limits, metrics", ("controller/",)),
+    ("modelplane (controller/: gateway, inference path, batching, metrics)", ("controller/",)),
     ("prometheus_client", ("prometheus_client/",)),
     ("KServe: model, data plane, codecs", ("kserve/",)),
     ("MLServer", ("mlserver", "mlserver_sklearn")),
