@@ -234,7 +234,7 @@ class Database:
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / DB_FILE
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # the store is its user's alone
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []

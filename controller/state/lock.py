@@ -21,7 +21,7 @@ class LockHeld(Exception):
 
 @contextmanager
 def exclusive(state_dir: Path, *, wait: bool = False, timeout: float | None = None) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = state_dir / "apply.lock"
     handle = open(path, "a+")  # noqa: SIM115 - held for the whole block
     deadline = None if timeout is None else time.monotonic() + timeout

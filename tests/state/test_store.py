@@ -203,3 +203,13 @@ def test_an_older_database_is_migrated_in_place_with_its_ledger(
     assert s.approvals.of("m", 1) == ["alice"]
     card = s.registry.card("m", 1)
     assert card is not None and card.stage == "Production"
+
+
+def test_a_new_state_directory_is_its_users_alone(tmp_path: Path) -> None:
+    """The state holds the audit log, the registry and the artifacts: other users of the
+    machine may not read it (an existing directory's mode is the operator's choice)."""
+    store = Store(tmp_path / "fresh" / ".modelplane")
+    try:
+        assert (store.state_dir.stat().st_mode & 0o777) == 0o700
+    finally:
+        store.close()
