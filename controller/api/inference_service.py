@@ -114,7 +114,11 @@ class Runtime(StrEnum):
 class InferenceServiceSpec(StrictModel):
     model: ModelSelector
     runtime: Runtime = Runtime.SKLEARN
-    protocol: Literal["v1", "v2"] = "v1"
+    protocol: Literal["v1", "v2"] = Field(
+        "v1",
+        description="KServe's protocol for the service on Kubernetes (protocolVersion). Served locally, "
+        "a service answers both V1 and V2.",
+    )
     environment: Environment = Environment.DEVELOPMENT
     target: Literal["local", "kubernetes"] = "local"
     replicas: Replicas = Field(default_factory=Replicas)

@@ -18,7 +18,10 @@ from controller.backends import local_prometheus
 from controller.backends.serving.config import Caller, ConfigError, parse
 from controller.backends.serving.local import LocalServing
 from controller.backends.serving.process import ServingError
+from controller.state import lock
 from controller.state.store import Store
+
+CALLERS_LOCK_WAIT_S = 60.0  # an apply's step takes seconds; a whole apply --watch may take longer
 
 
 def service_statuses(store: Store, service: str | None = None) -> list[dict[str, Any]]:
@@ -59,7 +62,19 @@ def stop_monitoring(store: Store) -> bool:
 def _refresh_callers(store: Store) -> list[str]:
     """Give every running service the callers the store holds now, with the configuration it
     was deployed with (from the state store: an altered ``config.json`` is not served again);
-    problems, one per service."""
+    problems, one per service. Under the apply lock: an apply between deploying a service and
+    recording it would otherwise see its new version replaced by the recorded one."""
+    try:
+        with lock.exclusive(store.state_dir, wait=True, timeout=CALLERS_LOCK_WAIT_S):
+            return _redeploy_with_callers(store)
+    except lock.LockHeld:
+        return [
+            f"an apply has held the state for {CALLERS_LOCK_WAIT_S:g} s: the running services serve the callers "
+            "they had until it deploys them again; run 'modelplane apply' once it is done"
+        ]
+
+
+def _redeploy_with_callers(store: Store) -> list[str]:
     serving = LocalServing(store.state_dir)
     callers = tuple(Caller(c.name, c.token_sha256, c.groups) for c in store.deployments.callers())
     problems = []

@@ -208,7 +208,9 @@ def test_a_call_without_a_valid_token_is_401_before_kserve_sees_it() -> None:
     assert metrics.requests.labels(SERVICE, "none", "", "v1", "401")._value.get() == 3
 
 
-@pytest.mark.parametrize("content_type", ["", "application/x-www-form-urlencoded", "text/plain"])
+@pytest.mark.parametrize(
+    "content_type", ["", "application/x-www-form-urlencoded", "text/plain", "application/cloudevents+json"]
+)
 def test_an_inference_call_not_declared_json_is_415_with_what_to_send(content_type: str) -> None:
     gw, inner, _ = gateway(config())
     status, body = asyncio.run(call(gw, PREDICT, headers={"Content-Type": content_type}))
@@ -404,7 +406,20 @@ def test_the_model_never_sees_the_callers_token() -> None:
     gw, inner, _ = gateway(config())
     extra = {"X-Request-Id": "req-7", "Cookie": "session=secret", "X-Consent": "true"}
     assert asyncio.run(call(gw, PREDICT, headers=extra))[0] == 200
-    assert inner.headers == [{"content-type": "application/json", "x-request-id": "req-7"}]
+    # JSON with parameters is JSON: KServe's decoder is told so in the words it knows.
+    assert asyncio.run(call(gw, PREDICT, headers={"Content-Type": "Application/JSON; charset=utf-8"}))[0] == 200
+    assert inner.headers == [
+        {"content-type": "application/json", "x-request-id": "req-7"},
+        {"content-type": "application/json"},
+    ]
+
+
+def test_a_call_refused_for_its_input_is_counted_but_not_timed() -> None:
+    """The canary's p99 is the version's latency: a caller's bad input (4xx) is not part of it."""
+    gw, _, metrics = gateway(config(), Inner(status=400))
+    assert asyncio.run(call(gw, PREDICT))[0] == 400
+    assert metrics.requests.labels(SERVICE, "stable", "3", "v1", "400")._value.get() == 1
+    assert metrics.duration.labels(SERVICE, "stable", "3", "v1")._sum.get() == 0
 
 
 def test_a_body_over_the_limit_is_refused_before_any_version_sees_it() -> None:

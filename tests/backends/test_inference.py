@@ -81,6 +81,19 @@ def test_v1_and_v2_answer_what_the_model_answers(served: Any) -> None:
              "outputs": [{"name": "output-0", "parameters": {"binary_data": True}}]},
             "outputs[0] asks for binary data",
         ),
+        (
+            {"inputs": [{"name": "a", "shape": [1, 30], "datatype": "FP64", "data": [0] * 30}] * 2},
+            "send one input tensor holding the rows",
+        ),
+        (
+            {"parameters": {"content_type": "pd"},
+             "inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [0]}] * 4097},
+            "at most 4096 input tensors",
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "BOOL", "data": [[True, "false"]]}]},
+            "inputs[0].data must be JSON booleans",
+        ),
     ],
 )  # fmt: skip
 def test_a_malformed_v2_body_is_a_400_saying_what_is_wrong(served: Any, document: Any, problem: str) -> None:
@@ -139,3 +152,52 @@ def test_calls_that_come_together_are_predicted_together(served: Any) -> None:
     assert version.batcher.batches == before + 1
     expected = version.estimator.predict(features.iloc[0:400:50].to_numpy()).tolist()
     assert [json.loads(a.body)["outputs"][0]["data"][0] for a in answers] == expected
+
+
+def test_object_rows_are_rows_in_the_models_feature_order(served: Any) -> None:
+    """V1 rows may be objects, a value or a list of values per feature (several rows in one
+    object), in any key order: they are predicted as the same rows given as lists."""
+    inference, version, features = served
+    rows = features.iloc[:4]
+    expected = version.estimator.predict(rows.to_numpy()).tolist()
+    shuffled = list(reversed(rows.columns))
+    one_each = [{f: row[f] for f in shuffled} for _, row in rows.iterrows()]
+    together = [{f: rows[f].tolist()[:3] for f in shuffled}, {f: [rows[f].tolist()[3]] for f in shuffled}]
+    for instances in (one_each, together):
+        answer = asyncio.run(inference(SERVICE, "v1", json.dumps({"instances": instances}).encode(), JSON))
+        assert (answer.status, json.loads(answer.body)) == (200, {"predictions": expected})
+
+
+@pytest.mark.parametrize(
+    ("instances", "message"),
+    [
+        ([{"k0": [0]}, {"k1": [0]}], "row 0 names no feature 'k0'"),
+        ([{"mean radius": 1.0}], "row 0 lacks the feature(s)"),
+        ("ALL", "each object row holds exactly the model's features"),
+        ("UNEVEN", "row 0: give every feature one value, or every feature as many values"),
+        ("TOO_MANY", "at most 10000 rows a request, not 10001"),
+        ("STRINGS", "feature values must be numbers"),
+    ],
+)
+def test_bad_object_rows_are_refused_before_anything_is_built(served: Any, instances: Any, message: str) -> None:
+    inference, _, features = served
+    names = list(features.columns)
+    row = features.iloc[0].to_dict()
+    rows = {
+        "ALL": [{**row, "extra": 1.0}],
+        "UNEVEN": [{**{f: [v] for f, v in row.items()}, names[0]: [1.0, 2.0]}],
+        "TOO_MANY": [{f: [v] * 10_001 for f, v in row.items()}],
+        "STRINGS": [{**row, names[0]: "large"}],
+    }.get(instances if isinstance(instances, str) else "", instances)
+    answer = asyncio.run(inference(SERVICE, "v1", json.dumps({"instances": rows}).encode(), JSON))
+    assert answer.status == 400
+    assert message in json.loads(answer.body)["error"]
+
+
+def test_a_refusal_by_the_model_names_nothing_of_it(served: Any) -> None:
+    inference, _, _ = served
+    answer = asyncio.run(inference(SERVICE, "v1", json.dumps({"instances": [[None] * 30]}).encode(), JSON))
+    assert (answer.status, json.loads(answer.body)) == (
+        400,
+        {"error": "the model cannot predict these inputs: they hold missing (null, NaN) or infinite values"},
+    )

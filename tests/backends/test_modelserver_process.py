@@ -123,7 +123,7 @@ def test_v2_answers_what_the_model_answers_in_process(
         (b'{"instances": [[1, 2, 3]]}', "each row must hold 30 feature values, not 3"),
         (json.dumps({"instances": [["x"] * 30]}).encode(), "feature values must be numbers"),
         (b'{"instances": [1, 2]}', "every row must be a list of feature values"),
-        (b'{"instances": [{"mean radius": [1.0]}]}', "inputs lack the feature(s) mean texture"),
+        (b'{"instances": [{"mean radius": [1.0]}]}', "row 0 lacks the feature(s) area error"),
         (b"{not json", "Unrecognized request format"),
     ],
     ids=["wrong-width", "strings", "one-dimensional", "missing-feature", "not-json"],

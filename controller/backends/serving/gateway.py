@@ -26,12 +26,14 @@ For every request it:
    the caller's answer is sent (the shadow's answer is dropped, at most
    :data:`MAX_SHADOW_IN_FLIGHT` at once: more are not mirrored);
 5. records the call in :class:`~.metrics.Metrics` by service, variant and
-   version (its latency from the moment its body is in; a call refused before a
-   variant answers counts as variant ``none``), and says on the answer which variant
-   and version gave it (``Modelplane-Variant``, ``Modelplane-Version`` headers).
+   version (its latency from the moment its body is in, unless the version refused
+   it for its input, a 4xx: a caller's bad input is not the version's latency; a call
+   refused before a variant answers counts as variant ``none``), and says on an
+   inference answer which variant and version gave it (``Modelplane-Variant``,
+   ``Modelplane-Version`` headers).
 
 The model sees of a call's headers only its ``Content-Type`` and ``X-Request-Id``
-(:data:`MODEL_HEADERS`): the caller's token stops here.
+(:func:`_model_headers`): the caller's token stops here.
 """
 
 from __future__ import annotations
@@ -115,12 +117,12 @@ def _closing(send: Send) -> Send:
 
 
 def _json_body(scope: Scope) -> bool:
-    """Whether an inference call says its body is JSON (KServe reads other types as
-    binary tensors, and curl's default, a form, gives baffling errors)."""
+    """Whether an inference call says its body is JSON, ``application/json`` with any
+    parameters (KServe reads other types as binary tensors or CloudEvents, and curl's
+    default, a form, gives baffling errors)."""
     for name, value in scope.get("headers", []):
         if name == b"content-type":
-            kind = value.split(b";", 1)[0].strip().lower()
-            return kind == b"application/json" or kind.endswith(b"+json")
+            return value.split(b";", 1)[0].strip().lower() == b"application/json"
     return False
 
 
@@ -136,17 +138,15 @@ async def _body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-MODEL_HEADERS = frozenset({"content-type", "x-request-id"})
-
-
 def _model_headers(scope: Scope) -> dict[str, str]:
-    """What KServe's data plane and the model see of a call's headers: its content type and
-    request id; never its credentials."""
-    return {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in scope.get("headers", [])
-        if name.decode("latin-1") in MODEL_HEADERS
-    }
+    """What KServe's data plane and the model see of an admitted call's headers: its content
+    type, as KServe's decoder knows it (admitted calls are JSON, whatever their parameters),
+    and its request id; never its credentials."""
+    seen = {"content-type": "application/json"}
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            seen["x-request-id"] = value.decode("latin-1")
+    return seen
 
 
 def _json(status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]] | None = None) -> list[Message]:
@@ -349,9 +349,10 @@ class Gateway:
                 await send({"type": "http.response.start", "status": status, "headers": head})
                 await send({"type": "http.response.body", "body": answer.body})
         finally:
-            self.metrics.duration.labels(self.service, variant.role, version, protocol).observe(
-                time.perf_counter() - started
-            )
+            if not 400 <= status < 500:  # a call refused for its input is the caller's time, not the version's
+                self.metrics.duration.labels(self.service, variant.role, version, protocol).observe(
+                    time.perf_counter() - started
+                )
             self.metrics.requests.labels(self.service, variant.role, version, protocol, str(status)).inc()
             in_flight.dec()
 

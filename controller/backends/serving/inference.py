@@ -17,12 +17,14 @@ A V2 body is checked against the protocol's request shape first (what KServe's p
 binary tensor extension is not served (its bodies are not JSON, which the gateway refuses
 with 415; asking for binary outputs is a 400). Errors have KServe's shape,
 ``{"error": message}``: a bad input is 400, an unknown model 404, a model not ready 503;
-a failure of the model itself is a 500 that names no path or value (it is logged).
+a failure of the model itself is a 500 that names no path or value (it is logged, in the
+service's ``server.log``, a line per :data:`LOG_EVERY_S` at most).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,8 @@ import orjson
 log = logging.getLogger(__name__)
 
 JSON = (b"content-type", b"application/json")
+LOG_EVERY_S = 10.0
+MAX_INPUTS = 4096  # one tensor per feature (content_type pd) at most: wider tables are not a call
 DATATYPES = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"}
 )
@@ -52,6 +56,8 @@ class Inference:
 
     def __init__(self, dataplane: Any) -> None:
         self.dataplane = dataplane
+        self._logged_at = -LOG_EVERY_S
+        self._unlogged = 0
 
     async def __call__(self, model: str, protocol: str, body: bytes, headers: dict[str, str]) -> Answer:
         """The answer of ``model`` (a KServe model's name) to one call's ``body``.
@@ -73,8 +79,19 @@ class Inference:
         except ModelNotReady as exc:
             return error(503, str(exc))
         except Exception as exc:  # the model's failure: logged, never echoed
-            log.error("%s failed to answer: %s: %s", model, type(exc).__name__, exc)
+            self._log_failure(model, exc)
             return error(500, "the model failed to answer (an error in the model: see the server's log)")
+
+    def _log_failure(self, model: str, exc: Exception) -> None:
+        """One line per :data:`LOG_EVERY_S` at most, with how many failures it stands for:
+        callers who make a model fail cannot fill the disk with its log."""
+        now = time.monotonic()
+        self._unlogged += 1
+        if now - self._logged_at < LOG_EVERY_S:
+            return
+        also = f" (and {self._unlogged - 1} more failures since the last line)" if self._unlogged > 1 else ""
+        log.error("%s failed to answer: %s: %s%s", model, type(exc).__name__, exc, also)
+        self._logged_at, self._unlogged = now, 0
 
     @staticmethod
     def _v2_request(model: str, body: bytes) -> Any:
@@ -91,6 +108,12 @@ class Inference:
         return InferRequest.from_bytes(body, len(body), model)
 
 
+def _all_bool(data: Any) -> bool:
+    if isinstance(data, list):
+        return all(_all_bool(item) for item in data)
+    return isinstance(data, bool)
+
+
 def v2_problem(document: Any) -> str | None:
     """What makes ``document`` not a V2 inference request (the protocol's
     ``$inference_request``), or None."""
@@ -103,6 +126,14 @@ def v2_problem(document: Any) -> str | None:
     inputs = document.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         return "'inputs' must be a list of input tensors"
+    columns = (document.get("parameters") or {}).get("content_type") == "pd"
+    if len(inputs) > 1 and not columns:
+        return (
+            "send one input tensor holding the rows (or one tensor per feature, named after it, "
+            'with "parameters": {"content_type": "pd"})'
+        )
+    if len(inputs) > MAX_INPUTS:
+        return f"at most {MAX_INPUTS} input tensors, not {len(inputs)}"
     for i, tensor in enumerate(inputs):
         where = f"inputs[{i}]"
         if not isinstance(tensor, dict):
@@ -118,6 +149,8 @@ def v2_problem(document: Any) -> str | None:
             return f"{where}.parameters must be an object"
         if "data" not in tensor:
             return f"{where}.data is missing (the binary tensor extension is not served)"
+        if tensor["datatype"] == "BOOL" and not _all_bool(tensor["data"]):
+            return f"{where}.data must be JSON booleans (true, false) for datatype BOOL"
     outputs = document.get("outputs")
     if outputs is not None:
         if not isinstance(outputs, list):

@@ -107,23 +107,55 @@ def _served_model_class() -> type:
 
         def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
             """Refuse a request that is not one, cheaply, before KServe or pandas builds
-            anything from it (a body of millions of empty rows would hold the event loop)."""
+            anything from it (a body of millions of empty rows would hold the event loop);
+            V1 rows given as objects become an array here, not one DataFrame per row."""
             if isinstance(payload, dict):
                 rows = payload.get("instances")
                 if not isinstance(rows, list):
                     raise InvalidInput('a V1 request is {"instances": [rows]}, each row a list of feature values')
                 _check_rows(len(rows))
                 kinds = {type(row) for row in rows}
-                if not (kinds <= {list} or kinds <= {dict}):
-                    raise InvalidInput("every row must be a list of feature values, or every row an object")
-                if dict in kinds and not all(rows):
-                    raise InvalidInput("a row is an empty object: name the features")
-            elif isinstance(payload, InferRequest):
+                if kinds <= {list}:
+                    return payload
+                if kinds <= {dict}:  # as lists of values in the model's order (KServe checks for a list)
+                    return {"instances": self._object_rows(rows).tolist()}
+                raise InvalidInput("every row must be a list of feature values, or every row an object")
+            if isinstance(payload, InferRequest):
                 if not payload.inputs:
                     raise InvalidInput("a V2 request needs one input tensor")
                 for tensor in payload.inputs:
                     _check_rows(tensor.shape[0] if tensor.shape else 0)
             return payload
+
+        def _object_rows(self, rows: list[dict[str, Any]]) -> Any:
+            """V1 rows given as objects, ``{"feature": value}`` or ``{"feature": [values]}``
+            (several rows in one object), as one array in the model's feature order."""
+            if not self.features:
+                raise InvalidInput("this model knows no feature names: send each row as a list of values")
+            known = set(self.features)
+            columns: dict[str, list[Any]] = {f: [] for f in self.features}
+            total = 0
+            for i, row in enumerate(rows):
+                if row.keys() != known:
+                    unknown, missing = sorted(row.keys() - known), sorted(known - row.keys())
+                    problem = (
+                        f"names no feature {unknown[0]!r}"
+                        if unknown
+                        else f"lacks the feature(s) {', '.join(missing[:5])}"
+                    )
+                    raise InvalidInput(f"row {i} {problem}: each object row holds exactly the model's features")
+                sizes = {len(v) if isinstance(v, list) else -1 for v in row.values()}  # -1: one value, not a list
+                if len(sizes) != 1 or 0 in sizes:
+                    raise InvalidInput(f"row {i}: give every feature one value, or every feature as many values")
+                total += max(sizes.pop(), 1)
+                _check_rows(total)
+                for feature in self.features:
+                    value = row[feature]
+                    columns[feature].extend(value if isinstance(value, list) else [value])
+            try:
+                return np.array([columns[f] for f in self.features], dtype=np.float64).T
+            except (TypeError, ValueError):
+                raise InvalidInput("feature values must be numbers") from None
 
         async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
             try:
@@ -134,8 +166,8 @@ def _served_model_class() -> type:
                 raise InvalidInput(f"the inputs cannot be read as rows of feature values ({exc})") from None
             try:
                 result = await self.batcher(rows)  # with the rows of the calls that came with this one
-            except ValueError as exc:
-                raise InvalidInput(f"the model cannot predict these inputs: {exc}") from None
+            except ValueError as exc:  # scikit-learn's words name the estimator: not the caller's business
+                raise InvalidInput(_refusal(exc)) from None
             response = get_predict_response(payload, result, self.service)
             if isinstance(response, InferResponse):
                 response.model_version = self.version  # V2 answers name the registry version
@@ -163,6 +195,11 @@ def _served_model_class() -> type:
                 except (TypeError, ValueError):
                     raise InvalidInput("feature values must be numbers") from None
             return inputs
+
+    def _refusal(exc: ValueError) -> str:
+        if any(word in str(exc) for word in ("NaN", "infinity", "too large")):
+            return "the model cannot predict these inputs: they hold missing (null, NaN) or infinite values"
+        return "the model cannot predict these inputs: every value must be a finite number"
 
     def _check_rows(count: int) -> None:
         if count > MAX_ROWS:
@@ -216,6 +253,7 @@ def serve(config: ServiceConfig, listening: socket.socket | None = None) -> int:
     import logging
 
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # ModelServer() set it back to INFO
+    logging.getLogger("uvicorn.error").setLevel(logging.ERROR)  # not a line per malformed request: the log is bounded
     for model in models:
         server.register_model(model)
     rest = RESTServer(

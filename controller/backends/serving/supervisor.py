@@ -27,6 +27,8 @@ a second one exits at once; the lock is also how others tell that it runs), and:
   socket starts one (a cold start, timed in the status);
 - **stops on SIGTERM or SIGINT**: its replicas first, then itself.
 
+Its standard output and error, and its replicas' (a model's failure, say), go to
+``DIR/server.log``, kept under :data:`LOG_MAX_BYTES` (the rest in ``server.log.1``).
 It reports in ``DIR/status.json`` (replaced atomically): its pid, the URL, the
 generation it serves, its state (``starting``, ``ready``, ``idle``, ``failing``,
 ``stopped``), its replicas' pids, restarts, cold starts and the last error. Replicas
@@ -58,6 +60,9 @@ from controller.backends.serving.process import ModelServerProcess, ServingError
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 LOCK_FILE = "supervisor.lock"
+LOG_FILE = "server.log"  # the supervisor's and its replicas' standard output and error
+LOG_MAX_BYTES = 10 << 20  # then it becomes server.log.1 (the one before is dropped)
+LOG_CHECK_S = 60.0
 METRICS_DIR = "metrics"
 MAX_BACKOFF_S = 30.0
 TICK_S = 1.0
@@ -261,6 +266,18 @@ class Supervisor:
         self.report()
 
 
+def rotate_log(directory: Path) -> None:
+    """Keep ``server.log`` under :data:`LOG_MAX_BYTES`: past it, its content moves to
+    ``server.log.1`` and it starts again empty (copied, then truncated in place: the
+    replicas write to it with O_APPEND and go on at its new end)."""
+    log = directory / LOG_FILE
+    with contextlib.suppress(FileNotFoundError):
+        if log.stat().st_size > LOG_MAX_BYTES:
+            shutil.copyfile(log, directory / (LOG_FILE + ".1"))
+            os.chmod(directory / (LOG_FILE + ".1"), 0o600)
+            os.truncate(log, 0)
+
+
 def run(directory: Path) -> int:
     config = read(directory / CONFIG_FILE)
     lock = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
@@ -292,6 +309,7 @@ def run(directory: Path) -> int:
         signal.signal(signum, note)
     supervisor.report()
     supervisor.fill()
+    rotate_at = time.monotonic() + LOG_CHECK_S
     while True:
         if pending & {signal.SIGTERM, signal.SIGINT}:
             supervisor.stop()
@@ -308,6 +326,9 @@ def run(directory: Path) -> int:
         if wake_r in ready:
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_r, 512)
+        if time.monotonic() >= rotate_at:
+            rotate_log(directory)
+            rotate_at = time.monotonic() + LOG_CHECK_S
         if sock in ready:
             if supervisor.idle:
                 supervisor.wake()
@@ -325,9 +346,13 @@ def main(argv: list[str]) -> int:
     os.setsid()
     try:
         null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
+        os.dup2(null, 0)
         os.close(null)
+        rotate_log(directory)
+        log = os.open(directory / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        for fd in (1, 2):  # its replicas inherit them: their errors land here too
+            os.dup2(log, fd)
+        os.close(log)
         return run(directory)
     except Exception as exc:  # reported where the deployer looks, then gone
         with contextlib.suppress(OSError):
