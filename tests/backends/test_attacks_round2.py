@@ -255,7 +255,7 @@ def test_a_caller_added_during_an_apply_does_not_bring_back_the_version_it_repla
         with lock.exclusive(store.state_dir):  # the apply
             url = serving.deploy(v2).url  # v2 serves ...
             adder.start()  # ... and a caller is added meanwhile
-            adder.join(5)
+            adder.join(1)  # it waits for the lock
             _record(store, v2, url)  # ... then the apply records v2
         adder.join(30)
         assert not adder.is_alive() and problems == [], problems
