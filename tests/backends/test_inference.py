@@ -201,3 +201,10 @@ def test_a_refusal_by_the_model_names_nothing_of_it(served: Any) -> None:
         400,
         {"error": "the model cannot predict these inputs: they hold missing (null, NaN) or infinite values"},
     )
+
+
+def test_bool_data_nested_deeper_than_python_recurses_is_a_400(served: Any) -> None:
+    deep = "[" * 1000 + "true" + "]" * 1000  # orjson reads up to 1024 levels; Python recursion stops at 1000
+    body = ('{"inputs": [{"name": "x", "shape": [1], "datatype": "BOOL", "data": ' + deep + "}]}").encode()
+    answer = asyncio.run(served[0](SERVICE, "v2", body, JSON))
+    assert answer.status == 400

@@ -109,9 +109,16 @@ class Inference:
 
 
 def _all_bool(data: Any) -> bool:
-    if isinstance(data, list):
-        return all(_all_bool(item) for item in data)
-    return isinstance(data, bool)
+    """Whether every value in ``data`` (nested lists) is a JSON boolean; iterative, since
+    JSON nests deeper than Python recurses."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif not isinstance(item, bool):
+            return False
+    return True
 
 
 def v2_problem(document: Any) -> str | None:
