@@ -209,6 +209,40 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE deployments ADD COLUMN served_config TEXT;
     """,
+    # Webhook deliveries (one row per delivery id: a redelivery is a duplicate) and the work
+    # queue of revisions to reconcile, with the lease of the worker holding an item.
+    """
+    CREATE TABLE deliveries (
+        source TEXT NOT NULL,
+        id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        repository TEXT,
+        branch TEXT,
+        sha TEXT,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        item INTEGER,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (source, id)
+    );
+    CREATE TABLE work_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source TEXT NOT NULL,
+        delivery TEXT,
+        repository TEXT,
+        branch TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        paths TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_until REAL,
+        enqueued_at TEXT NOT NULL,
+        finished_at TEXT,
+        detail TEXT
+    );
+    CREATE INDEX work_queue_state ON work_queue (state, id);
+    """,
 ]
 
 

@@ -23,6 +23,7 @@ from controller.state.db import DB_FILE, Database
 from controller.state.deployments import Deployments
 from controller.state.effects import Ledger
 from controller.state.policy_writes import PolicyWrites
+from controller.state.queue import WorkQueue
 from controller.state.records import ModelVersion
 from controller.state.registry import Registry
 from controller.state.runs import Runs
@@ -52,6 +53,7 @@ class Store:
         self.statuses = Statuses(self.db)
         self.effects = Ledger(self.db, self.audit)
         self.deployments = Deployments(self.db, self.audit)
+        self.queue = WorkQueue(self.db, self.audit)
         self.artifacts = ArtifactStore(state_dir / "artifacts")
         self.cards_dir = state_dir / "cards"
         self.cache = Cache(state_dir)

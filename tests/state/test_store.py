@@ -189,7 +189,7 @@ def test_an_older_database_is_migrated_in_place_with_its_ledger(
         old.execute("INSERT INTO approvals (model, version, approver, at) VALUES ('m', 1, 'alice', 'then')")
     old.close()
     s = Store(state)
-    assert s.db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(db.MIGRATIONS) == 6
+    assert s.db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(db.MIGRATIONS) == 7
     ledger = {k: (e.kind, e.outcome) for k, e in s.effects.all().items()}
     assert ledger == {
         "c1": (ActionKind.DATA_GATE, OutcomeKind.SUCCEEDED),

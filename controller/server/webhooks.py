@@ -1,0 +1,110 @@
+"""The webhook routes: ``POST /webhooks/github`` and ``POST /webhooks/gitlab``.
+
+A route group for :func:`controller.server.app.create_app`. The routes need no bearer
+token (they are :class:`~controller.server.auth.PublicRoute`\\ s): each delivery is
+authenticated by its own signature (GitHub) or shared secret (GitLab), read, decided
+on and recorded by the pure functions of :mod:`controller.triggers.webhooks` and the
+state's :class:`~controller.state.queue.WorkQueue`, and answered at once. No git or
+training work happens inside a request.
+
+| answer | when |
+|---|---|
+| ``202 {"status": "queued", "item": N}`` | a push to a watched branch touching watched paths: its commit is queued |
+| ``202 {"status": "ignored", "reason": ...}`` | anything else (a ping, a tag, another branch, only docs changed, an event not acted on) |
+| ``200 {"status": "duplicate"}`` | a delivery id seen before: nothing is done again |
+| ``401`` | a missing or wrong signature or token (an audit record, and no detail of why) |
+| ``400`` | a body that is not what its event says |
+| ``404`` | a source with no secret configured |
+| ``413``, ``408`` | the app's body limits |
+
+The body limits are the app's (:mod:`controller.server.app`); the raw body is what is
+verified, so it is read whole first (bounded by those limits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from controller.server.app import error_response
+from controller.server.auth import PublicRoute
+from controller.server.bodies import read_body
+from controller.state.store import Store
+from controller.triggers.webhooks import (
+    Delivery,
+    Filters,
+    WebhookError,
+    decide,
+    github_signed,
+    gitlab_token_matches,
+    read_github,
+    read_gitlab,
+)
+
+
+@dataclass(frozen=True)
+class WebhookSecrets:
+    """The shared secrets, per source; a source without one has no route."""
+
+    github: bytes | None = None
+    gitlab: bytes | None = None
+
+
+def routes(store: Store, secrets: WebhookSecrets, filters: Filters = Filters()) -> list[BaseRoute]:
+    """The webhook routes of the sources that have a secret."""
+
+    def handler(
+        source: str, authentic: Callable[[bytes, Request], bool], read: Callable[[dict[str, str], bytes], Delivery]
+    ) -> Callable[[Request], object]:
+        async def receive(request: Request) -> Response:
+            body = await read_body(request)
+            if not authentic(body, request):
+                remote = request.client.host if request.client else None
+                store.queue.refused(source, "the signature or token does not match", remote)
+                return error_response(401, "the delivery is not authenticated")
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            try:
+                delivery = read(headers, body)
+            except WebhookError as exc:
+                return error_response(400, str(exc))
+            decision = decide(delivery, filters)
+            received = store.queue.receive(
+                source,
+                delivery.id,
+                delivery.event,
+                repository=delivery.repository,
+                branch=delivery.branch,
+                sha=delivery.sha,
+                enqueue=decision.reconcile,
+                reason=decision.reason,
+                paths=decision.matched,
+            )
+            if received.outcome == "duplicate":
+                return JSONResponse({"status": "duplicate", "reason": received.reason}, status_code=200)
+            answer: dict[str, object] = {"status": received.outcome, "reason": received.reason}
+            if received.item is not None:
+                answer["item"] = received.item
+            return JSONResponse(answer, status_code=202)
+
+        return receive
+
+    found: list[BaseRoute] = []
+    if secrets.github is not None:
+        github = secrets.github
+
+        def github_ok(body: bytes, request: Request) -> bool:
+            return github_signed(github, body, request.headers.get("x-hub-signature-256"))
+
+        found.append(PublicRoute("/webhooks/github", handler("github", github_ok, read_github), methods=["POST"]))
+    if secrets.gitlab is not None:
+        gitlab = secrets.gitlab
+
+        def gitlab_ok(body: bytes, request: Request) -> bool:
+            return gitlab_token_matches(gitlab, request.headers.get("x-gitlab-token"))
+
+        found.append(PublicRoute("/webhooks/gitlab", handler("gitlab", gitlab_ok, read_gitlab), methods=["POST"]))
+    return found

@@ -1,0 +1,188 @@
+"""The triggers area: webhook deliveries and the durable work queue of revisions.
+
+Written by the server's webhook routes (:mod:`controller.server.webhooks`): every
+delivery is recorded once by its id (a redelivery or a replay is answered as a
+duplicate and changes nothing), and a delivery that asks for a reconcile enqueues its
+branch's commit, superseding the items of that branch still waiting (only the newest
+commit of a branch is reconciled). A worker takes an item with a lease
+(:meth:`WorkQueue.lease`); an item whose lease ran out (its worker crashed) is taken
+again, with its attempts counted. Each queued, refused and superseded delivery has an
+audit record in the same transaction.
+
+What runs today: deliveries are received, deduplicated and queued; no worker in
+modelplane takes items yet (issue 10 is being built).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from controller.state.audit import AuditTrail
+from controller.state.clock import now
+from controller.state.db import Database
+
+PENDING, LEASED, DONE, FAILED, SUPERSEDED = "pending", "leased", "done", "failed", "superseded"
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    source: str
+    delivery: str | None
+    repository: str | None
+    branch: str
+    sha: str
+    paths: tuple[str, ...]
+    state: str
+    attempts: int
+    lease_owner: str | None
+    lease_until: float | None
+    enqueued_at: str
+    finished_at: str | None
+    detail: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> QueueItem:
+        data = dict(row)
+        data["paths"] = tuple(json.loads(data["paths"]))
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "paths": list(self.paths)}
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of a delivery: ``duplicate`` (seen before: nothing done), ``queued``
+    (``item``), or ``ignored`` (``reason``)."""
+
+    outcome: str
+    reason: str
+    item: int | None = None
+
+
+class WorkQueue:
+    def __init__(self, db: Database, audit: AuditTrail) -> None:
+        self._db = db
+        self._audit = audit
+
+    def receive(
+        self,
+        source: str,
+        delivery: str,
+        event: str,
+        *,
+        repository: str | None,
+        branch: str | None,
+        sha: str | None,
+        enqueue: bool,
+        reason: str,
+        paths: tuple[str, ...] = (),
+    ) -> Received:
+        """Record a delivery once; when ``enqueue``, queue its branch's commit (superseding
+        that branch's waiting items), in the same transaction."""
+        with self._db.transaction() as conn:
+            seen = conn.execute(
+                "SELECT outcome, reason, item FROM deliveries WHERE source = ? AND id = ?", (source, delivery)
+            ).fetchone()
+            if seen is not None:
+                before = f"delivery {delivery} was received before ({seen['outcome']})"
+                return Received("duplicate", before, seen["item"])
+            item = None
+            if enqueue and branch is not None and sha is not None:
+                item = self._enqueue(conn, source, delivery, repository, branch, sha, paths)
+            outcome = "queued" if item is not None else "ignored"
+            conn.execute(
+                "INSERT INTO deliveries (source, id, event, repository, branch, sha, outcome, reason, item,"
+                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (source, delivery, event, repository, branch, sha, outcome, reason, item, now()),
+            )
+            if item is not None:
+                self._audit.append(
+                    "webhook-queued",
+                    f"{source}:{repository or '?'}@{branch}",
+                    {"delivery": delivery, "event": event, "sha": sha, "item": item, "reason": reason},
+                    actor=f"webhook:{source}",
+                )
+        return Received(outcome, reason, item)
+
+    def _enqueue(
+        self,
+        conn: Any,
+        source: str,
+        delivery: str,
+        repository: str | None,
+        branch: str,
+        sha: str,
+        paths: tuple[str, ...],
+    ) -> int:
+        waiting = conn.execute(
+            "SELECT id, sha FROM work_queue WHERE state = ? AND branch = ? AND repository IS ?",
+            (PENDING, branch, repository),
+        ).fetchall()
+        for old in waiting:
+            conn.execute(
+                "UPDATE work_queue SET state = ?, finished_at = ?, detail = ? WHERE id = ?",
+                (SUPERSEDED, now(), f"superseded by {sha}", old["id"]),
+            )
+            self._audit.append(
+                "queue-superseded",
+                f"{source}:{repository or '?'}@{branch}",
+                {"item": old["id"], "sha": old["sha"], "by": sha},
+                actor=f"webhook:{source}",
+            )
+        cursor = conn.execute(
+            "INSERT INTO work_queue (source, delivery, repository, branch, sha, paths, state, enqueued_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (source, delivery, repository, branch, sha, json.dumps(list(paths)), PENDING, now()),
+        )
+        return int(cursor.lastrowid)
+
+    def lease(self, owner: str, seconds: float) -> QueueItem | None:
+        """The oldest item waiting, or one whose lease ran out, now held by ``owner`` for
+        ``seconds``; None when there is none."""
+        clock = time.time()
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM work_queue WHERE state = ? OR (state = ? AND lease_until < ?) ORDER BY id LIMIT 1",
+                (PENDING, LEASED, clock),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE work_queue SET state = ?, lease_owner = ?, lease_until = ?, attempts = attempts + 1"
+                " WHERE id = ?",
+                (LEASED, owner, clock + seconds, row["id"]),
+            )
+            updated = conn.execute("SELECT * FROM work_queue WHERE id = ?", (row["id"],)).fetchone()
+        return QueueItem.from_row(updated)
+
+    def finish(self, item: int, owner: str, *, ok: bool, detail: str) -> bool:
+        """Close ``item`` (done or failed) if ``owner`` still holds it; False when its lease
+        was lost (another worker took it over)."""
+        with self._db.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE work_queue SET state = ?, finished_at = ?, detail = ?, lease_until = NULL"
+                " WHERE id = ? AND state = ? AND lease_owner = ?",
+                (DONE if ok else FAILED, now(), detail, item, LEASED, owner),
+            ).rowcount
+        return changed == 1
+
+    def items(self, limit: int = 50) -> list[QueueItem]:
+        """The newest items first."""
+        rows = self._db.execute("SELECT * FROM work_queue ORDER BY id DESC LIMIT ?", (limit,))
+        return [QueueItem.from_row(r) for r in rows]
+
+    def deliveries(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM deliveries ORDER BY received_at DESC, rowid DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    def refused(self, source: str, reason: str, remote: str | None) -> None:
+        """An audit record of a delivery refused before it was read (a bad signature)."""
+        with self._db.transaction():
+            self._audit.append(
+                "webhook-refused", f"{source}:webhook", {"reason": reason, "remote": remote}, actor=f"webhook:{source}"
+            )
