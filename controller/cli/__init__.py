@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from controller import __version__
-from controller.cli import audit, policy, reconcile, registry, runs, schemas, serve, state, validate
+from controller.cli import audit, controller, policy, reconcile, registry, runs, schemas, serve, state, validate
 from controller.cli.common import DEFAULT_STATE_DIR, EXIT_OK, EXIT_STATE_LOST, EXIT_USAGE, state_flag
 
-GROUPS = (validate, audit, reconcile, registry, runs, state, policy, serve, schemas)
+GROUPS = (validate, audit, reconcile, registry, runs, state, policy, serve, controller, schemas)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -160,3 +160,26 @@ def store(args: argparse.Namespace) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+def guard_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The access flags of a command that serves HTTP (``policy serve``, ``controller``);
+    the group, for a command to add its own."""
+    guard = parser.add_argument_group("access")
+    guard.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="clients and their tokens, one 'NAME TOKEN' line each (# comments); chmod 600 "
+        "(default: one client, 'default', with the token in MODELPLANE_API_TOKEN)",
+    )
+    guard.add_argument(
+        "--insecure-no-auth", action="store_true", help="serve without tokens (loopback addresses only; no writes)"
+    )
+    guard.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
+    guard.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
+    guard.add_argument(
+        "--behind-tls-proxy",
+        action="store_true",
+        help="serve plain HTTP on a non-loopback address, because a TLS proxy in front is the only way in",
+    )
+    return guard

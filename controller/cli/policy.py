@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from controller.cli.common import EXIT_OK, fail, policy_sources, policy_timeout, store, timeout_flag
+from controller.cli.common import EXIT_OK, fail, guard_flags, policy_sources, policy_timeout, store, timeout_flag
 
 
 def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
@@ -71,23 +71,7 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, default=8181)
-    guard = serve_cmd.add_argument_group("access")
-    guard.add_argument(
-        "--token-file",
-        metavar="FILE",
-        help="clients and their tokens, one 'NAME TOKEN' line each (# comments); chmod 600 "
-        "(default: one client, 'default', with the token in MODELPLANE_API_TOKEN)",
-    )
-    guard.add_argument(
-        "--insecure-no-auth", action="store_true", help="serve without tokens (loopback addresses only; no writes)"
-    )
-    guard.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
-    guard.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
-    guard.add_argument(
-        "--behind-tls-proxy",
-        action="store_true",
-        help="serve plain HTTP on a non-loopback address, because a TLS proxy in front is the only way in",
-    )
+    guard = guard_flags(serve_cmd)
     guard.add_argument(
         "--allow-policy-writes",
         action="store_true",

@@ -1,7 +1,8 @@
 """What the CLI's serve commands call: check, assemble the app, bind, announce, run.
 
-Called by ``modelplane policy serve`` (:func:`controller.cli.policy.serve`), as one
-call; the CLI only formats the announcement and maps errors to exit codes.
+Called by ``modelplane policy serve`` (:func:`controller.cli.policy.serve`) and
+``modelplane controller`` (:func:`serve_controller`), each as one call; the CLI only
+formats the announcement and maps errors to exit codes.
 
 The order matters: the address is resolved and cleared by
 :mod:`controller.server.guard` (tokens, TLS, loopback) before a socket listens, and
@@ -24,15 +25,18 @@ from controller.policy.data_api import DataApi
 from controller.policy.engine import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 from controller.policy.evaluate import data_for
 from controller.policy.sources import PolicyFile, PolicyLoadError, discover
-from controller.server import data_api
+from controller.server import data_api, webhooks
 from controller.server.app import create_app
 from controller.server.guard import Guard, check
-from controller.server.run import DEFAULT_HOST, listen, resolve, run, url
+from controller.server.run import DEFAULT_HOST, ServerError, listen, resolve, run, url
+from controller.server.webhooks import WebhookSecrets
 from controller.state.artifacts import ArtifactError
 from controller.state.db import StateError
 from controller.state.policy_writes import WrittenPolicy
 from controller.state.store import DEFAULT_STATE_DIR, Store, open_anchored
 from controller.triggers.git_source import GitRepo, context_for
+from controller.triggers.webhooks import DEFAULT_PATHS as WATCHED_PATHS
+from controller.triggers.webhooks import Filters
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,76 @@ def serve_data_api(
                     )
                 )
             run(app, sock, access_log=access_log, tls=cleared.tls)
+    finally:
+        sock.close()
+        if store is not None:
+            store.close()
+
+
+WEBHOOK_SECRET_ENV = {"github": "MODELPLANE_GITHUB_WEBHOOK_SECRET", "gitlab": "MODELPLANE_GITLAB_WEBHOOK_SECRET"}
+MIN_SECRET_CHARS = 16
+
+
+@dataclass(frozen=True)
+class ControllerStarted:
+    """What ``modelplane controller`` announces once it listens."""
+
+    url: str
+    sources: list[str]  # the webhook sources it accepts (those with a secret)
+    clients: list[str]
+    warnings: list[str]
+    state_dir: Path
+
+
+def webhook_secrets(environ: Mapping[str, str]) -> WebhookSecrets:
+    """The shared secrets from the environment (never from a flag: it would show in ``ps``)."""
+    found: dict[str, bytes] = {}
+    for source, name in WEBHOOK_SECRET_ENV.items():
+        value = environ.get(name)
+        if value is None:
+            continue
+        if len(value) < MIN_SECRET_CHARS:
+            raise ServerError(f"{name} is {len(value)} characters; use at least {MIN_SECRET_CHARS}")
+        found[source] = value.encode()
+    if not found:
+        raise ServerError(
+            f"no webhook secret: set {' or '.join(WEBHOOK_SECRET_ENV.values())} to the secret the webhook is "
+            "configured with"
+        )
+    return WebhookSecrets(**found)
+
+
+def serve_controller(
+    *,
+    guard: Guard,
+    host: str = DEFAULT_HOST,
+    port: int = 8080,
+    state_dir: Path = DEFAULT_STATE_DIR,
+    branches: Sequence[str] = (),
+    watch_paths: Sequence[str] = (),
+    environ: Mapping[str, str] = os.environ,
+    on_ready: Callable[[ControllerStarted], None] | None = None,
+) -> None:
+    """Serve the webhook routes (:mod:`controller.server.webhooks`) until interrupted:
+    deliveries are authenticated, recorded and queued in the state under ``state_dir``.
+    Raises :class:`~controller.server.run.ServerError` (refused by the guard, no webhook
+    secret, a port in use) or a state error before serving."""
+    address = resolve(host, port)
+    cleared = check(guard, address, environ)
+    secrets = webhook_secrets(environ)
+    sock = listen(address)
+    store = None
+    try:
+        store = open_anchored(state_dir, GitRepo(".").read_anchor())
+        filters = Filters(tuple(branches) or None, tuple(watch_paths) or WATCHED_PATHS)
+        app = create_app(webhooks.routes(store, secrets, filters), tokens=cleared.tokens)
+        if on_ready is not None:
+            sources = [s for s in WEBHOOK_SECRET_ENV if getattr(secrets, s) is not None]
+            clients = cleared.tokens.names if cleared.tokens else []
+            on_ready(
+                ControllerStarted(url(sock, tls=cleared.tls is not None), sources, clients, cleared.warnings, state_dir)
+            )
+        run(app, sock, tls=cleared.tls)
     finally:
         sock.close()
         if store is not None:

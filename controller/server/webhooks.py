@@ -7,15 +7,15 @@ on and recorded by the pure functions of :mod:`controller.triggers.webhooks` and
 state's :class:`~controller.state.queue.WorkQueue`, and answered at once. No git or
 training work happens inside a request.
 
-| answer | when |
-|---|---|
-| ``202 {"status": "queued", "item": N}`` | a push to a watched branch touching watched paths: its commit is queued |
-| ``202 {"status": "ignored", "reason": ...}`` | anything else (a ping, a tag, another branch, only docs changed, an event not acted on) |
-| ``200 {"status": "duplicate"}`` | a delivery id seen before: nothing is done again |
-| ``401`` | a missing or wrong signature or token (an audit record, and no detail of why) |
-| ``400`` | a body that is not what its event says |
-| ``404`` | a source with no secret configured |
-| ``413``, ``408`` | the app's body limits |
+- ``202 {"status": "queued", "item": N}``: a push to a watched branch touching watched
+  paths; its commit is queued;
+- ``202 {"status": "ignored", "reason": ...}``: anything else (a ping, a tag, another
+  branch, only docs changed, an event not acted on);
+- ``200 {"status": "duplicate"}``: a delivery id seen before; nothing is done again;
+- ``401``: a missing or wrong signature or token (an audit record, no detail of why);
+- ``400``: a body that is not what its event says;
+- ``404``: a source with no secret configured (it has no route);
+- ``413``, ``408``: the app's body limits.
 
 The body limits are the app's (:mod:`controller.server.app`); the raw body is what is
 verified, so it is read whole first (bounded by those limits).
@@ -54,7 +54,7 @@ class WebhookSecrets:
     gitlab: bytes | None = None
 
 
-def routes(store: Store, secrets: WebhookSecrets, filters: Filters = Filters()) -> list[BaseRoute]:
+def routes(store: Store, secrets: WebhookSecrets, filters: Filters | None = None) -> list[BaseRoute]:
     """The webhook routes of the sources that have a secret."""
 
     def handler(
@@ -71,7 +71,7 @@ def routes(store: Store, secrets: WebhookSecrets, filters: Filters = Filters()) 
                 delivery = read(headers, body)
             except WebhookError as exc:
                 return error_response(400, str(exc))
-            decision = decide(delivery, filters)
+            decision = decide(delivery, filters or Filters())
             received = store.queue.receive(
                 source,
                 delivery.id,

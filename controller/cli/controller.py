@@ -1,0 +1,74 @@
+"""``modelplane controller``: the long-running controller server (being built: issue 10).
+
+Today it serves the webhook routes (``POST /webhooks/github``, ``/webhooks/gitlab``):
+deliveries are authenticated, recorded and queued in the state; no worker reconciles
+the queue yet (``modelplane apply`` does, run at the queued commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from controller.cli.common import EXIT_OK, fail, guard_flags
+
+
+def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
+    command = commands.add_parser(
+        "controller",
+        parents=[state],
+        help="serve the webhooks (GitHub, GitLab): deliveries are authenticated and queued",
+        description="Serve POST /webhooks/github and /webhooks/gitlab on HOST:PORT. The shared secrets come from "
+        "MODELPLANE_GITHUB_WEBHOOK_SECRET and MODELPLANE_GITLAB_WEBHOOK_SECRET (a source without one has no "
+        "route); the other routes need 'Authorization: Bearer TOKEN' (MODELPLANE_API_TOKEN or --token-file).",
+    )
+    command.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    command.add_argument("--port", type=int, default=8080)
+    command.add_argument(
+        "--branch", action="append", default=[], metavar="BRANCH",
+        help="a branch whose pushes are reconciled; repeatable (default: the repository's default branch)",
+    )  # fmt: skip
+    command.add_argument(
+        "--watch-path", action="append", default=[], metavar="PATTERN",
+        help="a path pattern whose changes are reconciled; repeatable (default: specs/** policies/** chaos/**)",
+    )  # fmt: skip
+    guard_flags(command)
+    command.set_defaults(func=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from controller.server.guard import Guard
+    from controller.server.run import ServerError
+    from controller.server.serve import ControllerStarted, serve_controller
+    from controller.state.db import StateError
+
+    def announce(started: ControllerStarted) -> None:
+        for warning in started.warnings:
+            print(warning, file=sys.stderr, flush=True)
+        routes = ", ".join(f"POST /webhooks/{s}" for s in started.sources)
+        print(f"controller on {started.url}: {routes}; deliveries are queued in {started.state_dir}", flush=True)
+
+    guard = Guard(
+        token_file=Path(args.token_file) if args.token_file else None,
+        insecure_no_auth=args.insecure_no_auth,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        behind_tls_proxy=args.behind_tls_proxy,
+    )
+    try:
+        serve_controller(
+            guard=guard,
+            host=args.host,
+            port=args.port,
+            state_dir=Path(args.state_dir),
+            branches=args.branch,
+            watch_paths=args.watch_path,
+            on_ready=announce,
+        )
+    except (ServerError, StateError, OSError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
