@@ -1,8 +1,8 @@
 """``modelplane controller``: the long-running controller server (being built: issue 10).
 
-Today it serves the webhook routes (``POST /webhooks/github``, ``/webhooks/gitlab``):
-deliveries are authenticated, recorded and queued in the state; no worker reconciles
-the queue yet (``modelplane apply`` does, run at the queued commit).
+It serves the webhook routes (``POST /webhooks/github``, ``/webhooks/gitlab``):
+deliveries are authenticated, recorded and queued in the state, and a worker thread
+reconciles the queued commits one at a time, as ``modelplane apply REVISION`` would.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from controller.cli.common import EXIT_OK, fail, guard_flags
+from controller.cli.common import EXIT_OK, fail, guard_flags, policy_flags
 
 
 def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
@@ -32,13 +32,19 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
         "--watch-path", action="append", default=[], metavar="PATTERN",
         help="a path pattern whose changes are reconciled; repeatable (default: specs/** policies/** chaos/**)",
     )  # fmt: skip
+    command.add_argument(
+        "--no-worker", action="store_true", help="only receive and queue deliveries; reconcile nothing"
+    )
+    policy_flags(command)
     guard_flags(command)
     command.set_defaults(func=serve)
 
 
 def serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
+    from controller.cli.reconcile import settings_for
     from controller.server.guard import Guard
     from controller.server.run import ServerError
     from controller.server.serve import ControllerStarted, serve_controller
@@ -48,7 +54,11 @@ def serve(args: argparse.Namespace) -> int:
         for warning in started.warnings:
             print(warning, file=sys.stderr, flush=True)
         routes = ", ".join(f"POST /webhooks/{s}" for s in started.sources)
-        print(f"controller on {started.url}: {routes}; deliveries are queued in {started.state_dir}", flush=True)
+        worker = "a worker reconciles them one at a time" if started.worker else "no worker (--no-worker)"
+        print(
+            f"controller on {started.url}: {routes}; deliveries are queued in {started.state_dir}, {worker}",
+            flush=True,
+        )
 
     guard = Guard(
         token_file=Path(args.token_file) if args.token_file else None,
@@ -66,6 +76,7 @@ def serve(args: argparse.Namespace) -> int:
             branches=args.branch,
             watch_paths=args.watch_path,
             on_ready=announce,
+            settings=None if args.no_worker else (lambda: replace(settings_for(args, do_apply=True), wait=True)),
         )
     except (ServerError, StateError, OSError) as exc:
         return fail(str(exc))

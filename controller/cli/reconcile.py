@@ -111,7 +111,7 @@ def _own_process(events: Events | None = None) -> Iterator[None]:
         restore()
 
 
-def _settings(args: argparse.Namespace, *, do_apply: bool) -> Settings:
+def settings_for(args: argparse.Namespace, *, do_apply: bool) -> Settings:
     from controller.engine.events import Events, log_event, progress_printer
     from controller.engine.reconcile import Settings
 
@@ -140,7 +140,7 @@ def _reconcile(args: argparse.Namespace, do_apply: bool) -> int:
     from controller.state.lock import LockHeld
     from controller.triggers.git_source import GitError, GitSource
 
-    settings = _settings(args, do_apply=do_apply)
+    settings = settings_for(args, do_apply=do_apply)
     watch = do_apply and getattr(args, "watch", False)
     deadline = time.monotonic() + getattr(args, "watch_timeout", 0.0)
     try:
@@ -200,7 +200,7 @@ def run_step(args: argparse.Namespace) -> int:
     from controller.state.lock import LockHeld
     from controller.triggers.git_source import GitError, GitSource
 
-    settings = _settings(args, do_apply=False)
+    settings = settings_for(args, do_apply=False)
     try:
         with store(args) as opened, _own_process(settings.events):
             source = GitSource(Path.cwd(), scratch=opened.state_dir, workers=os.cpu_count() or 1, cache=opened.cache)

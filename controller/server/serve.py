@@ -16,10 +16,12 @@ and the announcement names each one.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.engine.reconcile import Settings
 from controller.loading import DEFAULT_PATHS, load
 from controller.policy.data_api import DataApi
 from controller.policy.engine import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
@@ -34,9 +36,11 @@ from controller.state.artifacts import ArtifactError
 from controller.state.db import StateError
 from controller.state.policy_writes import WrittenPolicy
 from controller.state.store import DEFAULT_STATE_DIR, Store, open_anchored
-from controller.triggers.git_source import GitRepo, context_for
+from controller.triggers.git_source import GitRepo, GitSource, context_for
 from controller.triggers.webhooks import DEFAULT_PATHS as WATCHED_PATHS
 from controller.triggers.webhooks import Filters
+from controller.triggers.worker import Worker
+from controller.triggers.worker import start as start_worker
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,7 @@ def serve_data_api(
             store.close()
 
 
+WORKER_STOP_S = 30.0  # a reconcile under way is waited for this long at shutdown, then left to its lease
 WEBHOOK_SECRET_ENV = {"github": "MODELPLANE_GITHUB_WEBHOOK_SECRET", "gitlab": "MODELPLANE_GITLAB_WEBHOOK_SECRET"}
 MIN_SECRET_CHARS = 16
 
@@ -192,6 +197,7 @@ class ControllerStarted:
     clients: list[str]
     warnings: list[str]
     state_dir: Path
+    worker: bool
 
 
 def webhook_secrets(environ: Mapping[str, str]) -> WebhookSecrets:
@@ -222,9 +228,12 @@ def serve_controller(
     watch_paths: Sequence[str] = (),
     environ: Mapping[str, str] = os.environ,
     on_ready: Callable[[ControllerStarted], None] | None = None,
+    settings: Callable[[], Settings] | None = None,
 ) -> None:
     """Serve the webhook routes (:mod:`controller.server.webhooks`) until interrupted:
-    deliveries are authenticated, recorded and queued in the state under ``state_dir``.
+    deliveries are authenticated, recorded and queued in the state under ``state_dir``;
+    with ``settings`` (how to reconcile), a worker thread reconciles the queued commits of
+    the repository in the current directory (:mod:`controller.triggers.worker`).
     Raises :class:`~controller.server.run.ServerError` (refused by the guard, no webhook
     secret, a port in use) or a state error before serving."""
     address = resolve(host, port)
@@ -232,6 +241,7 @@ def serve_controller(
     secrets = webhook_secrets(environ)
     sock = listen(address)
     store = None
+    stop, thread = threading.Event(), None
     try:
         store = open_anchored(state_dir, GitRepo(".").read_anchor())
         filters = Filters(tuple(branches) or None, tuple(watch_paths) or WATCHED_PATHS)
@@ -239,11 +249,17 @@ def serve_controller(
         if on_ready is not None:
             sources = [s for s in WEBHOOK_SECRET_ENV if getattr(secrets, s) is not None]
             clients = cleared.tokens.names if cleared.tokens else []
+            address_url = url(sock, tls=cleared.tls is not None)
             on_ready(
-                ControllerStarted(url(sock, tls=cleared.tls is not None), sources, clients, cleared.warnings, state_dir)
+                ControllerStarted(address_url, sources, clients, cleared.warnings, state_dir, settings is not None)
             )
+        if settings is not None:
+            thread = start_worker(Worker(store, GitSource(Path(".")), settings), stop)
         run(app, sock, tls=cleared.tls)
     finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=WORKER_STOP_S)
         sock.close()
         if store is not None:
             store.close()

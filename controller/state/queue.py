@@ -9,8 +9,8 @@ commit of a branch is reconciled). A worker takes an item with a lease
 again, with its attempts counted. Each queued, refused and superseded delivery has an
 audit record in the same transaction.
 
-What runs today: deliveries are received, deduplicated and queued; no worker in
-modelplane takes items yet (issue 10 is being built).
+The worker is :class:`controller.triggers.worker.Worker`, run by ``modelplane
+controller``.
 """
 
 from __future__ import annotations
@@ -159,6 +159,15 @@ class WorkQueue:
             )
             updated = conn.execute("SELECT * FROM work_queue WHERE id = ?", (row["id"],)).fetchone()
         return QueueItem.from_row(updated)
+
+    def renew(self, item: int, owner: str, seconds: float) -> bool:
+        """Extend ``owner``'s lease of ``item`` by ``seconds`` from now; False when it was lost."""
+        with self._db.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE work_queue SET lease_until = ? WHERE id = ? AND state = ? AND lease_owner = ?",
+                (time.time() + seconds, item, LEASED, owner),
+            ).rowcount
+        return changed == 1
 
     def finish(self, item: int, owner: str, *, ok: bool, detail: str) -> bool:
         """Close ``item`` (done or failed) if ``owner`` still holds it; False when its lease

@@ -106,6 +106,10 @@ class GitRepo:
             tar.extractall(destination, filter="data")
         return sha
 
+    def fetch(self) -> None:
+        """Fetch every remote's branches (a pushed commit the repository does not have yet)."""
+        self._git("fetch", "--quiet", "--all")
+
     def read_anchor(self) -> str | None:
         """The newest audit anchor exported to this repo (``refs/modelplane/audit``), as text."""
         try:

@@ -39,7 +39,19 @@ def test_the_controller_will_not_start_without_a_webhook_secret(tmp_path: Path) 
 def test_a_signed_push_reaches_the_queue_of_the_state_directory(tmp_path: Path) -> None:
     branch = json.loads(PUSH)["ref"].removeprefix("refs/heads/")
     proc = subprocess.Popen(
-        [str(MODELPLANE), "--state-dir", "state", "controller", "--port", "0", "--branch", branch, "--watch-path", "*"],
+        [
+            str(MODELPLANE),
+            "--state-dir",
+            "state",
+            "controller",
+            "--port",
+            "0",
+            "--branch",
+            branch,
+            "--watch-path",
+            "*",
+            "--no-worker",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**ENV, "MODELPLANE_GITHUB_WEBHOOK_SECRET": SECRET},
@@ -49,6 +61,7 @@ def test_a_signed_push_reaches_the_queue_of_the_state_directory(tmp_path: Path) 
         assert proc.stdout is not None
         banner = proc.stdout.readline().decode()
         assert banner.startswith("controller on http://127.0.0.1:") and "POST /webhooks/github;" in banner, banner
+        assert banner.rstrip().endswith("no worker (--no-worker)"), banner
         url = re.search(r"http://127\.0\.0\.1:\d+", banner).group(0)  # type: ignore[union-attr]
         headers = {
             "Content-Type": "application/json",
