@@ -219,12 +219,14 @@ MIGRATIONS: list[str] = [
         repository TEXT,
         branch TEXT,
         sha TEXT,
+        digest TEXT NOT NULL,
         outcome TEXT NOT NULL,
         reason TEXT NOT NULL,
         item INTEGER,
         received_at TEXT NOT NULL,
         PRIMARY KEY (source, id)
     );
+    CREATE INDEX deliveries_digest ON deliveries (source, digest);
     CREATE TABLE work_queue (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         source TEXT NOT NULL,
@@ -232,6 +234,7 @@ MIGRATIONS: list[str] = [
         repository TEXT,
         branch TEXT NOT NULL,
         sha TEXT NOT NULL,
+        before TEXT,
         paths TEXT NOT NULL,
         state TEXT NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,

@@ -35,6 +35,7 @@ class QueueItem:
     repository: str | None
     branch: str
     sha: str
+    before: str | None
     paths: tuple[str, ...]
     state: str
     attempts: int
@@ -81,24 +82,41 @@ class WorkQueue:
         enqueue: bool,
         reason: str,
         paths: tuple[str, ...] = (),
+        digest: str = "",
+        before: str | None = None,
+        withdraw: bool = False,
     ) -> Received:
-        """Record a delivery once; when ``enqueue``, queue its branch's commit (superseding
-        that branch's waiting items), in the same transaction."""
+        """Record a delivery once, by its id and by the ``digest`` of its body (a signed body
+        sent again under another id is the same delivery); when ``enqueue``, queue its
+        branch's commit in the same transaction, superseding that branch's waiting items,
+        unless the branch has already moved past it (a commit whose push is the ``before``
+        of a queued one arrived late). ``withdraw`` (a deleted branch) supersedes the
+        branch's waiting items."""
         with self._db.transaction() as conn:
             seen = conn.execute(
-                "SELECT outcome, reason, item FROM deliveries WHERE source = ? AND id = ?", (source, delivery)
+                "SELECT outcome, reason, item FROM deliveries WHERE source = ? AND (id = ? OR digest = ?)",
+                (source, delivery, digest or delivery),
             ).fetchone()
             if seen is not None:
-                before = f"delivery {delivery} was received before ({seen['outcome']})"
-                return Received("duplicate", before, seen["item"])
+                said = f"delivery {delivery} was received before ({seen['outcome']})"
+                return Received("duplicate", said, seen["item"])
             item = None
+            if withdraw and branch is not None:
+                self._supersede(conn, source, repository, branch, f"branch {branch} was deleted")
             if enqueue and branch is not None and sha is not None:
-                item = self._enqueue(conn, source, delivery, repository, branch, sha, paths)
+                newer = conn.execute(
+                    "SELECT sha FROM work_queue WHERE branch = ? AND repository IS ? AND before = ? LIMIT 1",
+                    (branch, repository, sha),
+                ).fetchone()
+                if newer is not None and newer["sha"] != before:  # else: moved back from it (a force push)
+                    reason = f"{branch} has moved past {sha} already (to {newer['sha']}): a late delivery"
+                else:
+                    item = self._enqueue(conn, source, delivery, repository, branch, sha, before, paths)
             outcome = "queued" if item is not None else "ignored"
             conn.execute(
-                "INSERT INTO deliveries (source, id, event, repository, branch, sha, outcome, reason, item,"
-                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (source, delivery, event, repository, branch, sha, outcome, reason, item, now()),
+                "INSERT INTO deliveries (source, id, event, repository, branch, sha, digest, outcome, reason, item,"
+                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (source, delivery, event, repository, branch, sha, digest or delivery, outcome, reason, item, now()),
             )
             if item is not None:
                 self._audit.append(
@@ -117,8 +135,18 @@ class WorkQueue:
         repository: str | None,
         branch: str,
         sha: str,
+        before: str | None,
         paths: tuple[str, ...],
     ) -> int:
+        self._supersede(conn, source, repository, branch, f"superseded by {sha}")
+        cursor = conn.execute(
+            "INSERT INTO work_queue (source, delivery, repository, branch, sha, before, paths, state, enqueued_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (source, delivery, repository, branch, sha, before, json.dumps(list(paths)), PENDING, now()),
+        )
+        return int(cursor.lastrowid)
+
+    def _supersede(self, conn: Any, source: str, repository: str | None, branch: str, why: str) -> None:
         waiting = conn.execute(
             "SELECT id, sha FROM work_queue WHERE state = ? AND branch = ? AND repository IS ?",
             (PENDING, branch, repository),
@@ -126,29 +154,27 @@ class WorkQueue:
         for old in waiting:
             conn.execute(
                 "UPDATE work_queue SET state = ?, finished_at = ?, detail = ? WHERE id = ?",
-                (SUPERSEDED, now(), f"superseded by {sha}", old["id"]),
+                (SUPERSEDED, now(), why, old["id"]),
             )
             self._audit.append(
                 "queue-superseded",
                 f"{source}:{repository or '?'}@{branch}",
-                {"item": old["id"], "sha": old["sha"], "by": sha},
+                {"item": old["id"], "sha": old["sha"], "why": why},
                 actor=f"webhook:{source}",
             )
-        cursor = conn.execute(
-            "INSERT INTO work_queue (source, delivery, repository, branch, sha, paths, state, enqueued_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (source, delivery, repository, branch, sha, json.dumps(list(paths)), PENDING, now()),
-        )
-        return int(cursor.lastrowid)
 
     def lease(self, owner: str, seconds: float) -> QueueItem | None:
         """The oldest item waiting, or one whose lease ran out, now held by ``owner`` for
         ``seconds``; None when there is none."""
         clock = time.time()
         with self._db.transaction() as conn:
+            # One commit of a branch at a time: not a branch another worker holds (an unexpired lease).
             row = conn.execute(
-                "SELECT * FROM work_queue WHERE state = ? OR (state = ? AND lease_until < ?) ORDER BY id LIMIT 1",
-                (PENDING, LEASED, clock),
+                "SELECT * FROM work_queue AS q WHERE (q.state = ? OR (q.state = ? AND q.lease_until < ?))"
+                " AND NOT EXISTS (SELECT 1 FROM work_queue AS held WHERE held.state = ? AND held.lease_until >= ?"
+                " AND held.branch = q.branch AND held.repository IS q.repository AND held.id != q.id)"
+                " ORDER BY q.id LIMIT 1",
+                (PENDING, LEASED, clock, LEASED, clock),
             ).fetchone()
             if row is None:
                 return None

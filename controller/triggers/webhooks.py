@@ -21,10 +21,10 @@ what they return. Nothing here touches git or the state.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +48,7 @@ class Delivery:
     repository: str | None = None
     branch: str | None = None  # a push's branch (refs/heads/<branch>); None for tags and other refs
     sha: str | None = None  # the commit a push moves the branch to
+    before: str | None = None  # the commit the branch was at before the push
     paths: tuple[str, ...] = ()  # the paths the pushed commits added, modified or removed
     paths_complete: bool = True  # False when the payload lists only some commits (GitHub: at most 20)
     default_branch: str | None = None
@@ -58,7 +59,8 @@ class Delivery:
 @dataclass(frozen=True)
 class Filters:
     """Which pushes ask for a reconcile: branches (None: the repository's default branch)
-    and path patterns (``fnmatch``, ``**`` for any depth)."""
+    and path patterns (``*`` within a directory, ``**/`` any number of them, a trailing
+    ``/**`` anything below)."""
 
     branches: tuple[str, ...] | None = None
     paths: tuple[str, ...] = DEFAULT_PATHS
@@ -69,6 +71,7 @@ class Decision:
     reconcile: bool
     reason: str
     matched: tuple[str, ...] = field(default_factory=tuple)
+    withdraw: bool = False  # the branch is gone: its waiting commits are not reconciled
 
 
 def github_signed(secret: bytes, body: bytes, signature: str | None) -> bool:
@@ -85,7 +88,8 @@ def gitlab_token_matches(secret: bytes, token: str | None) -> bool:
     (as digests, so that the time does not depend on the length either)."""
     if token is None:
         return False
-    return hmac.compare_digest(hashlib.sha256(secret).digest(), hashlib.sha256(token.encode()).digest())
+    raw = token.encode("latin-1", errors="replace")  # the header's bytes, as HTTP servers decode them
+    return hmac.compare_digest(hashlib.sha256(secret).digest(), hashlib.sha256(raw).digest())
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -109,6 +113,10 @@ def _document(body: bytes, content_type: str | None) -> dict[str, Any]:
         raise WebhookError("the body is not JSON") from None
     if not isinstance(document, dict):
         raise WebhookError("the body is not a JSON object")
+    try:
+        json.dumps(document, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise WebhookError("the body holds text that is not Unicode (a lone surrogate escape)") from None
     return document
 
 
@@ -133,6 +141,19 @@ def _paths(commits: Any) -> tuple[str, ...]:
                 raise WebhookError(f"a commit's '{kind}' is not a list of paths")
             paths.update(listed)
     return tuple(sorted(paths))
+
+
+_COMMIT_ID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
+
+def _commit_id(value: Any, what: str) -> str | None:
+    """A commit id (SHA-1 or SHA-256, hex), or None when absent; anything else is refused
+    (it would reach git)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _COMMIT_ID.match(value):
+        raise WebhookError(f"'{what}' is not a commit id (40 or 64 hex digits)")
+    return value
 
 
 def _branch(ref: Any) -> str | None:
@@ -169,22 +190,24 @@ def read_github(headers: Mapping[str, str], body: bytes) -> Delivery:
     }
     if event == "push":
         commits = document.get("commits", [])
-        sha = _text(document.get("after"))
+        sha = _commit_id(document.get("after"), "after")
         if sha is None:
             raise WebhookError("a push names the commit it moves to ('after')")
+        forced = document.get("forced") is True  # commits dropped or the branch moved back: not all listed
         return Delivery(
             **common,
             branch=_branch(document.get("ref")),
             sha=sha,
+            before=_commit_id(document.get("before"), "before"),
             paths=_paths(commits),
-            paths_complete=len(commits) < 20,  # GitHub lists at most 20 commits of a push
+            paths_complete=not forced and len(commits) < 20,  # past 20 commits, take no chance
         )
     if event in ("pull_request", "pull_request_review"):
         pull = document.get("pull_request")
         if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
             raise WebhookError(f"a {event} event holds its 'pull_request' with a number")
         head = _object(pull.get("head"))
-        return Delivery(**common, pull_request=pull["number"], sha=_text(head.get("sha")))
+        return Delivery(**common, pull_request=pull["number"], sha=_commit_id(head.get("sha"), "head.sha"))
     return Delivery(**common)
 
 
@@ -193,7 +216,8 @@ def read_gitlab(headers: Mapping[str, str], body: bytes) -> Delivery:
     event = _header(headers, "x-gitlab-event")
     if not event:
         raise WebhookError("no X-Gitlab-Event header: is this a GitLab delivery?")
-    delivery = _delivery_id(_header(headers, "x-gitlab-event-uuid"), body)
+    # A retry keeps its Idempotency-Key (GitLab 17+) but may get a new event UUID.
+    delivery = _delivery_id(_header(headers, "idempotency-key") or _header(headers, "x-gitlab-event-uuid"), body)
     document = _document(body, _header(headers, "content-type"))
     project = _object(document.get("project"))
     common: dict[str, Any] = {
@@ -205,7 +229,7 @@ def read_gitlab(headers: Mapping[str, str], body: bytes) -> Delivery:
     }
     kind = document.get("object_kind")
     if event == "Push Hook" or kind == "push":
-        sha = _text(document.get("checkout_sha")) or _text(document.get("after"))
+        sha = _commit_id(document.get("checkout_sha"), "checkout_sha") or _commit_id(document.get("after"), "after")
         if sha is None:
             raise WebhookError("a push names the commit it moves to ('after')")
         commits = document.get("commits", [])
@@ -213,7 +237,7 @@ def read_gitlab(headers: Mapping[str, str], body: bytes) -> Delivery:
         complete = not isinstance(total, int) or total <= len(commits) if isinstance(commits, list) else True
         return Delivery(
             **common, event="push", branch=_branch(document.get("ref")), sha=sha, paths=_paths(commits),
-            paths_complete=complete,
+            paths_complete=complete, before=_commit_id(document.get("before"), "before"),
         )  # fmt: skip
     if event == "Merge Request Hook" or kind == "merge_request":
         attributes = document.get("object_attributes")
@@ -222,15 +246,31 @@ def read_gitlab(headers: Mapping[str, str], body: bytes) -> Delivery:
         last = _object(attributes.get("last_commit"))
         return Delivery(
             **common, event="merge_request", action=_text(attributes.get("action")), pull_request=attributes["iid"],
-            sha=_text(last.get("id")),
+            sha=_commit_id(last.get("id"), "last_commit.id"),
         )  # fmt: skip
     return Delivery(**common, event=event)
 
 
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A path pattern as git and shells read it: ``*`` and ``?`` within one directory,
+    ``**/`` any number of directories (none included), a trailing ``/**`` anything below."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
 def _matches(path: str, pattern: str) -> bool:
-    if pattern.endswith("/**"):
-        return path.startswith(pattern[:-2])
-    return fnmatch.fnmatchcase(path, pattern)
+    return _glob(pattern).match(path) is not None
 
 
 def decide(delivery: Delivery, filters: Filters) -> Decision:
@@ -242,7 +282,7 @@ def decide(delivery: Delivery, filters: Filters) -> Decision:
     if delivery.branch is None:
         return Decision(False, "a push to a tag or another ref, not a branch")
     if delivery.sha is None or delivery.sha == ZERO_SHA:
-        return Decision(False, f"branch {delivery.branch} was deleted")
+        return Decision(False, f"branch {delivery.branch} was deleted", withdraw=True)
     watched: Sequence[str] = filters.branches or ([delivery.default_branch] if delivery.default_branch else [])
     if delivery.branch not in watched:
         return Decision(False, f"branch {delivery.branch} is not watched (watched: {', '.join(watched) or 'none'})")

@@ -107,10 +107,14 @@ def test_gitlabs_push_is_read_and_identified_by_its_body_without_a_uuid() -> Non
         ({"x-github-event": "push"}, b"{not json", "the body is not JSON"),
         ({"x-github-event": "push"}, b"[1]", "not a JSON object"),
         ({"x-github-event": "push"}, b'{"ref": "refs/heads/main"}', "'after'"),
-        ({"x-github-event": "push"}, b'{"ref": 5, "after": "abc"}', "names its 'ref'"),
         (
             {"x-github-event": "push"},
-            b'{"ref": "refs/heads/main", "after": "a", "commits": [{"added": "x"}]}',
+            b'{"ref": 5, "after": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}',
+            "names its 'ref'",
+        ),
+        (
+            {"x-github-event": "push"},
+            b'{"ref": "refs/heads/main", "after": "' + b"a" * 40 + b'", "commits": [{"added": "x"}]}',
             "'added'",
         ),
         ({"x-github-event": "pull_request"}, b'{"pull_request": {}}', "with a number"),
