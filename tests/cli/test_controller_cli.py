@@ -17,8 +17,8 @@ import httpx
 from controller.state.store import Store
 
 MODELPLANE = Path(sys.executable).with_name("modelplane")
-UPSTREAM = Path(__file__).resolve().parents[2].parent / "shared" / "upstream"
-PUSH = (UPSTREAM / "github-webhooks" / "push.with-new-branch.payload.json").read_bytes()
+upstream = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "upstream"  # ../shared/upstream, copied
+PUSH = (upstream / "github-webhooks" / "push.with-new-branch.payload.json").read_bytes()
 SECRET = "a-webhook-secret-of-the-cli-tests"
 ENV = {"PATH": "/usr/bin:/bin", "MODELPLANE_API_TOKEN": "an-api-token-of-the-cli-tests"}
 

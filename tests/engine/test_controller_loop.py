@@ -20,7 +20,7 @@ from loop_helpers import EXE, MODEL, git
 
 from controller.state.store import Store
 
-UPSTREAM = Path(__file__).resolve().parents[2].parent / "shared" / "upstream"
+upstream = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "upstream"  # ../shared/upstream, copied
 SECRET = "a-webhook-secret-of-the-loop-test"
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "MODELPLANE_API_TOKEN": "an-api-token-of-the-loop-test",
        "MODELPLANE_GITHUB_WEBHOOK_SECRET": SECRET}  # fmt: skip
@@ -28,7 +28,7 @@ ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "MODELPLANE_API_TOKEN": "an-api-
 
 def push_payload(sha: str, changed: str) -> bytes:
     """GitHub's push body, for this repository's main branch and commit."""
-    payload = json.loads((UPSTREAM / "github-webhooks" / "push.payload.json").read_text())
+    payload = json.loads((upstream / "github-webhooks" / "push.payload.json").read_text())
     payload.update(ref="refs/heads/main", after=sha, deleted=False, created=False)
     payload["commits"] = [{"id": sha, "added": [], "removed": [], "modified": [changed]}]
     payload["repository"]["default_branch"] = "main"

@@ -24,10 +24,10 @@ from controller.server.webhooks import WebhookSecrets, routes
 from controller.state.store import Store
 from controller.triggers.webhooks import Filters, decide, gitlab_token_matches, read_github
 
-UPSTREAM = Path(__file__).resolve().parents[2].parent / "shared" / "upstream"
+upstream = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "upstream"  # ../shared/upstream, copied
 SECRET = b"a-webhook-secret-of-the-attacks"
-PUSH: dict[str, Any] = json.loads((UPSTREAM / "github-webhooks" / "push.with-new-branch.payload.json").read_bytes())
-GITLAB_PUSH: dict[str, Any] = json.loads((UPSTREAM / "gitlab-webhooks" / "push.json").read_bytes())
+PUSH: dict[str, Any] = json.loads((upstream / "github-webhooks" / "push.with-new-branch.payload.json").read_bytes())
+GITLAB_PUSH: dict[str, Any] = json.loads((upstream / "gitlab-webhooks" / "push.json").read_bytes())
 BRANCH = PUSH["ref"].removeprefix("refs/heads/")  # master; its commit touches README.md
 Address = tuple[str, int]
 

@@ -20,9 +20,9 @@ from controller.server.webhooks import WebhookSecrets, routes
 from controller.state.store import Store
 from controller.triggers.webhooks import Filters
 
-UPSTREAM = Path(__file__).resolve().parents[2].parent / "shared" / "upstream"
+upstream = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "upstream"  # ../shared/upstream, copied
 SECRET = b"a-webhook-secret-of-the-tests"
-PUSH = (UPSTREAM / "github-webhooks" / "push.with-new-branch.payload.json").read_bytes()
+PUSH = (upstream / "github-webhooks" / "push.with-new-branch.payload.json").read_bytes()
 BRANCH = json.loads(PUSH)["ref"].removeprefix("refs/heads/")
 
 
@@ -103,12 +103,12 @@ def test_a_delivery_without_the_right_signature_is_401_and_recorded(
 
 def test_a_ping_and_an_unwatched_change_are_recorded_and_ignored(hooked: tuple[tuple[str, int], Store]) -> None:
     address, store = hooked
-    ping = (UPSTREAM / "github-webhooks" / "ping.payload.json").read_bytes()
+    ping = (upstream / "github-webhooks" / "ping.payload.json").read_bytes()
     assert github(address, ping, event="ping", delivery="p-1") == (
         202,
         {"status": "ignored", "reason": "a ping: the webhook works"},
     )
-    tag = (UPSTREAM / "github-webhooks" / "push.payload.json").read_bytes()
+    tag = (upstream / "github-webhooks" / "push.payload.json").read_bytes()
     status, answer = github(address, tag, delivery="t-1")
     assert (status, answer["status"]) == (202, "ignored") and "tag" in answer["reason"]
     assert store.queue.items() == []
@@ -123,7 +123,7 @@ def test_a_malformed_signed_body_is_400(hooked: tuple[tuple[str, int], Store]) -
 
 def test_a_gitlab_push_needs_its_token(hooked: tuple[tuple[str, int], Store]) -> None:
     address, store = hooked
-    body = (UPSTREAM / "gitlab-webhooks" / "push.json").read_bytes()
+    body = (upstream / "gitlab-webhooks" / "push.json").read_bytes()
     headers = {"X-Gitlab-Event": "Push Hook"}
     assert request(address, "POST", "/webhooks/gitlab", body, token=None, headers=headers)[0] == 401
     status, answer = request(

@@ -23,12 +23,12 @@ from controller.triggers.webhooks import (
     read_gitlab,
 )
 
-UPSTREAM = Path(__file__).resolve().parents[2].parent / "shared" / "upstream"
+upstream = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "upstream"  # ../shared/upstream, copied
 SECRET = b"a-webhook-secret-of-the-tests"
 
 
-def github_body(name: str) -> bytes:
-    return (UPSTREAM / "github-webhooks" / name).read_bytes()
+PUSH = (upstream / "github-webhooks" / "push.payload.json").read_bytes()
+NEW_BRANCH = (upstream / "github-webhooks" / "push.with-new-branch.payload.json").read_bytes()
 
 
 def sign(body: bytes, secret: bytes = SECRET) -> str:
@@ -36,7 +36,7 @@ def sign(body: bytes, secret: bytes = SECRET) -> str:
 
 
 def test_a_github_signature_is_the_hmac_of_the_raw_body() -> None:
-    body = github_body("push.payload.json")
+    body = PUSH
     assert github_signed(SECRET, body, sign(body))
     assert not github_signed(SECRET, body, sign(body, b"another secret"))
     assert not github_signed(SECRET, body + b" ", sign(body))  # the raw body, not its JSON
@@ -52,10 +52,8 @@ def test_a_gitlab_token_is_the_shared_secret() -> None:
 
 
 def test_githubs_push_is_read_with_its_branch_commit_and_paths() -> None:
-    document = json.loads(github_body("push.with-new-branch.payload.json"))
-    delivery = read_github(
-        {"x-github-event": "push", "x-github-delivery": "d-1"}, github_body("push.with-new-branch.payload.json")
-    )
+    document = json.loads(NEW_BRANCH)
+    delivery = read_github({"x-github-event": "push", "x-github-delivery": "d-1"}, NEW_BRANCH)
     assert (delivery.source, delivery.id, delivery.event) == ("github", "d-1", "push")
     assert delivery.repository == document["repository"]["full_name"]
     assert delivery.branch == document["ref"].removeprefix("refs/heads/")
@@ -65,29 +63,27 @@ def test_githubs_push_is_read_with_its_branch_commit_and_paths() -> None:
 
 
 def test_a_form_encoded_github_delivery_is_read_like_json() -> None:
-    body = github_body("push.payload.json")
+    body = PUSH
     form = urlencode({"payload": body.decode()}).encode()
     headers = {"x-github-event": "push", "x-github-delivery": "d-2"}
     as_form = read_github({**headers, "content-type": "application/x-www-form-urlencoded"}, form)
     assert as_form == read_github({**headers, "content-type": "application/json"}, body)
 
 
-@pytest.mark.parametrize(
-    ("event", "name", "number"),
-    [
-        ("pull_request", "pull_request.opened.payload.json", 2),
-        ("pull_request_review", "pull_request_review.submitted.payload.json", 2),
-    ],
-)
-def test_pull_request_events_name_their_pull_request(event: str, name: str, number: int) -> None:
-    delivery = read_github({"x-github-event": event, "x-github-delivery": "d"}, github_body(name))
-    document = json.loads(github_body(name))
+PULL_REQUEST = upstream / "github-webhooks" / "pull_request.opened.payload.json"
+REVIEW = upstream / "github-webhooks" / "pull_request_review.submitted.payload.json"
+
+
+@pytest.mark.parametrize(("event", "path"), [("pull_request", PULL_REQUEST), ("pull_request_review", REVIEW)])
+def test_pull_request_events_name_their_pull_request(event: str, path: Path) -> None:
+    delivery = read_github({"x-github-event": event, "x-github-delivery": "d"}, path.read_bytes())
+    document = json.loads(path.read_bytes())
     assert delivery.pull_request == document["pull_request"]["number"]
     assert delivery.sha == document["pull_request"]["head"]["sha"]
 
 
 def test_gitlabs_push_is_read_and_identified_by_its_body_without_a_uuid() -> None:
-    body = (UPSTREAM / "gitlab-webhooks" / "push.json").read_bytes()
+    body = (upstream / "gitlab-webhooks" / "push.json").read_bytes()
     document = json.loads(body)
     delivery = read_gitlab({"x-gitlab-event": "Push Hook"}, body)
     assert (delivery.source, delivery.event, delivery.repository) == (
