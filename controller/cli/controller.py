@@ -2,7 +2,8 @@
 
 It serves the webhook routes (``POST /webhooks/github``, ``/webhooks/gitlab``):
 deliveries are authenticated, recorded and queued in the state, and a worker thread
-reconciles the queued commits one at a time, as ``modelplane apply REVISION`` would.
+reconciles the queued commits one at a time, as ``modelplane apply REVISION`` would;
+``modelplane queue list`` shows the queue.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from controller.cli.common import EXIT_OK, fail, guard_flags, policy_flags
+from controller.cli.common import EXIT_OK, fail, guard_flags, policy_flags, store
 
 
 def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParser) -> None:
@@ -38,6 +39,30 @@ def register(commands: argparse._SubParsersAction, state: argparse.ArgumentParse
     policy_flags(command)
     guard_flags(command)
     command.set_defaults(func=serve)
+    queue = commands.add_parser("queue", parents=[state], help="the commits webhooks queued, and what became of them")
+    sub = queue.add_subparsers(dest="queue_command", metavar="COMMAND", required=True)
+    listing = sub.add_parser("list", parents=[state], help="the newest queued commits first")
+    listing.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
+    listing.add_argument("-o", "--output-format", choices=["text", "json"], default="text", dest="format")
+    listing.set_defaults(func=list_queue)
+
+
+def list_queue(args: argparse.Namespace) -> int:
+    import json
+
+    with store(args) as opened:
+        items = opened.queue.items(max(1, args.limit))
+    if args.format == "json":
+        print(json.dumps([i.to_dict() for i in items], indent=2))
+        return EXIT_OK
+    if not items:
+        print("The queue is empty: no webhook delivery has asked for a reconcile.")
+        return EXIT_OK
+    for item in items:
+        where = f"{item.repository or '?'}@{item.branch}"
+        detail = f": {item.detail}" if item.detail else ""
+        print(f"{item.id:>5}  {item.state:<10}  {where}  {item.sha[:12]}  (attempts {item.attempts}){detail}")
+    return EXIT_OK
 
 
 def serve(args: argparse.Namespace) -> int:

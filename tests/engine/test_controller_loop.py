@@ -76,3 +76,8 @@ def test_a_pushed_commit_is_reconciled_by_the_controllers_worker(tmp_path: Path)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()[-2000:]
+    listed = subprocess.run([str(EXE), "queue", "list"], cwd=repo, capture_output=True, text=True, timeout=60)
+    (line,) = listed.stdout.splitlines()
+    assert re.match(rf"\s+1  done\s+Codertocat/Hello-World@main  {sha[:12]}  \(attempts 1\): [1-9]", line), line
+    as_json = subprocess.run([str(EXE), "queue", "list", "-o", "json"], cwd=repo, capture_output=True, text=True)
+    assert [(i["sha"], i["state"]) for i in json.loads(as_json.stdout)] == [(sha, "done")]
