@@ -40,10 +40,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from starlette.exceptions import HTTPException
@@ -149,13 +148,11 @@ def _model_headers(scope: Scope) -> dict[str, str]:
     return seen
 
 
-def _json(status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]] | None = None) -> list[Message]:
-    payload = json.dumps(body).encode()
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    return [
-        {"type": "http.response.start", "status": status, "headers": head + (headers or [])},
-        {"type": "http.response.body", "body": payload},
-    ]
+async def _send(send: Send, answer: Answer, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Send ``answer``, with its length and ``extra`` headers."""
+    head = [*answer.headers, (b"content-length", str(len(answer.body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": answer.status, "headers": head})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 class Gateway:
@@ -340,14 +337,8 @@ class Gateway:
                 answer = error(504, late)
             status = answer.status
             if send is not None:
-                head = [
-                    *answer.headers,
-                    (b"content-length", str(len(answer.body)).encode()),
-                    (b"modelplane-variant", variant.role.encode()),
-                    (b"modelplane-version", version.encode()),
-                ]
-                await send({"type": "http.response.start", "status": status, "headers": head})
-                await send({"type": "http.response.body", "body": answer.body})
+                said = [(b"modelplane-variant", variant.role.encode()), (b"modelplane-version", version.encode())]
+                await _send(send, answer, said)
         finally:
             if not 400 <= status < 500:  # a call refused for its input is the caller's time, not the version's
                 self.metrics.duration.labels(self.service, variant.role, version, protocol).observe(
@@ -359,5 +350,4 @@ class Gateway:
     async def _answer(
         self, send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
     ) -> None:
-        for part in _json(status, {"error": message}, headers):
-            await send(part)
+        await _send(send, error(status, message), headers or ())
