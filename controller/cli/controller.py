@@ -84,6 +84,8 @@ def serve(args: argparse.Namespace) -> int:
             f"controller on {started.url}: {routes}; deliveries are queued in {started.state_dir}, {worker}",
             flush=True,
         )
+        if started.clients:
+            print(f"clients with a token: {', '.join(started.clients)}", flush=True)
 
     guard = Guard(
         token_file=Path(args.token_file) if args.token_file else None,

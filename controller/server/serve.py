@@ -194,7 +194,7 @@ class ControllerStarted:
 
     url: str
     sources: list[str]  # the webhook sources it accepts (those with a secret)
-    clients: list[str]
+    clients: list[str]  # the names holding tokens for the other routes; empty without authentication
     warnings: list[str]
     state_dir: Path
     worker: bool

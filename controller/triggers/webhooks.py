@@ -21,6 +21,7 @@ what they return. Nothing here touches git or the state.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -251,6 +252,7 @@ def read_gitlab(headers: Mapping[str, str], body: bytes) -> Delivery:
     return Delivery(**common, event=event)
 
 
+@functools.lru_cache(maxsize=256)
 def _glob(pattern: str) -> re.Pattern[str]:
     """A path pattern as git and shells read it: ``*`` and ``?`` within one directory,
     ``**/`` any number of directories (none included), a trailing ``/**`` anything below."""

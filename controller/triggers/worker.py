@@ -12,7 +12,6 @@ idempotent: the effects ledger keeps it from doing anything twice).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -93,9 +92,11 @@ def start(worker: Worker, stop: threading.Event) -> threading.Thread:
 
     def loop() -> None:
         while not stop.is_set():
-            with contextlib.suppress(Exception):  # a broken item is closed by run_once; the loop never dies
+            try:
                 if worker.run_once() is not None:
                     continue
+            except Exception:  # the queue itself failed (the state): said, and tried again; the loop never dies
+                log.exception("the worker could not take or close a queue item")
             stop.wait(IDLE_S)
 
     thread = threading.Thread(target=loop, name="queue-worker", daemon=True)

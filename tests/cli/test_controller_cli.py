@@ -62,6 +62,7 @@ def test_a_signed_push_reaches_the_queue_of_the_state_directory(tmp_path: Path) 
         banner = proc.stdout.readline().decode()
         assert banner.startswith("controller on http://127.0.0.1:") and "POST /webhooks/github;" in banner, banner
         assert banner.rstrip().endswith("no worker (--no-worker)"), banner
+        assert proc.stdout.readline().decode() == "clients with a token: default\n"  # named, never shown
         url = re.search(r"http://127\.0\.0\.1:\d+", banner).group(0)  # type: ignore[union-attr]
         headers = {
             "Content-Type": "application/json",
@@ -85,3 +86,18 @@ def test_a_signed_push_reaches_the_queue_of_the_state_directory(tmp_path: Path) 
         assert (item.branch, item.sha, item.state) == (branch, json.loads(PUSH)["after"], "pending")
     finally:
         store.close()
+
+
+def test_a_webhook_secret_too_short_to_be_one_is_refused(tmp_path: Path) -> None:
+    env = {**ENV, "MODELPLANE_GITLAB_WEBHOOK_SECRET": "short"}
+    out = subprocess.run(
+        [str(MODELPLANE), "controller", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert out.returncode == 2
+    assert "MODELPLANE_GITLAB_WEBHOOK_SECRET is 5 characters; use at least 16" in out.stderr
+    assert "short" not in out.stderr.replace("MODELPLANE", "")  # the secret itself is never printed

@@ -54,3 +54,13 @@ def test_a_lease_that_runs_out_is_taken_again_and_its_first_holder_cannot_finish
     assert not store.queue.finish(first.id, "worker-1", ok=True, detail="late")
     assert store.queue.finish(second.id, "worker-2", ok=True, detail="reconciled")
     assert store.queue.items()[0].state == "done" and store.queue.lease("worker-3", 10) is None
+
+
+def test_a_worker_keeps_its_lease_by_renewing_it_and_only_its_holder_can(store: Store) -> None:
+    receive(store, "d-1", "a" * 40)
+    item = store.queue.lease("worker-1", 0.2)
+    assert item is not None
+    assert not store.queue.renew(item.id, "worker-2", 10)
+    assert store.queue.renew(item.id, "worker-1", 10)
+    time.sleep(0.3)  # past the first lease: the renewal holds it
+    assert store.queue.lease("worker-2", 10) is None
