@@ -16,8 +16,6 @@ deep nesting, duplicate keys and non-UTF-8 bodies are all 400; no memory growth 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import resource
 import socket
@@ -30,50 +28,25 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from replica_helpers import NAME, consenting_service, record_deployment
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 
-from controller.backends.serving.access import access_data
-from controller.backends.serving.config import Caller, ServiceConfig, Variant
 from controller.backends.serving.local import LocalServing
 from controller.backends.serving.process import ModelServerProcess, start
 from controller.engine.serving import add_caller
 from controller.state import lock
 from controller.state.artifacts import ArtifactStore
-from controller.state.clock import now
-from controller.state.records import Deployment
 from controller.state.store import Store
 
 pytestmark = pytest.mark.served
 
-NAME = "breast-cancer-api"
 TOKEN = "a-caller-token-of-the-round-2-attacks"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Consent": "true", "Content-Type": "application/json"}
 ROWS = json.loads((Path(__file__).resolve().parents[2] / "docs/examples/predict-v1.json").read_text())["instances"]
 FEATURES = [str(f) for f in load_breast_cancer().feature_names]
 V1 = f"/v1/models/{NAME}:predict"
 V2 = f"/v2/models/{NAME}/infer"
-
-
-def config(artifacts: Path, digest: str, version: int = 1) -> ServiceConfig:
-    service = {
-        "apiVersion": "modelplane.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": {"name": "classifier", "version": 1},
-            "environment": "production",
-            "access": {"groups": ["clinicians"], "requireConsent": True},
-        },
-    }
-    return ServiceConfig(
-        NAME,
-        "production",
-        str(artifacts.resolve()),
-        (Variant("stable", "classifier", version, digest),),
-        (Caller("alice", hashlib.sha256(TOKEN.encode()).hexdigest(), ("clinicians",)),),
-        access_data(service, None, None),
-    )
 
 
 def _estimator(broken: bool = False, trees: int = 10) -> GradientBoostingClassifier:
@@ -87,7 +60,7 @@ def _estimator(broken: bool = False, trees: int = 10) -> GradientBoostingClassif
 
 def _start(tmp: Path) -> ModelServerProcess:
     store = ArtifactStore(tmp)
-    return start(config(store.root, store.put_model(_estimator())))
+    return start(consenting_service(store.root, store.put_model(_estimator()), TOKEN))
 
 
 def _cap_memory(pid: int, extra: int = 2 << 30) -> None:
@@ -224,16 +197,6 @@ def test_a_refused_call_is_not_charged_to_the_versions_latency(server: ModelServ
     assert charged < 0.25, f"a refused call was charged {charged:.2f} s of the version's latency"
 
 
-def _record(store: Store, served: ServiceConfig, url: str | None) -> None:
-    """What the engine's deploy step (``_go_live``) records once ``served`` serves."""
-    version = served.variants[0].version
-    deployment = Deployment(
-        NAME, "local", "classifier", version, None, 0.0, 0, None, None, None, "digest", url, 1, 1, None, now()
-    )
-    recorded = dataclasses.replace(served, callers=()).to_json()
-    store.deployments.record(deployment, "deployed", {}, served_config=recorded)
-
-
 def test_a_caller_added_during_an_apply_does_not_bring_back_the_version_it_replaces(tmp_path: Path) -> None:
     """An apply's deploy step (``_go_live``) serves the new configuration, waits until it serves,
     then records it (``served_config``), all under the state's apply lock. ``serve caller add``
@@ -245,9 +208,9 @@ def test_a_caller_added_during_an_apply_does_not_bring_back_the_version_it_repla
     store = Store(tmp_path / ".modelplane")
     serving = LocalServing(store.state_dir)
     try:
-        v1 = config(store.artifacts.root, store.artifacts.put_model(_estimator()), 1)
-        v2 = config(store.artifacts.root, store.artifacts.put_model(_estimator(trees=11)), 2)
-        _record(store, v1, serving.deploy(v1).url)
+        v1 = consenting_service(store.artifacts.root, store.artifacts.put_model(_estimator()), TOKEN, 1)
+        v2 = consenting_service(store.artifacts.root, store.artifacts.put_model(_estimator(trees=11)), TOKEN, 2)
+        record_deployment(store, v1, serving.deploy(v1).url)
         problems: list[str] = []
         adder = threading.Thread(
             target=lambda: problems.extend(add_caller(store, "bob", ["clinicians"], actor="bob")[1]), daemon=True
@@ -256,7 +219,7 @@ def test_a_caller_added_during_an_apply_does_not_bring_back_the_version_it_repla
             url = serving.deploy(v2).url  # v2 serves ...
             adder.start()  # ... and a caller is added meanwhile
             adder.join(1)  # it waits for the lock
-            _record(store, v2, url)  # ... then the apply records v2
+            record_deployment(store, v2, url)  # ... then the apply records v2
         adder.join(30)
         assert not adder.is_alive() and problems == [], problems
         served = serving.config(NAME)
@@ -281,7 +244,7 @@ def broken_service(tmp_path: Path) -> Iterator[tuple[LocalServing, str]]:
     fails on every prediction."""
     store = ArtifactStore(tmp_path / "artifacts")
     serving = LocalServing(tmp_path / "state")
-    status = serving.deploy(config(store.root, store.put_model(_estimator(broken=True))))
+    status = serving.deploy(consenting_service(store.root, store.put_model(_estimator(broken=True)), TOKEN))
     try:
         assert status.url is not None
         yield serving, status.url

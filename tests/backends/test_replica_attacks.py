@@ -13,7 +13,6 @@ open: the fix makes it pass, and strictness makes that fail until the mark is re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import threading
@@ -25,44 +24,21 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from replica_helpers import NAME, consenting_service
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 
-from controller.backends.serving.access import access_data
-from controller.backends.serving.config import Caller, ServiceConfig, Variant
 from controller.backends.serving.process import ModelServerProcess, start
 from controller.http.head_limits import MAX_HEAD_BYTES
 from controller.state.artifacts import ArtifactStore
 
 pytestmark = pytest.mark.served
 
-NAME = "breast-cancer-api"
 TOKEN = "a-caller-token-of-the-attack-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Consent": "true", "Content-Type": "application/json"}
 ROWS = json.loads((Path(__file__).resolve().parents[2] / "docs/examples/predict-v1.json").read_text())["instances"]
 V1 = f"/v1/models/{NAME}:predict"
 V2 = f"/v2/models/{NAME}/infer"
-
-
-def config(artifacts: Path, digest: str) -> ServiceConfig:
-    service = {
-        "apiVersion": "modelplane.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": {"name": "classifier", "version": 1},
-            "environment": "production",
-            "access": {"groups": ["clinicians"], "requireConsent": True},
-        },
-    }
-    return ServiceConfig(
-        NAME,
-        "production",
-        str(artifacts.resolve()),
-        (Variant("stable", "classifier", 1, digest),),
-        (Caller("alice", hashlib.sha256(TOKEN.encode()).hexdigest(), ("clinicians",)),),
-        access_data(service, None, None),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerProc
     estimator = GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0)
     estimator.fit(frame.drop(columns="target"), frame["target"])
     store = ArtifactStore(tmp_path_factory.mktemp("artifacts"))
-    running = start(config(store.root, store.put_model(estimator)))
+    running = start(consenting_service(store.root, store.put_model(estimator), TOKEN))
     try:
         yield running
     finally:
