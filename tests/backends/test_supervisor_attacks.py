@@ -18,11 +18,11 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+from replica_helpers import record_deployment
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 
@@ -32,8 +32,6 @@ from controller.backends.serving.local import LocalServing
 from controller.backends.serving.process import ServingError
 from controller.backends.serving.supervisor import CONFIG_FILE, STATUS_FILE
 from controller.engine.serving import add_caller
-from controller.state.clock import now
-from controller.state.records import Deployment
 from controller.state.store import Store
 
 pytestmark = pytest.mark.served
@@ -152,7 +150,7 @@ def test_a_callers_change_does_not_serve_an_altered_configuration_again(state: t
     serving = LocalServing(store.state_dir)
     config = service_config(store.artifacts.root, digest)
     status = serving.deploy(config)
-    _record_deployment(store, config, status.url)
+    record_deployment(store, config, status.url)
     path = serving.directory(SERVICE) / CONFIG_FILE
     raw = json.loads(path.read_text())
     spec = raw["access_data"]["resources"]["InferenceService"][SERVICE]["spec"]
@@ -168,14 +166,6 @@ def test_a_callers_change_does_not_serve_an_altered_configuration_again(state: t
         timeout=30,
     )
     assert answer.status_code == 403, f"a caller of group 'anyone' was answered {answer.status_code}: {answer.text}"
-
-
-def _record_deployment(store: Store, config: ServiceConfig, url: str | None) -> None:
-    """What the engine's deploy step records once ``config`` serves."""
-    deployment = Deployment(
-        SERVICE, "local", "classifier", 1, None, 0.0, 0, None, None, None, "digest", url, 1, 1, None, now()
-    )
-    store.deployments.record(deployment, "deployed", {}, served_config=replace(config, callers=()).to_json())
 
 
 def test_a_service_with_no_recorded_deployment_is_not_given_callers_from_its_files(state: tuple[Store, str]) -> None:
