@@ -304,20 +304,29 @@ def test_a_pipelined_call_after_a_large_body_is_answered_not_431(server: ModelSe
 
 
 def test_a_connection_that_never_completes_its_head_is_closed(server: ModelServerProcess) -> None:
-    """security.md: request line and headers over 64 KiB are ``431`` "whether they arrive at
-    once or never end". A head that never ends *slowly* (slowloris: a few bytes, then
-    nothing) is held open with no time limit, by anyone who can connect (no token is read
-    before the head is complete); the replica allows 20,000 open files. (serving.md lists
-    "no time limit of their own" under "Not built yet", security.md does not.)"""
+    """security.md: a request line and headers not complete within 5 s are ``408`` (a head
+    that never ends *slowly*, slowloris: a few bytes, then nothing, was held open with no
+    time limit, by anyone who can connect, no token being read before the head is complete)."""
     address = urlsplit(server.url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
         sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Slow: a")
         began = time.monotonic()
+        answer = b""
         try:
-            closed = sock.recv(1024) is not None  # an answer or the end of the stream
+            answer = sock.recv(1024)  # an answer or the end of the stream
+            closed = True
         except TimeoutError:
             closed = False
         assert closed, f"a connection with an incomplete head was still open after {time.monotonic() - began:.0f} s"
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:80]
+
+
+def test_a_connection_that_sends_nothing_is_closed_without_an_answer(server: ModelServerProcess) -> None:
+    """An answer to a call nobody sent could be read as the answer to the next one: the
+    connection is closed, silently, within the head's 5 s."""
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        assert sock.recv(1024) == b""
 
 
 def test_a_v2_call_of_two_input_tensors_is_not_half_answered(server: ModelServerProcess) -> None:
